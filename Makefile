@@ -1,0 +1,59 @@
+# The README's commands. Python 3.11 is the only prerequisite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The embedded defaults for trying it out: DEBUG on, SQLite under var/, tasks in-process.
+# Set these (or a .env file) to run otherwise; see README "Configuration".
+export DEBUG ?= 1
+
+.PHONY: install run test migrate seed lint format check-deploy lock clean
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
+	$(PY) -m pip check
+	@mkdir -p var
+	@touch $@
+
+install: $(BIN)/.installed  ## .venv with the pinned dependencies
+
+migrate: install
+	$(PY) manage.py migrate --no-input
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+run: seed  ## install, migrate, load demo data, serve on http://127.0.0.1:8000
+	@echo "Serving on http://$(HOST):$(PORT)/admin/  (Ctrl-C to stop)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: install  ## the whole suite: PostgreSQL when DATABASE_URL is set, else SQLite
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/bandit -q -c pyproject.toml -r config payments kyc audits
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+check-deploy: install  ## Django's deployment checks against production-like settings
+	DEBUG=0 SECRET_KEY=$$(openssl rand -hex 32) ALLOWED_HOSTS=backoffice.example.com \
+	FIELD_ENCRYPTION_KEYS=$$($(PY) -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())") \
+	$(PY) manage.py check --deploy --fail-level WARNING
+
+lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
+	rm -rf /tmp/backoffice-lock && $(PYTHON) -m venv /tmp/backoffice-lock
+	/tmp/backoffice-lock/bin/pip install --quiet ".[dev]"
+	( echo "# The whole dependency tree, pinned (regenerate: \`make lock\`). make install installs this."; \
+	  /tmp/backoffice-lock/bin/pip freeze --exclude backoffice ) > requirements.lock
+
+clean:
+	rm -rf $(VENV) var/db.sqlite3

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from typing import Any
+
+from auditlog.mixins import AuditlogHistoryAdminMixin
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from config.pagination import LargeTablePaginator
+
+from .models import PaymentAudit
+
+
+class ConsoleAdmin(admin.ModelAdmin):
+    """Defaults for every list in the console: no full-table COUNT(*), bounded pages."""
+
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+
+class AuditedAdmin(AuditlogHistoryAdminMixin, ConsoleAdmin):
+    """An audited model's page shows its payment_audits rows and links its full change log."""
+
+    show_auditlog_history_link = False
+    audit_trail_rows = 20
+
+    @admin.display(description="Audit trail")
+    def audit_trail(self, obj: Any) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        opts = obj._meta
+        history_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_auditlog", args=[obj.pk])
+        rows = list(
+            PaymentAudit.objects.filter(object_type=opts.label_lower, object_id=str(obj.pk))
+            .select_related("user")
+            .order_by("-created_at")[: self.audit_trail_rows]
+        )
+        table = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    row.action_type,
+                    row.user,
+                    row.ip_address,
+                    row.device_id or "",
+                )
+                for row in rows
+            ),
+        )
+        listing = (
+            format_html(
+                "<table><tr><th>When (UTC)</th><th>Action</th><th>Who</th>"
+                "<th>IP</th><th>Device</th></tr>{}</table>",
+                table,
+            )
+            if rows
+            else ""
+        )
+        return format_html(
+            '{}<p><a href="{}">Full change log (field by field)</a></p>', listing, history_url
+        )

@@ -1,0 +1,73 @@
+"""The payment audit trail: one append-only, hash-chained row per change to a regulated record."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Now
+
+
+class PaymentAudit(models.Model):
+    """Before and after state of one change to a Merchant, Payment, Refund or Chargeback.
+
+    Rows are never updated or deleted (database triggers refuse it). Each row belongs to one of
+    AUDIT_CHAIN_SHARDS hash chains, chosen by the changed object, and carries the hash of its
+    own content and of the previous row in that chain (see audits.chain).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        related_name="+",
+        help_text="the person, or the system user for automated work",
+    )
+    action_type = models.CharField(max_length=50, help_text="source.model.action")
+    object_type = models.CharField(max_length=64, help_text="app_label.model")
+    object_id = models.CharField(max_length=64)
+    before_state = models.JSONField(null=True, blank=True)
+    after_state = models.JSONField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField()
+    device_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 (seed schema)
+    request_id = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+    chain = models.PositiveSmallIntegerField()
+    seq = models.PositiveBigIntegerField()
+    prev_hash = models.CharField(max_length=64)
+    row_hash = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "payment_audits"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "seq"], name="payment_audit_chain_seq_unique"),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="payment_audit_seq_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["object_type", "object_id", "created_at"], name="payment_audit_object_idx"
+            ),
+            models.Index(fields=["user", "created_at"], name="payment_audit_user_idx"),
+            models.Index(fields=["created_at"], name="payment_audit_created_idx"),
+            models.Index(fields=["ip_address"], name="payment_audit_ip_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action_type} {self.object_type}:{self.object_id}"
+
+
+class AuditChainHead(models.Model):
+    """The last sequence number and hash of each chain: the row a writer locks to append."""
+
+    chain = models.PositiveSmallIntegerField(primary_key=True)
+    seq = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "payment_audit_chain_heads"
+
+    def __str__(self) -> str:
+        return f"{self.chain}:{self.seq}:{self.last_hash}"

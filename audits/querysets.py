@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+
+class AuditBypassRefused(Exception):
+    """A bulk write that would change regulated rows without signals, and so without audit."""
+
+
+class AuditedQuerySet(models.QuerySet):
+    """QuerySet for audited models: bulk writes that skip save() signals are refused.
+
+    `delete()` stays: Django sends pre/post_delete for each row when receivers are connected, so
+    deletes are audited row by row. Change rows one by one through the services instead.
+    """
+
+    def _refuse(self, method: str) -> AuditBypassRefused:
+        name = self.model.__name__
+        return AuditBypassRefused(
+            f"{name}.objects.{method}() would change {name} rows without writing the audit "
+            f"trail; save each row through the service layer instead."
+        )
+
+    def update(self, **kwargs: Any) -> int:
+        raise self._refuse("update")
+
+    def bulk_create(self, *args: Any, **kwargs: Any) -> list[Any]:
+        raise self._refuse("bulk_create")
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> int:
+        raise self._refuse("bulk_update")

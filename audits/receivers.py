@@ -1,0 +1,149 @@
+"""Signal receivers that write the audit trail. They record; they never decide.
+
+For each save of an audited model: pre_save reads the stored row once (the before-state, and
+the status-transition check), post_save writes the django-auditlog LogEntry and, for payment
+records, the payment_audits row, in the transaction of the change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auditlog.diff import model_instance_diff
+from auditlog.models import LogEntry
+from django.db import models, transaction
+from django.utils import timezone
+
+from . import chain, context
+from .models import PaymentAudit
+from .registry import options_for
+from .snapshot import snapshot
+
+_BEFORE = "_audit_before"
+
+
+class AuditOutsideTransaction(Exception):
+    pass
+
+
+def _require_transaction(instance: models.Model) -> None:
+    # LogEntry and payment_audits rows must commit or roll back with the change itself.
+    if not transaction.get_connection().in_atomic_block:
+        raise AuditOutsideTransaction(
+            f"{type(instance).__name__} is audited: change it inside transaction.atomic() "
+            f"(the services do), so the change and its audit rows commit together."
+        )
+
+
+def before_save(
+    sender: type[models.Model], instance: models.Model, update_fields: Any = None, **kwargs: Any
+) -> None:
+    _require_transaction(instance)
+    before = None
+    if not instance._state.adding and instance.pk is not None:
+        before = sender._base_manager.filter(pk=instance.pk).first()
+    if before is not None and hasattr(instance, "check_transition"):
+        instance.check_transition(current=before.status, target=instance.status)
+    instance.__dict__[_BEFORE] = before
+
+
+def after_save(
+    sender: type[models.Model],
+    instance: models.Model,
+    created: bool,
+    update_fields: Any = None,
+    **kwargs: Any,
+) -> None:
+    before = instance.__dict__.pop(_BEFORE, None)
+    if created or before is None:
+        _record(
+            instance,
+            action=LogEntry.Action.CREATE,
+            before=None,
+            after=instance,
+            changed_fields=None,
+        )
+    else:
+        _record(
+            instance,
+            action=LogEntry.Action.UPDATE,
+            before=before,
+            after=instance,
+            changed_fields=frozenset(update_fields) if update_fields else None,
+        )
+
+
+def after_delete(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    _require_transaction(instance)
+    _record(
+        instance, action=LogEntry.Action.DELETE, before=instance, after=None, changed_fields=None
+    )
+
+
+_ACTION_NAMES = {
+    LogEntry.Action.CREATE: "create",
+    LogEntry.Action.UPDATE: "update",
+    LogEntry.Action.DELETE: "delete",
+}
+
+
+def _record(
+    instance: models.Model,
+    *,
+    action: int,
+    before: models.Model | None,
+    after: models.Model | None,
+    changed_fields: frozenset[str] | None,
+) -> None:
+    changes = model_instance_diff(
+        before, after, fields_to_check=changed_fields, use_json_for_changes=True
+    )
+    if action == LogEntry.Action.UPDATE and not changes:
+        return  # a save that changed nothing is not a change
+    ctx = context.current()
+    actor_id, actor = ctx.resolve_actor()
+    source = ctx.source
+    extra = {"source": source}
+    if ctx.detail:
+        extra["detail"] = ctx.detail
+    if ctx.device_id:
+        extra["device_id"] = ctx.device_id
+    LogEntry.objects.log_create(
+        instance,
+        action=action,
+        changes=changes,
+        actor_id=actor_id,
+        actor_email=getattr(actor, "email", None) or None,
+        remote_addr=ctx.ip_address,
+        additional_data=extra,
+        cid=ctx.request_id or None,
+    )
+    options = options_for(type(instance))
+    if options is None or not options.payment_audit:
+        return
+    masked = options.mask_fields
+    before_state = snapshot(before, mask_fields=masked) if before is not None else None
+    after_state = None
+    if after is not None:
+        if before_state is not None and changed_fields is not None:
+            after_state = {
+                **before_state,
+                **snapshot(after, mask_fields=masked, only=changed_fields),
+            }
+        else:
+            after_state = snapshot(after, mask_fields=masked)
+    model_name = instance._meta.model_name
+    chain.append(
+        PaymentAudit(
+            user_id=actor_id,
+            action_type=f"{source}.{model_name}.{_ACTION_NAMES[action]}"[:50],
+            object_type=instance._meta.label_lower,
+            object_id=str(instance.pk),
+            before_state=before_state,
+            after_state=after_state,
+            ip_address=ctx.ip_address,
+            device_id=ctx.device_id,
+            request_id=ctx.request_id,
+            created_at=timezone.now(),
+        )
+    )

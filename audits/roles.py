@@ -1,0 +1,85 @@
+"""Staff roles as groups, declared here and kept in sync by migrate.
+
+A migration creates the groups; after every migrate (and every test flush) `sync_roles` gives
+each group exactly the permissions listed here, so the code is the one place roles are defined.
+Users are given roles in the console (Users -> Groups); console access also needs "staff status".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+KYC_ANALYST = "KYC analyst"
+COMPLIANCE_OFFICER = "Compliance officer"
+PAYMENTS_OPERATIONS = "Payments operations"
+AUDITOR = "Auditor"
+ADMINISTRATOR = "Administrator"
+
+AUDIT_MODELS = {("audits", "paymentaudit"), ("auditlog", "logentry"), ("audits", "auditchainhead")}
+
+_ANALYST = {
+    "payments.view_merchant",
+    "kyc.view_kyccase",
+    "kyc.change_kyccase",
+    "kyc.view_kycdocument",
+    "kyc.add_kycdocument",
+    "kyc.change_kycdocument",
+    "kyc.view_casenote",
+    "kyc.add_casenote",
+}
+
+ROLE_PERMISSIONS: dict[str, set[str] | str] = {
+    KYC_ANALYST: _ANALYST,
+    COMPLIANCE_OFFICER: _ANALYST
+    | {
+        "kyc.decide_kyccase",
+        "payments.change_merchant",
+        "payments.view_payment",
+        "payments.view_refund",
+        "payments.view_chargeback",
+        "audits.view_paymentaudit",
+        "auditlog.view_logentry",
+    },
+    PAYMENTS_OPERATIONS: {
+        "payments.view_merchant",
+        "payments.view_payment",
+        "payments.change_payment",
+        "payments.view_refund",
+        "payments.add_refund",
+        "payments.view_chargeback",
+        "payments.change_chargeback",
+        "payments.view_webhookevent",
+        "payments.change_webhookevent",
+        # a case's outcome, not its documents
+        "kyc.view_kyccase",
+    },
+    AUDITOR: "every view permission",
+    ADMINISTRATOR: "every permission except changing or deleting audit rows",
+}
+
+
+def _wanted(role: str, all_permissions: list[Any]) -> list[Any]:
+    spec = ROLE_PERMISSIONS[role]
+    if role == AUDITOR:
+        return [p for p in all_permissions if p.codename.startswith("view_")]
+    if role == ADMINISTRATOR:
+        return [
+            p
+            for p in all_permissions
+            if not (
+                (p.content_type.app_label, p.content_type.model) in AUDIT_MODELS
+                and not p.codename.startswith("view_")
+            )
+        ]
+    if not isinstance(spec, set):
+        raise TypeError(f"role {role!r} needs an explicit permission set")
+    return [p for p in all_permissions if f"{p.content_type.app_label}.{p.codename}" in spec]
+
+
+def sync_roles(apps: Any) -> None:
+    group_model = apps.get_model("auth", "Group")
+    permission_model = apps.get_model("auth", "Permission")
+    all_permissions = list(permission_model.objects.select_related("content_type"))
+    for role in ROLE_PERMISSIONS:
+        group, _ = group_model.objects.get_or_create(name=role)
+        group.permissions.set(_wanted(role, all_permissions))

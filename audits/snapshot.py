@@ -1,0 +1,43 @@
+"""A model row as JSON-safe data, for before/after states and hashing."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from typing import Any
+
+from auditlog.diff import mask_str
+from django.db import models
+from django.db.models.fields.files import FieldFile
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, FieldFile):
+        return value.name or None
+    if isinstance(value, dict | list):
+        return value
+    return str(value)
+
+
+def snapshot(
+    instance: models.Model,
+    *,
+    mask_fields: frozenset[str] = frozenset(),
+    only: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for field in instance._meta.concrete_fields:
+        if only is not None and field.name not in only and field.attname not in only:
+            continue
+        value = _json_value(getattr(instance, field.attname))
+        if field.name in mask_fields and isinstance(value, str) and value:
+            value = mask_str(value)
+        state[field.attname] = value
+    return state

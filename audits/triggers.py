@@ -1,0 +1,70 @@
+"""Database triggers that make the audit tables append-only.
+
+PostgreSQL: UPDATE, DELETE (per row) and TRUNCATE (per statement) raise. The triggers are
+ENABLE ALWAYS, so `SET session_replication_role = replica` (which silences ordinary triggers
+for replication tools) does not switch them off; only the table's owner or a superuser can
+drop or disable them, and such a change to a row is caught by verify_audit_chain.
+SQLite: UPDATE and DELETE raise (SQLite has no TRUNCATE).
+"""
+
+from __future__ import annotations
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+AUDIT_TABLES = ("payment_audits", "auditlog_logentry")
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION audit_rows_are_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'audit rows are append-only: % on % is refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$ LANGUAGE plpgsql;
+"""
+
+
+def _pg_install(table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION audit_rows_are_append_only();",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION audit_rows_are_append_only();",
+        f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_append_only;",
+        f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_truncate;",
+    ]
+
+
+def _sqlite_install(table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, 'audit rows are append-only: {op} on {table} is refused'); END;"
+        for op in ("UPDATE", "DELETE")
+    ]
+
+
+def install_sql(vendor: str) -> list[str]:
+    if vendor == "postgresql":
+        return [_PG_FUNCTION] + [sql for table in AUDIT_TABLES for sql in _pg_install(table)]
+    if vendor == "sqlite":
+        return [sql for table in AUDIT_TABLES for sql in _sqlite_install(table)]
+    raise NotImplementedError(f"append-only audit tables are not implemented for {vendor}")
+
+
+def uninstall_sql(vendor: str) -> list[str]:
+    if vendor == "postgresql":
+        return [
+            f"DROP TRIGGER IF EXISTS {table}_{name} ON {table};"
+            for table in AUDIT_TABLES
+            for name in ("append_only", "no_truncate")
+        ] + ["DROP FUNCTION IF EXISTS audit_rows_are_append_only();"]
+    return [
+        f"DROP TRIGGER IF EXISTS {table}_no_{op};"
+        for table in AUDIT_TABLES
+        for op in ("update", "delete")
+    ]
+
+
+def execute(connection: BaseDatabaseWrapper, statements: list[str]) -> None:
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)

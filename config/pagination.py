@@ -1,0 +1,33 @@
+"""Pagination that never counts a huge table on each request."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from django.core.paginator import Paginator
+from django.db import connections
+
+# Below this many rows an exact COUNT(*) is cheap; above it, an unfiltered list shows
+# PostgreSQL's own estimate and a filtered one counts no further than this.
+EXACT_COUNT_LIMIT = 10_000
+
+
+class LargeTablePaginator(Paginator):
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        query = getattr(queryset, "query", None)
+        if query is None:
+            return super().count
+        connection = connections[queryset.db]
+        if connection.vendor == "postgresql" and not query.where:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                    [queryset.model._meta.db_table],
+                )
+                row = cursor.fetchone()
+            if row and row[0] > EXACT_COUNT_LIMIT:
+                return int(row[0])
+        # A sliced count becomes SELECT COUNT(*) FROM (... LIMIT n): it stops at the limit.
+        return queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()

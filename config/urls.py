@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from . import health
+
+admin.site.site_header = "Back-office console"
+admin.site.site_title = "Back-office"
+admin.site.index_title = "Staff console"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("payments.api.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]

@@ -1,0 +1,223 @@
+"""KYC (people) and KYB (businesses) cases, their documents and the analysts' notes."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from audits.querysets import AuditedQuerySet
+from payments.models import RiskLevel
+from payments.state import StatusMachineMixin
+
+
+def new_case_reference() -> str:
+    return "KYC-" + secrets.token_hex(5).upper()
+
+
+def document_upload_to(instance: KycDocument, filename: str) -> str:
+    # The name a user gave is never used on disk: no traversal, no guessable paths.
+    return f"kyc/{instance.case_id}/{secrets.token_hex(16)}"
+
+
+class KycCase(StatusMachineMixin, models.Model):
+    class Kind(models.TextChoices):
+        KYC = "kyc", "KYC (person)"
+        KYB = "kyb", "KYB (business)"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        SUBMITTED = "submitted"
+        IN_REVIEW = "in_review"
+        NEEDS_INFORMATION = "needs_information"
+        ESCALATED = "escalated"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve"
+        REJECT = "reject"
+
+    STATUS_TRANSITIONS = {
+        Status.DRAFT: frozenset({Status.SUBMITTED}),
+        Status.SUBMITTED: frozenset({Status.IN_REVIEW}),
+        Status.IN_REVIEW: frozenset(
+            {
+                Status.NEEDS_INFORMATION,
+                Status.ESCALATED,
+                Status.APPROVED,
+                Status.REJECTED,
+                Status.SUBMITTED,
+            }
+        ),
+        Status.NEEDS_INFORMATION: frozenset({Status.SUBMITTED}),
+        Status.ESCALATED: frozenset({Status.IN_REVIEW, Status.APPROVED, Status.REJECTED}),
+        Status.APPROVED: frozenset(),
+        Status.REJECTED: frozenset(),
+    }
+    DECIDED = frozenset({Status.APPROVED, Status.REJECTED})
+
+    reference = models.CharField(
+        max_length=16, unique=True, default=new_case_reference, editable=False
+    )
+    merchant = models.ForeignKey("payments.Merchant", models.PROTECT, related_name="kyc_cases")
+    kind = models.CharField(max_length=3, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    risk_level = models.CharField(max_length=8, choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
+    risk_score = models.PositiveSmallIntegerField(default=0, help_text="0 (none) to 100")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assigned_kyc_cases",
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="decided_kyc_cases",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        permissions = [("decide_kyccase", "Can approve or reject a KYC case")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(risk_score__lte=100), name="kyc_case_risk_score_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "draft",
+                        "submitted",
+                        "in_review",
+                        "needs_information",
+                        "escalated",
+                        "approved",
+                        "rejected",
+                    ]
+                ),
+                name="kyc_case_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["kyc", "kyb"]), name="kyc_case_kind_valid"
+            ),
+            # A decided case names its decision, who took it and when; an open one has none.
+            models.CheckConstraint(
+                condition=(
+                    Q(
+                        status__in=["approved", "rejected"],
+                        decided_by__isnull=False,
+                        decided_at__isnull=False,
+                    )
+                    & ~Q(decision="")
+                )
+                | (
+                    ~Q(status__in=["approved", "rejected"])
+                    & Q(decision="", decided_at__isnull=True)
+                ),
+                name="kyc_case_decision_matches_status",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="rejected") | ~Q(decision_reason=""),
+                name="kyc_case_rejection_has_reason",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "due_at"], name="kyc_case_status_due_idx"),
+            models.Index(fields=["assignee", "status"], name="kyc_case_assignee_status_idx"),
+            models.Index(fields=["merchant", "-created_at"], name="kyc_case_merchant_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class KycDocument(models.Model):
+    class DocumentType(models.TextChoices):
+        PASSPORT = "passport"
+        NATIONAL_ID = "national_id"
+        PROOF_OF_ADDRESS = "proof_of_address"
+        COMPANY_REGISTRATION = "company_registration"
+        OWNERSHIP_DECLARATION = "ownership_declaration"
+        BANK_STATEMENT = "bank_statement"
+        OTHER = "other"
+
+    class ContentType(models.TextChoices):
+        PDF = "application/pdf", "PDF"
+        PNG = "image/png", "PNG"
+        JPEG = "image/jpeg", "JPEG"
+
+    class ReviewStatus(models.TextChoices):
+        PENDING = "pending"
+        ACCEPTED = "accepted"
+        REJECTED = "rejected"
+        REUPLOAD_REQUESTED = "reupload_requested"
+
+    case = models.ForeignKey(KycCase, models.PROTECT, related_name="documents")
+    document_type = models.CharField(max_length=32, choices=DocumentType.choices)
+    file = models.FileField(upload_to=document_upload_to, max_length=200)
+    original_name = models.CharField(
+        max_length=255, blank=True, help_text="as uploaded, for display only"
+    )
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField(help_text="bytes")
+    content_type = models.CharField(max_length=32, choices=ContentType.choices)
+    review_status = models.CharField(
+        max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING
+    )
+    review_reason = models.TextField(blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["case", "uploaded_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="kyc_document_sha256_hex"
+            ),
+            models.CheckConstraint(condition=Q(size__gt=0), name="kyc_document_size_positive"),
+            models.CheckConstraint(
+                condition=Q(content_type__in=["application/pdf", "image/png", "image/jpeg"]),
+                name="kyc_document_content_type_allowed",
+            ),
+        ]
+        indexes = [models.Index(fields=["case", "review_status"], name="kyc_document_case_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_document_type_display()} for {self.case_id}"
+
+
+class CaseNote(models.Model):
+    case = models.ForeignKey(KycCase, models.PROTECT, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["case", "created_at"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(text=""), name="case_note_text_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Note on {self.case_id} by {self.author_id}"

@@ -1,0 +1,333 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from audits.admin_mixins import AuditedAdmin
+
+from . import services
+from .exceptions import DomainError
+from .models import Chargeback, Merchant, Payment, Refund, WebhookEvent
+from .money import format_minor
+
+
+def _link(obj: Any, text: str | None = None) -> str:
+    if obj is None:
+        return "-"
+    opts = obj._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, text or str(obj))
+
+
+def _run_for_each(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action: Any, done: str
+) -> None:
+    changed, refused = 0, []
+    for obj in queryset:
+        try:
+            action(obj)
+            changed += 1
+        except DomainError as exc:
+            refused.append(str(exc))
+    if changed:
+        modeladmin.message_user(request, f"{done}: {changed}.", messages.SUCCESS)
+    for reason in refused:
+        modeladmin.message_user(request, reason, messages.ERROR)
+
+
+@admin.register(Merchant)
+class MerchantAdmin(AuditedAdmin):
+    list_display = [
+        "legal_name",
+        "trading_name",
+        "country",
+        "status",
+        "risk_level",
+        "contact_email",
+        "created_at",
+    ]
+    list_filter = ["status", "risk_level", "country", "created_at"]
+    search_fields = [
+        "legal_name",
+        "trading_name",
+        "=contact_email",
+        "=stripe_account_id",
+        "=braintree_merchant_account_id",
+    ]
+    readonly_fields = [
+        "status",
+        "stripe_account_id",
+        "braintree_merchant_account_id",
+        "created_at",
+        "updated_at",
+        "audit_trail",
+    ]
+    fieldsets = [
+        (None, {"fields": ["legal_name", "trading_name", "country", "status", "risk_level"]}),
+        ("Contact", {"fields": ["contact_name", "contact_email", "contact_phone"]}),
+        ("Gateways", {"fields": ["stripe_account_id", "braintree_merchant_account_id"]}),
+        ("History", {"fields": ["created_at", "updated_at", "audit_trail"]}),
+    ]
+    actions = ["activate", "suspend"]
+
+    @admin.action(description="Activate selected merchants", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        _run_for_each(
+            self,
+            request,
+            queryset,
+            lambda m: services.merchant_set_status(
+                merchant=m, status=Merchant.Status.ACTIVE, actor=request.user
+            ),
+            "Activated",
+        )
+
+    @admin.action(description="Suspend selected merchants", permissions=["change"])
+    def suspend(self, request: HttpRequest, queryset: QuerySet) -> None:
+        _run_for_each(
+            self,
+            request,
+            queryset,
+            lambda m: services.merchant_set_status(
+                merchant=m, status=Merchant.Status.SUSPENDED, actor=request.user
+            ),
+            "Suspended",
+        )
+
+
+class RefundInline(admin.TabularInline):
+    model = Refund
+    extra = 0
+    can_delete = False
+    fields = ["amount", "status", "reason", "gateway_reference", "requested_by", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ChargebackInline(admin.TabularInline):
+    model = Chargeback
+    extra = 0
+    can_delete = False
+    fields = ["gateway_reference", "reason", "amount", "status", "evidence_due_by"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(AuditedAdmin):
+    list_display = [
+        "id",
+        "merchant_link",
+        "gateway",
+        "gateway_reference",
+        "amount_display",
+        "status",
+        "card",
+        "customer_email",
+        "created_at",
+    ]
+    list_select_related = ["merchant"]
+    list_filter = ["status", "gateway", "currency", "created_at"]
+    search_fields = [
+        "=gateway_reference",
+        "=customer_email",
+        "merchant__legal_name",
+        "merchant__trading_name",
+    ]
+    raw_id_fields = ["merchant"]
+    # Everything here came from the gateway or a service: the console shows it, never edits it.
+    readonly_fields = [
+        "merchant",
+        "gateway",
+        "gateway_reference",
+        "amount",
+        "currency",
+        "captured_amount",
+        "refunded_amount",
+        "status",
+        "card_brand",
+        "card_last4",
+        "customer_email",
+        "created_at",
+        "updated_at",
+        "audit_trail",
+    ]
+    fields = [*readonly_fields[:-3], "description", "created_at", "updated_at", "audit_trail"]
+    inlines = [RefundInline, ChargebackInline]
+    actions = ["cancel"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # payments come from the gateways
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Merchant", ordering="merchant__legal_name")
+    def merchant_link(self, obj: Payment) -> str:
+        return _link(obj.merchant)
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj: Payment) -> str:
+        return format_minor(obj.amount, obj.currency)
+
+    @admin.display(description="Card")
+    def card(self, obj: Payment) -> str:
+        return f"{obj.card_brand} •••• {obj.card_last4}" if obj.card_last4 else "-"
+
+    @admin.action(description="Cancel selected payments", permissions=["change"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
+        _run_for_each(
+            self,
+            request,
+            queryset,
+            lambda p: services.payment_set_status(
+                payment=p, status=Payment.Status.CANCELED, actor=request.user
+            ),
+            "Canceled",
+        )
+
+
+@admin.register(Refund)
+class RefundAdmin(AuditedAdmin):
+    list_display = [
+        "id",
+        "payment_link",
+        "amount_display",
+        "status",
+        "reason",
+        "gateway_reference",
+        "requested_by",
+        "created_at",
+    ]
+    list_select_related = ["payment", "requested_by"]
+    list_filter = ["status", "reason", "created_at"]
+    search_fields = ["=gateway_reference", "=payment__gateway_reference"]
+    readonly_fields = [
+        "payment",
+        "amount",
+        "status",
+        "reason",
+        "reason_detail",
+        "gateway_reference",
+        "requested_by",
+        "created_at",
+        "updated_at",
+        "audit_trail",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # refunds are requested through the refund service
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Payment")
+    def payment_link(self, obj: Refund) -> str:
+        return _link(obj.payment, f"Payment {obj.payment_id}")
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj: Refund) -> str:
+        return format_minor(obj.amount, obj.payment.currency)
+
+
+@admin.register(Chargeback)
+class ChargebackAdmin(AuditedAdmin):
+    list_display = [
+        "gateway_reference",
+        "payment_link",
+        "gateway",
+        "amount_display",
+        "reason",
+        "status",
+        "evidence_due_by",
+        "created_at",
+    ]
+    list_select_related = ["payment"]
+    list_filter = ["status", "gateway", "evidence_due_by"]
+    search_fields = ["=gateway_reference", "=payment__gateway_reference", "reason"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "payment",
+        "gateway",
+        "gateway_reference",
+        "reason",
+        "amount",
+        "currency",
+        "status",
+        "evidence_due_by",
+        "created_at",
+        "updated_at",
+        "audit_trail",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # chargebacks arrive from the gateways
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Payment")
+    def payment_link(self, obj: Chargeback) -> str:
+        return _link(obj.payment, f"Payment {obj.payment_id}")
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj: Chargeback) -> str:
+        return format_minor(obj.amount, obj.currency)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(AuditedAdmin):
+    list_display = [
+        "event_id",
+        "provider",
+        "event_type",
+        "status",
+        "attempts",
+        "received_at",
+        "processed_at",
+        "short_error",
+    ]
+    list_filter = ["provider", "status", "received_at"]
+    search_fields = ["=event_id", "event_type"]
+    readonly_fields = [
+        "provider",
+        "event_id",
+        "event_type",
+        "payload",
+        "received_at",
+        "processed_at",
+        "status",
+        "attempts",
+        "last_error",
+        "audit_trail",
+    ]
+    actions = ["replay"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Last error")
+    def short_error(self, obj: WebhookEvent) -> str:
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
+
+    @admin.action(description="Replay selected events", permissions=["change"])
+    def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
+        _run_for_each(
+            self,
+            request,
+            queryset,
+            lambda e: services.webhook_event_requeue(event=e, actor=request.user),
+            "Queued for processing again",
+        )

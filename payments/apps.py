@@ -1,0 +1,18 @@
+from django.apps import AppConfig
+
+
+class PaymentsConfig(AppConfig):
+    name = "payments"
+    verbose_name = "Payments"
+
+    def ready(self) -> None:
+        from audits.registry import register_audited
+
+        from . import models
+
+        register_audited(models.Merchant, payment_audit=True, mask_fields=["contact_phone"])
+        register_audited(models.Payment, payment_audit=True, mask_fields=["customer_email"])
+        register_audited(models.Refund, payment_audit=True)
+        register_audited(models.Chargeback, payment_audit=True)
+        # The payload is the gateway's raw event: it may carry customer details, keep it out.
+        register_audited(models.WebhookEvent, exclude_fields=["payload"])

@@ -1,0 +1,355 @@
+"""Merchants, payments, refunds, chargebacks and the webhook inbox.
+
+Money is an integer amount in the currency's minor unit plus an ISO 4217 code. No card number,
+CVC or bank account number is stored: gateways hold them, we keep their tokens and last four.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+from audits.querysets import AuditedQuerySet
+
+from .state import StatusMachineMixin
+
+COUNTRY_CODE = r"^[A-Z]{2}$"
+CURRENCY_CODE = r"^[A-Z]{3}$"
+
+
+class RiskLevel(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Gateway(models.TextChoices):
+    STRIPE = "stripe"
+    BRAINTREE = "braintree"
+
+
+class Merchant(StatusMachineMixin, models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACTIVE = "active"
+        SUSPENDED = "suspended"
+        CLOSED = "closed"
+
+    STATUS_TRANSITIONS = {
+        Status.PENDING: frozenset({Status.ACTIVE, Status.CLOSED}),
+        Status.ACTIVE: frozenset({Status.SUSPENDED, Status.CLOSED}),
+        Status.SUSPENDED: frozenset({Status.ACTIVE, Status.CLOSED}),
+        Status.CLOSED: frozenset(),
+    }
+
+    legal_name = models.CharField(max_length=200)
+    trading_name = models.CharField(max_length=200, blank=True)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. GB")
+    contact_name = models.CharField(max_length=200, blank=True)
+    contact_email = models.EmailField()
+    contact_phone = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    risk_level = models.CharField(max_length=8, choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
+    stripe_account_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    braintree_merchant_account_id = models.CharField(
+        max_length=64, null=True, blank=True, unique=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["legal_name", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(country__regex=COUNTRY_CODE), name="merchant_country_iso_alpha2"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "active", "suspended", "closed"]),
+                name="merchant_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(risk_level__in=["low", "medium", "high"]),
+                name="merchant_risk_level_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["legal_name"], name="merchant_legal_name_idx"),
+            models.Index(fields=["trading_name"], name="merchant_trading_name_idx"),
+            models.Index(fields=["contact_email"], name="merchant_contact_email_idx"),
+            models.Index(fields=["status", "risk_level"], name="merchant_status_risk_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.trading_name or self.legal_name
+
+    @property
+    def can_take_payments(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class Payment(StatusMachineMixin, models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PROCESSING = "processing"
+        AUTHORIZED = "authorized"
+        CAPTURED = "captured"
+        PARTIALLY_REFUNDED = "partially_refunded"
+        REFUNDED = "refunded"
+        FAILED = "failed"
+        CANCELED = "canceled"
+
+    STATUS_TRANSITIONS = {
+        Status.PENDING: frozenset(
+            {Status.PROCESSING, Status.AUTHORIZED, Status.CAPTURED, Status.FAILED, Status.CANCELED}
+        ),
+        Status.PROCESSING: frozenset(
+            {Status.AUTHORIZED, Status.CAPTURED, Status.FAILED, Status.CANCELED}
+        ),
+        Status.AUTHORIZED: frozenset({Status.CAPTURED, Status.FAILED, Status.CANCELED}),
+        Status.CAPTURED: frozenset({Status.PARTIALLY_REFUNDED, Status.REFUNDED}),
+        Status.PARTIALLY_REFUNDED: frozenset({Status.REFUNDED}),
+        Status.REFUNDED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.CANCELED: frozenset(),
+    }
+    REFUNDABLE = frozenset({Status.CAPTURED, Status.PARTIALLY_REFUNDED})
+
+    merchant = models.ForeignKey(Merchant, models.PROTECT, related_name="payments")
+    gateway = models.CharField(max_length=16, choices=Gateway.choices)
+    gateway_reference = models.CharField(
+        max_length=128, blank=True, help_text="PaymentIntent id (Stripe) or transaction id"
+    )
+    amount = models.PositiveBigIntegerField(help_text="minor units of the currency")
+    currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. EUR")
+    captured_amount = models.PositiveBigIntegerField(default=0)
+    refunded_amount = models.PositiveBigIntegerField(
+        default=0, help_text="refunds pending or succeeded, kept by the refund services"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    customer_email = models.EmailField(blank=True)
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "gateway_reference"],
+                condition=~Q(gateway_reference=""),
+                name="payment_gateway_reference_unique",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(currency__regex=CURRENCY_CODE), name="payment_currency_iso4217"
+            ),
+            models.CheckConstraint(
+                condition=Q(captured_amount__lte=F("amount")), name="payment_captured_within_amount"
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__lte=F("captured_amount")),
+                name="payment_refunded_within_captured",
+            ),
+            models.CheckConstraint(
+                condition=Q(card_last4="") | Q(card_last4__regex=r"^[0-9]{4}$"),
+                name="payment_card_last4_digits",
+            ),
+            models.CheckConstraint(
+                condition=Q(gateway__in=["stripe", "braintree"]), name="payment_gateway_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "pending",
+                        "processing",
+                        "authorized",
+                        "captured",
+                        "partially_refunded",
+                        "refunded",
+                        "failed",
+                        "canceled",
+                    ]
+                ),
+                name="payment_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["merchant", "-created_at"], name="payment_merchant_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="payment_status_created_idx"),
+            models.Index(fields=["-created_at", "-id"], name="payment_created_idx"),
+            models.Index(fields=["customer_email"], name="payment_customer_email_idx"),
+            models.Index(fields=["gateway_reference"], name="payment_gateway_ref_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment {self.pk} ({self.amount} {self.currency})"
+
+    @property
+    def refundable_amount(self) -> int:
+        return self.captured_amount - self.refunded_amount
+
+
+class Refund(StatusMachineMixin, models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELED = "canceled"
+
+    class Reason(models.TextChoices):
+        REQUESTED_BY_CUSTOMER = "requested_by_customer"
+        DUPLICATE = "duplicate"
+        FRAUDULENT = "fraudulent"
+        OTHER = "other"
+
+    STATUS_TRANSITIONS = {
+        Status.PENDING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED}),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.CANCELED: frozenset(),
+    }
+    # Refunds in these states hold part of the payment's captured amount.
+    HOLDING = frozenset({Status.PENDING, Status.SUCCEEDED})
+
+    payment = models.ForeignKey(Payment, models.PROTECT, related_name="refunds")
+    amount = models.PositiveBigIntegerField(help_text="minor units of the payment's currency")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    reason_detail = models.TextField(blank=True)
+    gateway_reference = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    requested_by = models.ForeignKey(
+        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "succeeded", "failed", "canceled"]),
+                name="refund_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["payment", "status"], name="refund_payment_status_idx"),
+            models.Index(fields=["-created_at"], name="refund_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund {self.pk} of payment {self.payment_id}"
+
+
+class Chargeback(StatusMachineMixin, models.Model):
+    class Status(models.TextChoices):
+        NEEDS_RESPONSE = "needs_response"
+        UNDER_REVIEW = "under_review"
+        WON = "won"
+        LOST = "lost"
+        ACCEPTED = "accepted"
+        EXPIRED = "expired"
+
+    STATUS_TRANSITIONS = {
+        Status.NEEDS_RESPONSE: frozenset(
+            {Status.UNDER_REVIEW, Status.WON, Status.LOST, Status.ACCEPTED, Status.EXPIRED}
+        ),
+        Status.UNDER_REVIEW: frozenset({Status.WON, Status.LOST}),
+        Status.WON: frozenset(),
+        Status.LOST: frozenset(),
+        Status.ACCEPTED: frozenset(),
+        Status.EXPIRED: frozenset(),
+    }
+    OPEN = frozenset({Status.NEEDS_RESPONSE, Status.UNDER_REVIEW})
+
+    payment = models.ForeignKey(Payment, models.PROTECT, related_name="chargebacks")
+    gateway = models.CharField(max_length=16, choices=Gateway.choices)
+    gateway_reference = models.CharField(max_length=128)
+    reason = models.CharField(max_length=64)
+    amount = models.PositiveBigIntegerField(help_text="minor units of the payment's currency")
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEEDS_RESPONSE)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["evidence_due_by", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "gateway_reference"], name="chargeback_gateway_reference_unique"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="chargeback_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(currency__regex=CURRENCY_CODE), name="chargeback_currency_iso4217"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "needs_response",
+                        "under_review",
+                        "won",
+                        "lost",
+                        "accepted",
+                        "expired",
+                    ]
+                ),
+                name="chargeback_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "evidence_due_by"], name="chargeback_status_due_idx"),
+            models.Index(fields=["payment"], name="chargeback_payment_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Chargeback {self.gateway_reference}"
+
+
+class WebhookEvent(models.Model):
+    """A gateway's notification exactly as received. Untrusted input: the payload is whatever
+    the sender posted, kept for replay and evidence, and only acted on after verification."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        PROCESSING = "processing"
+        PROCESSED = "processed"
+        IGNORED = "ignored"
+        FAILED = "failed"
+
+    provider = models.CharField(max_length=16, choices=Gateway.choices)
+    event_id = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "event_id"], name="webhook_event_unique_per_provider"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="webhook_status_received_idx"),
+            models.Index(fields=["-received_at"], name="webhook_received_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_type} {self.event_id}"

@@ -1,0 +1,232 @@
+"""Every write to merchants, payments, refunds and chargebacks.
+
+Each service is one transaction, locks the rows it changes, and binds the acting user into the
+audit context (no actor: the system user, with the context's source).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from audits import context
+
+from .exceptions import MerchantCannotTakePayments, RefundExceedsCaptured, RefundNotAllowed
+from .models import Chargeback, Merchant, Payment, Refund, WebhookEvent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+CONTACT_FIELDS = ("contact_name", "contact_email", "contact_phone")
+
+
+def _acting(actor: User | None):  # type: ignore[no-untyped-def]
+    return context.bind(actor=actor) if actor is not None else context.bind()
+
+
+def merchant_create(
+    *,
+    legal_name: str,
+    country: str,
+    contact_email: str,
+    trading_name: str = "",
+    contact_name: str = "",
+    contact_phone: str = "",
+    risk_level: str = "medium",
+    actor: User | None = None,
+) -> Merchant:
+    with transaction.atomic(), _acting(actor):
+        merchant = Merchant(
+            legal_name=legal_name,
+            trading_name=trading_name,
+            country=country.upper(),
+            contact_name=contact_name,
+            contact_email=contact_email,
+            contact_phone=contact_phone,
+            risk_level=risk_level,
+        )
+        merchant.full_clean()
+        merchant.save()
+        return merchant
+
+
+def merchant_update_contact(
+    *, merchant: Merchant, actor: User | None = None, **contact: str
+) -> Merchant:
+    unknown = set(contact) - set(CONTACT_FIELDS)
+    if unknown:
+        raise ValueError(f"not contact fields: {sorted(unknown)}")
+    with transaction.atomic(), _acting(actor):
+        merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
+        for name, value in contact.items():
+            setattr(merchant, name, value)
+        merchant.full_clean()
+        merchant.save()
+        return merchant
+
+
+def merchant_set_status(*, merchant: Merchant, status: str, actor: User | None = None) -> Merchant:
+    with transaction.atomic(), _acting(actor):
+        merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
+        merchant.transition_to(status)
+        merchant.save()
+        return merchant
+
+
+def payment_record(
+    *,
+    merchant: Merchant,
+    gateway: str,
+    amount: int,
+    currency: str,
+    gateway_reference: str = "",
+    card_brand: str = "",
+    card_last4: str = "",
+    customer_email: str = "",
+    description: str = "",
+    actor: User | None = None,
+) -> Payment:
+    """A new payment for an active merchant, in status pending."""
+    with transaction.atomic(), _acting(actor):
+        merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
+        if not merchant.can_take_payments:
+            raise MerchantCannotTakePayments(merchant_id=merchant.pk, status=merchant.status)
+        payment = Payment(
+            merchant=merchant,
+            gateway=gateway,
+            amount=amount,
+            currency=currency.upper(),
+            gateway_reference=gateway_reference,
+            card_brand=card_brand,
+            card_last4=card_last4,
+            customer_email=customer_email,
+            description=description,
+        )
+        payment.full_clean()
+        payment.save()
+        return payment
+
+
+def payment_set_status(
+    *, payment: Payment, status: str, captured_amount: int | None = None, actor: User | None = None
+) -> Payment:
+    """Move a payment along its status machine; capturing records the captured amount
+    (the whole amount unless a partial capture is given)."""
+    with transaction.atomic(), _acting(actor):
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        payment.transition_to(status)
+        if status == Payment.Status.CAPTURED:
+            payment.captured_amount = payment.amount if captured_amount is None else captured_amount
+            payment.full_clean()
+        payment.save()
+        return payment
+
+
+def refund_create(
+    *,
+    payment: Payment,
+    amount: int,
+    reason: str,
+    reason_detail: str = "",
+    actor: User | None = None,
+) -> Refund:
+    """A pending refund that reserves `amount` of the captured total.
+
+    The payment row is locked first, so two refunds racing on one payment are decided one
+    after the other and together never exceed what was captured (the database's check
+    constraint on refunded_amount is the last line of defence).
+    """
+    with transaction.atomic(), _acting(actor):
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status not in Payment.REFUNDABLE:
+            raise RefundNotAllowed(payment_id=payment.pk, status=payment.status)
+        if amount <= 0 or amount > payment.refundable_amount:
+            raise RefundExceedsCaptured(
+                payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
+            )
+        refund = Refund(
+            payment=payment,
+            amount=amount,
+            reason=reason,
+            reason_detail=reason_detail,
+            requested_by=actor,
+        )
+        refund.full_clean()
+        refund.save()
+        payment.refunded_amount += amount
+        payment.save()
+        return refund
+
+
+def refund_set_status(
+    *, refund: Refund, status: str, gateway_reference: str | None = None, actor: User | None = None
+) -> Refund:
+    """Settle a refund. A succeeded one moves the payment to (partially) refunded; a failed or
+    canceled one gives its reserved amount back to the payment."""
+    with transaction.atomic(), _acting(actor):
+        payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        refund.transition_to(status)
+        if gateway_reference is not None:
+            refund.gateway_reference = gateway_reference
+        refund.save()
+        if status == Refund.Status.SUCCEEDED:
+            succeeded = sum(
+                payment.refunds.filter(status=Refund.Status.SUCCEEDED).values_list(
+                    "amount", flat=True
+                )
+            )
+            fully = succeeded == payment.captured_amount
+            payment.transition_to(
+                Payment.Status.REFUNDED if fully else Payment.Status.PARTIALLY_REFUNDED
+            )
+        elif status not in Refund.HOLDING:
+            payment.refunded_amount -= refund.amount
+        payment.save()
+        return refund
+
+
+def chargeback_record(
+    *,
+    payment: Payment,
+    gateway_reference: str,
+    reason: str,
+    amount: int,
+    evidence_due_by: Any = None,
+    actor: User | None = None,
+) -> Chargeback:
+    with transaction.atomic(), _acting(actor):
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        chargeback = Chargeback(
+            payment=payment,
+            gateway=payment.gateway,
+            gateway_reference=gateway_reference,
+            reason=reason,
+            amount=amount,
+            currency=payment.currency,
+            evidence_due_by=evidence_due_by,
+        )
+        chargeback.full_clean()
+        chargeback.save()
+        return chargeback
+
+
+def chargeback_set_status(
+    *, chargeback: Chargeback, status: str, actor: User | None = None
+) -> Chargeback:
+    with transaction.atomic(), _acting(actor):
+        chargeback = Chargeback.objects.select_for_update().get(pk=chargeback.pk)
+        chargeback.transition_to(status)
+        chargeback.save()
+        return chargeback
+
+
+def webhook_event_requeue(*, event: WebhookEvent, actor: User | None = None) -> WebhookEvent:
+    """Mark a stored event to be processed again (replay). Processing is idempotent."""
+    with transaction.atomic(), _acting(actor):
+        event = WebhookEvent.objects.select_for_update().get(pk=event.pk)
+        event.status = WebhookEvent.Status.RECEIVED
+        event.processed_at = None
+        event.save()
+        return event

@@ -17,7 +17,7 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
 	$(PY) -m pip check
-	@mkdir -p var
+	@mkdir -p var/staticfiles
 	@touch $@
 
 install: $(BIN)/.installed  ## .venv with the pinned dependencies
@@ -32,7 +32,10 @@ run: seed  ## install, migrate, load demo data, serve on http://127.0.0.1:8000
 	@echo "Serving on http://$(HOST):$(PORT)/admin/  (Ctrl-C to stop)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
+# With DATABASE_URL set (PostgreSQL, as in CI) the broker tests use the local Redis too, so
+# nothing is skipped; on the embedded SQLite default they are skipped with the reason.
 test: install  ## the whole suite: PostgreSQL when DATABASE_URL is set, else SQLite
+	$(if $(DATABASE_URL),TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}) \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

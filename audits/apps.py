@@ -29,10 +29,13 @@ def _after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> 
     # It also runs after each test flush, which empties the tables these rows live in.
     if sender is not list(apps.get_app_configs())[-1]:
         return
+    from django.contrib.auth.management import create_permissions
     from django.db import transaction
 
     from . import chain, context, roles
 
+    # Our receiver may run before auth's for this last app: make its permissions exist first.
+    create_permissions(sender, verbosity=0, using=using)
     with transaction.atomic(using=using):
         context.forget_system_user()
         context.ensure_system_user()

@@ -33,8 +33,12 @@ def register_audited(
 ) -> None:
     from . import receivers
 
+    # A save that only moves the auto_now timestamp is not a change worth a row.
+    untracked = ["updated_at"] if any(f.name == "updated_at" for f in model._meta.fields) else []
     auditlog.register(
-        model, mask_fields=list(mask_fields or []), exclude_fields=list(exclude_fields or [])
+        model,
+        mask_fields=list(mask_fields or []),
+        exclude_fields=[*(exclude_fields or []), *untracked],
     )
     # Private API of the pinned django-auditlog: drop its receivers, ours write its entries.
     auditlog._disconnect_signals(model)

@@ -97,6 +97,10 @@ def check_expected_heads(report: ChainReport, expected: list[tuple[int, int, str
                 )
             )
             continue
+        if seq == 0:
+            if digest != GENESIS_HASH:
+                report.problems.append(ChainProblem(chain, 0, None, "kept head is malformed"))
+            continue
         row = PaymentAudit.objects.filter(chain=chain, seq=seq).only("row_hash").first()
         if row is None or row.row_hash != digest:
             report.problems.append(

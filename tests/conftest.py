@@ -47,8 +47,13 @@ def _fresh_system_user_cache() -> None:
 
 
 def make_staff(username: str, role: str | None = None, **extra: Any) -> User:
-    user = User.objects.create_user(username=username, password="a-long-test-passw0rd",
-                                    is_staff=True, email=f"{username}@example.com", **extra)
+    user = User.objects.create_user(
+        username=username,
+        password="a-long-test-passw0rd",
+        is_staff=True,
+        email=f"{username}@example.com",
+        **extra,
+    )
     if role:
         user.groups.add(Group.objects.get(name=role))
     return user

@@ -56,7 +56,7 @@ class Migration(migrations.Migration):
                     "user",
                     models.ForeignKey(
                         help_text="the person, or the system user for automated work",
-                        on_delete=django.db.models.deletion.PROTECT,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to=settings.AUTH_USER_MODEL,
                     ),

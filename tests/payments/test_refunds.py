@@ -15,8 +15,9 @@ from tests.payments.factories import CapturedPaymentFactory, PaymentFactory
 class TestRefunds:
     def test_partial_then_full_refund(self, ops) -> None:
         payment = CapturedPaymentFactory(amount=10_000)
-        first = services.refund_create(payment=payment, amount=4_000,
-                                       reason="requested_by_customer", actor=ops)
+        first = services.refund_create(
+            payment=payment, amount=4_000, reason="requested_by_customer", actor=ops
+        )
         services.refund_set_status(refund=first, status="succeeded", gateway_reference="re_1")
         assert Payment.objects.get(pk=payment.pk).status == Payment.Status.PARTIALLY_REFUNDED
         second = services.refund_create(payment=payment, amount=6_000, reason="duplicate")

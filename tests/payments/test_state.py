@@ -53,8 +53,16 @@ def _cases() -> list[Any]:
     for model, builder in BUILDERS.items():
         for current, target in itertools.permutations(model.Status.values, 2):
             allowed = target in model.STATUS_TRANSITIONS[current]
-            cases.append(pytest.param(model, builder, current, target, allowed,
-                                      id=f"{model.__name__}-{current}-{target}"))
+            cases.append(
+                pytest.param(
+                    model,
+                    builder,
+                    current,
+                    target,
+                    allowed,
+                    id=f"{model.__name__}-{current}-{target}",
+                )
+            )
     return cases
 
 
@@ -67,8 +75,9 @@ def _prepare_for(obj: Any, target: str) -> None:
 
 
 @pytest.mark.parametrize(("model", "builder", "current", "target", "allowed"), _cases())
-def test_status_moves_only_along_the_machine(model: Any, builder: Any, current: str,
-                                             target: str, allowed: bool) -> None:
+def test_status_moves_only_along_the_machine(
+    model: Any, builder: Any, current: str, target: str, allowed: bool
+) -> None:
     obj = builder(current)
     audits_before = PaymentAudit.objects.count()
     entries_before = LogEntry.objects.count()

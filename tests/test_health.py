@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def test_healthz_says_the_process_is_up(client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_checks_the_database(client) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
+
+
+@pytest.mark.django_db
+def test_readyz_reports_an_unreachable_broker(client, settings) -> None:
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    from config.celery import app
+
+    app.conf.broker_url = settings.CELERY_BROKER_URL
+    try:
+        response = client.get("/readyz")
+    finally:
+        app.conf.broker_url = None
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"].startswith("broker unreachable")
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"),
+    reason="needs a Redis broker: set TEST_REDIS_URL (CI does)",
+)
+def test_readyz_reaches_a_real_broker(client, settings) -> None:
+    settings.CELERY_BROKER_URL = os.environ["TEST_REDIS_URL"]
+    from config.celery import app
+
+    app.conf.broker_url = settings.CELERY_BROKER_URL
+    try:
+        response = client.get("/readyz")
+    finally:
+        app.conf.broker_url = None
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}

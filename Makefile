@@ -9,7 +9,7 @@ PORT ?= 8000
 # Set these (or a .env file) to run otherwise; see README "Configuration".
 export DEBUG ?= 1
 
-.PHONY: install run test migrate seed lint format check-deploy lock clean
+.PHONY: install run test migrate seed lint format check-deploy lock clean bench
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -60,3 +60,6 @@ lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3
+
+bench: install  ## what the audit trail costs per change (see bench/)
+	$(PY) bench/audit_overhead.py $(BENCH_ARGS)

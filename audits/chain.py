@@ -2,14 +2,14 @@
 
 Rows are spread over AUDIT_CHAIN_SHARDS independent chains by a hash of the changed object, so
 two writers wait for each other only when their objects share a chain, never on one global
-lock. Appending locks the chain's head row (one UPDATE ... RETURNING that also claims the next
-sequence number), hashes the new row over its content and the previous row's hash, inserts it
-and moves the head. All of it happens in the caller's transaction: a rollback takes the row and
-the head move with it.
+lock. A row's hash is sha256(previous row's hash + sha256(its content)), where the content is
+every column that says what happened. Appending locks the chain's head row, moves it on by one
+and inserts the row, in the caller's transaction (a rollback takes both back): on PostgreSQL
+in one statement, elsewhere in three.
 
-A row's hash covers every column, so editing any stored value breaks it; deleting rows breaks
-the next row's link, and cutting rows off a chain's end shows against a head kept outside the
-database (`verify_audit_chain --expect`).
+Editing any stored value breaks that row's hash; deleting rows breaks the next row's link or
+leaves a gap in the sequence; cutting rows off a chain's end shows against a head kept outside
+the database (`verify_audit_chain --expect`).
 """
 
 from __future__ import annotations
@@ -37,12 +37,10 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def row_digest(row: PaymentAudit) -> str:
+def content_digest(row: PaymentAudit) -> str:
+    """SHA-256 over every column that says what happened (not the chain position)."""
     content: dict[str, Any] = {
         "id": str(row.id),
-        "chain": row.chain,
-        "seq": row.seq,
-        "prev_hash": row.prev_hash,
         "user_id": row.user_id,
         "action_type": row.action_type,
         "object_type": row.object_type,
@@ -58,11 +56,21 @@ def row_digest(row: PaymentAudit) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def link_digest(prev_hash: str, content_hash: str) -> str:
+    """A row's hash: its content chained to the previous row's hash. PostgreSQL computes the
+    same thing in SQL when appending: encode(sha256(convert_to(prev || content)), 'hex')."""
+    return hashlib.sha256((prev_hash + content_hash).encode()).hexdigest()
+
+
+def row_digest(row: PaymentAudit) -> str:
+    return link_digest(row.prev_hash, content_digest(row))
+
+
 def ensure_heads() -> None:
     existing = set(AuditChainHead.objects.values_list("chain", flat=True))
     AuditChainHead.objects.bulk_create(
         [
-            AuditChainHead(chain=chain, seq=0, last_hash=GENESIS_HASH)
+            AuditChainHead(chain=chain, seq=0, prev_hash=GENESIS_HASH, last_hash=GENESIS_HASH)
             for chain in range(settings.AUDIT_CHAIN_SHARDS)
             if chain not in existing
         ],
@@ -70,27 +78,81 @@ def ensure_heads() -> None:
     )
 
 
-def _claim_next(chain: int) -> tuple[int, str]:
+# One round trip on PostgreSQL: lock the chain's head, move it on by one row (the UPDATE's SET
+# sees the old values, so prev_hash keeps the hash it had), and insert the row at that place.
+_PG_APPEND = """
+WITH head AS (
+    UPDATE payment_audit_chain_heads
+    SET seq = seq + 1,
+        prev_hash = last_hash,
+        last_hash = encode(sha256(convert_to(last_hash || %(content_hash)s, 'UTF8')), 'hex')
+    WHERE chain = %(chain)s
+    RETURNING chain, seq, prev_hash, last_hash
+)
+INSERT INTO payment_audits (id, user_id, action_type, object_type, object_id, before_state,
+                            after_state, ip_address, device_id, request_id, created_at,
+                            chain, seq, prev_hash, row_hash)
+SELECT %(id)s, %(user_id)s, %(action_type)s, %(object_type)s, %(object_id)s,
+       %(before_state)s, %(after_state)s, %(ip_address)s::inet, %(device_id)s,
+       %(request_id)s, %(created_at)s, head.chain, head.seq, head.prev_hash, head.last_hash
+FROM head
+RETURNING seq, prev_hash, row_hash
+"""
+
+
+def _append_postgresql(row: PaymentAudit, content_hash: str) -> bool:
+    from psycopg.types.json import Jsonb
+
+    params = {
+        "content_hash": content_hash,
+        "chain": row.chain,
+        "id": row.id,
+        "user_id": row.user_id,
+        "action_type": row.action_type,
+        "object_type": row.object_type,
+        "object_id": row.object_id,
+        "before_state": None if row.before_state is None else Jsonb(row.before_state),
+        "after_state": None if row.after_state is None else Jsonb(row.after_state),
+        "ip_address": row.ip_address,
+        "device_id": row.device_id,
+        "request_id": row.request_id,
+        "created_at": row.created_at,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_APPEND, params)
+        placed = cursor.fetchone()
+    if placed is None:
+        return False
+    row.seq, row.prev_hash, row.row_hash = placed
+    return True
+
+
+def _append_portable(row: PaymentAudit, content_hash: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE payment_audit_chain_heads SET seq = seq + 1 WHERE chain = %s "
-            "RETURNING seq, last_hash",
-            [chain],
+            "UPDATE payment_audit_chain_heads SET seq = seq + 1, prev_hash = last_hash "
+            "WHERE chain = %s RETURNING seq, prev_hash",
+            [row.chain],
         )
         claimed = cursor.fetchone()
-    if claimed is None:  # a chain added by raising AUDIT_CHAIN_SHARDS since the last migrate
-        ensure_heads()
-        return _claim_next(chain)
-    return claimed[0], claimed[1]
+    if claimed is None:
+        return False
+    row.seq, row.prev_hash = claimed
+    row.row_hash = link_digest(row.prev_hash, content_hash)
+    row.save(force_insert=True)
+    AuditChainHead.objects.filter(chain=row.chain).update(last_hash=row.row_hash)
+    return True
 
 
 def append(row: PaymentAudit) -> PaymentAudit:
     """Give `row` its place in its chain and insert it. Call inside the change's transaction."""
     row.chain = chain_for(row.object_type, row.object_id)
-    row.seq, row.prev_hash = _claim_next(row.chain)
-    row.row_hash = row_digest(row)
-    row.save(force_insert=True)
-    AuditChainHead.objects.filter(chain=row.chain).update(last_hash=row.row_hash)
+    content_hash = content_digest(row)
+    write = _append_postgresql if connection.vendor == "postgresql" else _append_portable
+    if not write(row, content_hash):
+        # A chain added by raising AUDIT_CHAIN_SHARDS since the last migrate.
+        ensure_heads()
+        write(row, content_hash)
     return row
 
 

@@ -67,6 +67,7 @@ class AuditChainHead(models.Model):
 
     chain = models.PositiveSmallIntegerField(primary_key=True)
     seq = models.PositiveBigIntegerField(default=0)
+    prev_hash = models.CharField(max_length=64, help_text="the hash before the last row's")
     last_hash = models.CharField(max_length=64)
 
     class Meta:

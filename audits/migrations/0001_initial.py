@@ -21,6 +21,10 @@ class Migration(migrations.Migration):
             fields=[
                 ("chain", models.PositiveSmallIntegerField(primary_key=True, serialize=False)),
                 ("seq", models.PositiveBigIntegerField(default=0)),
+                (
+                    "prev_hash",
+                    models.CharField(help_text="the hash before the last row's", max_length=64),
+                ),
                 ("last_hash", models.CharField(max_length=64)),
             ],
             options={

@@ -1,0 +1,116 @@
+"""What the audit trail costs per change: an update of a Payment with and without the audit
+receivers (both trails plus the hash chain), each in its own transaction, on a throwaway test
+database (PostgreSQL when DATABASE_URL points at one, else SQLite).
+
+    make bench                    # or: .venv/bin/python bench/audit_overhead.py --changes 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "1")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection, transaction  # noqa: E402
+from django.db.models.signals import post_delete, post_save, pre_save  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from audits import receivers  # noqa: E402
+from payments import services  # noqa: E402
+from payments.models import Merchant, Payment  # noqa: E402
+
+
+def _update(payments: list[Payment], label: str) -> float:
+    started = time.perf_counter()
+    for n, payment in enumerate(payments):
+        with transaction.atomic():
+            payment.description = f"{label} {n}"
+            payment.save()
+    return time.perf_counter() - started
+
+
+def _audit_receivers(connect: bool) -> None:
+    uid = f"audits.{Payment._meta.label}"
+    for signal, receiver in (
+        (pre_save, receivers.before_save),
+        (post_save, receivers.after_save),
+        (post_delete, receivers.after_delete),
+    ):
+        if connect:
+            signal.connect(receiver, sender=Payment, dispatch_uid=uid)
+        else:
+            signal.disconnect(sender=Payment, dispatch_uid=uid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--changes", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="cProfile one audited round")
+    args = parser.parse_args()
+
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        merchant = services.merchant_create(
+            legal_name="Bench Ltd", country="GB", contact_email="bench@example.com"
+        )
+        services.merchant_set_status(merchant=merchant, status=Merchant.Status.ACTIVE)
+        print(f"Creating {args.changes} payments on {connection.vendor}...")
+        payments = [
+            services.payment_record(
+                merchant=merchant,
+                gateway="stripe",
+                amount=100 + n,
+                currency="EUR",
+                gateway_reference=f"pi_bench_{n}",
+            )
+            for n in range(args.changes)
+        ]
+        plain, audited = [], []
+        for round_number in range(1, args.rounds + 1):
+            _audit_receivers(connect=False)
+            plain.append(_update(payments, f"plain {round_number}"))
+            _audit_receivers(connect=True)
+            audited.append(_update(payments, f"audited {round_number}"))
+            print(
+                f"  round {round_number}/{args.rounds}: plain {plain[-1]:.3f}s, "
+                f"audited {audited[-1]:.3f}s"
+            )
+        if args.profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.runcall(_update, payments, "profiled")
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+        connection.queries_log.clear()
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            payments[0].description = "counted"
+            payments[0].save()
+        plain_ms = statistics.median(plain) / args.changes * 1000
+        audited_ms = statistics.median(audited) / args.changes * 1000
+        print(f"\nPayment update, median of {args.rounds} rounds x {args.changes} changes:")
+        print(f"  without audit: {plain_ms:.3f} ms per change")
+        print(
+            f"  with audit:    {audited_ms:.3f} ms per change "
+            f"({audited_ms / plain_ms:.2f}x), {len(queries)} queries per change:"
+        )
+        for query in queries.captured_queries:
+            print(f"    {query['sql'][:110]}")
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()

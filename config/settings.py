@@ -143,6 +143,15 @@ BRAINTREE_MERCHANT_ID = env.str("BRAINTREE_MERCHANT_ID", default="")
 BRAINTREE_PUBLIC_KEY = env.str("BRAINTREE_PUBLIC_KEY", default="")
 BRAINTREE_PRIVATE_KEY = env.str("BRAINTREE_PRIVATE_KEY", default="")
 
+# Webhooks: bodies above this size are refused; Stripe timestamps further than the tolerance
+# from now (either direction) are refused; a failing event is tried this many times.
+WEBHOOK_MAX_BYTES = env.int("WEBHOOK_MAX_BYTES", default=256 * 1024)
+STRIPE_WEBHOOK_TOLERANCE = 300
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+# A merchant whose chargebacks over settled payments in a month pass this is flagged for review.
+CHARGEBACK_RATIO_THRESHOLD = env.float("CHARGEBACK_RATIO_THRESHOLD", default=0.009)
+CHARGEBACK_DUE_SOON_DAYS = 3
+
 # Celery: with no broker, tasks run in-process (the embedded demo default).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -153,6 +162,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# An unacknowledged task comes back after this long; every retry countdown stays well below it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BEAT_SCHEDULE = {
+    "webhook-events-sweep": {"task": "payments.tasks.webhook_events_sweep", "schedule": 60.0},
+    "chargebacks-daily": {"task": "payments.tasks.chargebacks_daily", "schedule": 24 * 3600.0},
+}
 
 # Audit trail. django-auditlog is fed by our own receivers (audits.receivers), which share the
 # before-state with payment_audits; these only shape what it stores.

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from payments import webhook_views
+
 from . import health
 
 admin.site.site_header = "Back-office console"
@@ -10,6 +12,8 @@ admin.site.index_title = "Staff console"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("payments.api.urls")),
+    path("webhooks/stripe/", webhook_views.stripe_webhook, name="webhook-stripe"),
+    path("webhooks/braintree/", webhook_views.braintree_webhook, name="webhook-braintree"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]

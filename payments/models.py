@@ -51,6 +51,10 @@ class Merchant(StatusMachineMixin, models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     risk_level = models.CharField(max_length=8, choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
     stripe_account_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    flagged_for_review = models.BooleanField(
+        default=False, help_text="set by the monthly chargeback ratio check"
+    )
+    flag_reason = models.CharField(max_length=255, blank=True)
     braintree_merchant_account_id = models.CharField(
         max_length=64, null=True, blank=True, unique=True
     )
@@ -108,7 +112,8 @@ class Payment(StatusMachineMixin, models.Model):
             {Status.AUTHORIZED, Status.CAPTURED, Status.FAILED, Status.CANCELED}
         ),
         Status.AUTHORIZED: frozenset({Status.CAPTURED, Status.FAILED, Status.CANCELED}),
-        Status.CAPTURED: frozenset({Status.PARTIALLY_REFUNDED, Status.REFUNDED}),
+        # A capture can still fail at settlement (e.g. a declined bank debit).
+        Status.CAPTURED: frozenset({Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.FAILED}),
         Status.PARTIALLY_REFUNDED: frozenset({Status.REFUNDED}),
         Status.REFUNDED: frozenset(),
         Status.FAILED: frozenset(),

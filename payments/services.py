@@ -223,10 +223,119 @@ def chargeback_set_status(
 
 
 def webhook_event_requeue(*, event: WebhookEvent, actor: User | None = None) -> WebhookEvent:
-    """Mark a stored event to be processed again (replay). Processing is idempotent."""
+    """Process a stored event again (replay), failed or not: handlers only move rows forward,
+    so replaying an event that already took effect changes nothing."""
+    from .tasks import enqueue_webhook_event
+
     with transaction.atomic(), _acting(actor):
         event = WebhookEvent.objects.select_for_update().get(pk=event.pk)
         event.status = WebhookEvent.Status.RECEIVED
         event.processed_at = None
         event.save()
+        transaction.on_commit(lambda: enqueue_webhook_event(event.pk), robust=True)
         return event
+
+
+# --- State reported by a gateway (webhooks, reconciliation) --------------------------------
+#
+# A gateway's report is applied only when it moves a row forward along its state machine: an
+# older event arriving late (processing after succeeded, needs_response after under_review)
+# finds its move not allowed and changes nothing.
+
+
+def payment_apply_gateway_state(
+    *, payment: Payment, status: str, captured_amount: int | None = None
+) -> bool:
+    """Returns whether the payment changed."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status == status or status not in payment.allowed_targets(payment.status):
+            return False
+        payment.transition_to(status)
+        if status == Payment.Status.CAPTURED:
+            payment.captured_amount = payment.amount if captured_amount is None else captured_amount
+            payment.full_clean()
+        payment.save()
+        return True
+
+
+def refund_apply_gateway_state(
+    *, payment: Payment, gateway_reference: str, amount: int, status: str
+) -> Refund:
+    """Record a refund the gateway reports: ours (matched by its reference) or one made at the
+    gateway directly (created here, counted against the refundable amount)."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        refund = (
+            Refund.objects.select_for_update().filter(gateway_reference=gateway_reference).first()
+        )
+        if refund is None:
+            if amount > payment.refundable_amount:
+                raise RefundExceedsCaptured(
+                    payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
+                )
+            refund = Refund(
+                payment=payment,
+                amount=amount,
+                gateway_reference=gateway_reference,
+                reason=Refund.Reason.OTHER,
+                reason_detail="made at the gateway, recorded from its webhook",
+            )
+            refund.save()
+            payment.refunded_amount += amount
+            payment.save()
+        if refund.status != status and status in refund.allowed_targets(refund.status):
+            refund = refund_set_status(refund=refund, status=status)
+        return refund
+
+
+def chargeback_apply_gateway_state(
+    *,
+    payment: Payment,
+    gateway_reference: str,
+    reason: str,
+    amount: int,
+    status: str,
+    evidence_due_by: Any = None,
+) -> Chargeback:
+    with transaction.atomic():
+        chargeback = (
+            Chargeback.objects.select_for_update()
+            .filter(gateway=payment.gateway, gateway_reference=gateway_reference)
+            .first()
+        )
+        if chargeback is None:
+            chargeback = Chargeback(
+                payment=payment,
+                gateway=payment.gateway,
+                gateway_reference=gateway_reference,
+                reason=reason,
+                amount=amount,
+                currency=payment.currency,
+                status=status,
+                evidence_due_by=evidence_due_by,
+            )
+            chargeback.full_clean()
+            chargeback.save()
+            return chargeback
+        changed = False
+        if evidence_due_by is not None and chargeback.evidence_due_by != evidence_due_by:
+            chargeback.evidence_due_by, changed = evidence_due_by, True
+        if chargeback.status != status and status in chargeback.allowed_targets(chargeback.status):
+            chargeback.transition_to(status)
+            changed = True
+        if changed:
+            chargeback.save()
+        return chargeback
+
+
+def merchant_flag_for_review(
+    *, merchant: Merchant, reason: str, actor: User | None = None
+) -> Merchant:
+    with transaction.atomic(), _acting(actor):
+        merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
+        if merchant.flagged_for_review and merchant.flag_reason == reason:
+            return merchant
+        merchant.flagged_for_review, merchant.flag_reason = True, reason[:255]
+        merchant.save()
+        return merchant

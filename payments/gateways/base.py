@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..exceptions import PaymentsError
+
+
+class GatewayError(PaymentsError):
+    """The gateway refused the request; the message is the gateway's own."""
+
+    def __init__(self, message: str, *, gateway: str = "", code: str = "") -> None:
+        self.gateway, self.code = gateway, code
+        super().__init__(f"{gateway}: {message}" if gateway else message)
+
+
+class GatewayDeclined(GatewayError):
+    """The card or payment method was declined."""
+
+
+class GatewayNotConfigured(GatewayError):
+    """The gateway's credentials are not set: it is disabled."""
+
+
+class GatewayUnavailable(GatewayError):
+    """Timeout or network failure: the outcome at the gateway is unknown. Leave the row as it
+    is; a webhook or `manage.py reconcile` settles it."""
+
+
+@dataclass(frozen=True)
+class GatewayPayment:
+    reference: str
+    status: str  # a payments.models.Payment.Status value
+    amount: int
+    currency: str
+    captured_amount: int = 0
+    card_brand: str = ""
+    card_last4: str = ""
+
+
+@dataclass(frozen=True)
+class GatewayRefund:
+    reference: str
+    status: str  # a payments.models.Refund.Status value
+    amount: int
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    def authorize(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        capture: bool,
+        idempotency_key: str,
+    ) -> GatewayPayment: ...
+
+    def capture(
+        self, *, reference: str, amount: int | None, idempotency_key: str
+    ) -> GatewayPayment: ...
+
+    def cancel(self, *, reference: str, idempotency_key: str) -> GatewayPayment: ...
+
+    def refund(
+        self, *, reference: str, amount: int, currency: str, idempotency_key: str
+    ) -> GatewayRefund: ...
+
+    def fetch(self, *, reference: str) -> GatewayPayment: ...
+
+    def submit_dispute_evidence(
+        self, *, dispute_reference: str, text: str, idempotency_key: str
+    ) -> None: ...
+
+    def accept_dispute(self, *, dispute_reference: str, idempotency_key: str) -> None: ...

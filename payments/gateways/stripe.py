@@ -1,0 +1,177 @@
+"""Stripe through the official SDK's StripeClient and PaymentIntents.
+
+Every write carries an idempotency key derived from our own row (e.g. "refund-42"), so a Celery
+retry or a resumed request can never charge or refund twice: the SDK's automatic keys only
+cover its own network retries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe
+from django.conf import settings
+
+from .base import (
+    GatewayDeclined,
+    GatewayError,
+    GatewayNotConfigured,
+    GatewayPayment,
+    GatewayRefund,
+    GatewayUnavailable,
+)
+
+PAYMENT_STATUS = {
+    "requires_payment_method": "pending",
+    "requires_confirmation": "pending",
+    "requires_action": "pending",
+    "processing": "processing",
+    "requires_capture": "authorized",
+    "succeeded": "captured",
+    "canceled": "canceled",
+}
+REFUND_STATUS = {
+    "pending": "pending",
+    "requires_action": "pending",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "canceled": "canceled",
+}
+
+
+def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return method(*args, **kwargs)
+    except stripe.CardError as exc:
+        raise GatewayDeclined(
+            exc.user_message or str(exc), gateway="stripe", code=exc.code or ""
+        ) from exc
+    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        raise GatewayUnavailable(str(exc.user_message or exc), gateway="stripe") from exc
+    except stripe.StripeError as exc:
+        if (exc.http_status or 0) >= 500:
+            raise GatewayUnavailable(str(exc.user_message or exc), gateway="stripe") from exc
+        raise GatewayError(
+            exc.user_message or str(exc), gateway="stripe", code=getattr(exc, "code", "") or ""
+        ) from exc
+
+
+class StripeGateway:
+    name = "stripe"
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+
+    @classmethod
+    def from_settings(cls) -> StripeGateway:
+        if not settings.STRIPE_API_KEY:
+            raise GatewayNotConfigured(
+                "Stripe is disabled: STRIPE_API_KEY is not set.", gateway="stripe"
+            )
+        options: dict[str, Any] = {"max_network_retries": 2}
+        if settings.STRIPE_API_BASE:
+            options["base_addresses"] = {"api": settings.STRIPE_API_BASE}
+        return cls(stripe.StripeClient(api_key=settings.STRIPE_API_KEY, **options))
+
+    def _payment(self, intent: Any, card: tuple[str, str] = ("", "")) -> GatewayPayment:
+        status = PAYMENT_STATUS.get(intent.status, "pending")
+        received = getattr(intent, "amount_received", None)
+        captured = (
+            received if received is not None else (intent.amount if status == "captured" else 0)
+        )
+        return GatewayPayment(
+            reference=intent.id,
+            status=status,
+            amount=intent.amount,
+            currency=intent.currency.upper(),
+            captured_amount=captured,
+            card_brand=card[0],
+            card_last4=card[1],
+        )
+
+    def _card(self, intent: Any) -> tuple[str, str]:
+        charge = getattr(intent, "latest_charge", None)
+        method_id = getattr(charge, "payment_method", None) if charge is not None else None
+        if not isinstance(method_id, str):
+            return ("", "")
+        method = _call(self.client.v1.payment_methods.retrieve, method_id)
+        card = getattr(method, "card", None)
+        return (card.brand, card.last4) if card is not None else ("", "")
+
+    def authorize(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        capture: bool,
+        idempotency_key: str,
+    ) -> GatewayPayment:
+        intent = _call(
+            self.client.v1.payment_intents.create,
+            {
+                "amount": amount,
+                "currency": currency.lower(),
+                "payment_method": payment_method,
+                "confirm": True,
+                "capture_method": "automatic" if capture else "manual",
+            },
+            {"idempotency_key": idempotency_key},
+        )
+        return self._payment(intent, self._card(intent))
+
+    def capture(
+        self, *, reference: str, amount: int | None, idempotency_key: str
+    ) -> GatewayPayment:
+        params = {"amount_to_capture": amount} if amount is not None else {}
+        intent = _call(
+            self.client.v1.payment_intents.capture,
+            reference,
+            params,
+            {"idempotency_key": idempotency_key},
+        )
+        return self._payment(intent)
+
+    def cancel(self, *, reference: str, idempotency_key: str) -> GatewayPayment:
+        intent = _call(
+            self.client.v1.payment_intents.cancel,
+            reference,
+            {},
+            {"idempotency_key": idempotency_key},
+        )
+        return self._payment(intent)
+
+    def refund(
+        self, *, reference: str, amount: int, currency: str, idempotency_key: str
+    ) -> GatewayRefund:
+        refund = _call(
+            self.client.v1.refunds.create,
+            {"payment_intent": reference, "amount": amount},
+            {"idempotency_key": idempotency_key},
+        )
+        return GatewayRefund(
+            reference=refund.id,
+            amount=refund.amount,
+            status=REFUND_STATUS.get(refund.status, "pending"),
+        )
+
+    def fetch(self, *, reference: str) -> GatewayPayment:
+        return self._payment(_call(self.client.v1.payment_intents.retrieve, reference))
+
+    def submit_dispute_evidence(
+        self, *, dispute_reference: str, text: str, idempotency_key: str
+    ) -> None:
+        _call(
+            self.client.v1.disputes.update,
+            dispute_reference,
+            {"evidence": {"uncategorized_text": text}, "submit": True},
+            {"idempotency_key": idempotency_key},
+        )
+
+    def accept_dispute(self, *, dispute_reference: str, idempotency_key: str) -> None:
+        _call(
+            self.client.v1.disputes.close,
+            dispute_reference,
+            {},
+            {"idempotency_key": idempotency_key},
+        )

@@ -1,0 +1,85 @@
+"""/webhooks/stripe/ and /webhooks/braintree/: verify, store, acknowledge.
+
+Not wrapped in a request-wide transaction: the event must be committed before the 200 goes
+back, and its processing starts only after that commit. A database failure propagates as a 500
+so that the gateway delivers again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from .webhooks import (
+    VerifiedEvent,
+    WebhookNotConfigured,
+    WebhookRejected,
+    verify_braintree,
+    verify_stripe,
+    webhook_event_receive,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _receive(
+    request: HttpRequest, provider: str, verify: Callable[[HttpRequest], VerifiedEvent]
+) -> JsonResponse:
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    try:
+        if declared > settings.WEBHOOK_MAX_BYTES or len(request.body) > settings.WEBHOOK_MAX_BYTES:
+            raise WebhookRejected(f"body is larger than {settings.WEBHOOK_MAX_BYTES} bytes")
+        event = verify(request)
+    except RequestDataTooBig:
+        return _refuse(provider, request, "body is too large")
+    except WebhookRejected as exc:
+        return _refuse(provider, request, str(exc))
+    except WebhookNotConfigured as exc:
+        log.error("%s webhook refused: %s", provider, exc)
+        return JsonResponse({"error": str(exc)}, status=503)
+    stored, created = webhook_event_receive(event)
+    return JsonResponse({"received": True, "event_id": stored.event_id, "duplicate": not created})
+
+
+def _refuse(provider: str, request: HttpRequest, reason: str) -> JsonResponse:
+    # Logged without the body: it may carry customer details.
+    log.warning(
+        "%s webhook rejected from %s: %s",
+        provider,
+        getattr(request, "audit_context", None) and request.audit_context.ip_address,
+        reason,
+    )
+    return JsonResponse({"error": reason}, status=400)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> JsonResponse:
+    return _receive(
+        request,
+        "stripe",
+        lambda r: verify_stripe(
+            body=r.body, signature_header=r.headers.get("Stripe-Signature", "")
+        ),
+    )
+
+
+@csrf_exempt
+@require_POST
+def braintree_webhook(request: HttpRequest) -> JsonResponse:
+    return _receive(
+        request,
+        "braintree",
+        lambda r: verify_braintree(
+            signature=r.POST.get("bt_signature", ""), payload=r.POST.get("bt_payload", "")
+        ),
+    )

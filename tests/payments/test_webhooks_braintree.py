@@ -1,0 +1,141 @@
+"""Braintree notifications signed by the SDK's own webhook_testing, for every handled kind."""
+
+from __future__ import annotations
+
+import braintree
+import pytest
+
+from payments.gateways.braintree import BraintreeGateway
+from payments.models import Chargeback, Payment, WebhookEvent
+from tests.payments.factories import CapturedPaymentFactory, PaymentFactory
+
+pytestmark = pytest.mark.django_db
+
+Kind = braintree.WebhookNotification.Kind
+
+
+@pytest.fixture(autouse=True)
+def _braintree(settings) -> None:
+    settings.BRAINTREE_ENVIRONMENT = "sandbox"
+    settings.BRAINTREE_MERCHANT_ID = "merchant_test"
+    settings.BRAINTREE_PUBLIC_KEY = "public_test"
+    settings.BRAINTREE_PRIVATE_KEY = "private_test"
+
+
+def _sample(kind: str, subject_id: str) -> dict[str, str]:
+    sample = BraintreeGateway.from_settings().gateway.webhook_testing.sample_notification(
+        kind, subject_id
+    )
+    payload = sample["bt_payload"]
+    return {
+        "bt_signature": sample["bt_signature"],
+        "bt_payload": payload.decode() if isinstance(payload, bytes) else payload,
+    }
+
+
+@pytest.fixture
+def deliver(client, django_capture_on_commit_callbacks):
+    def post(form: dict[str, str]):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post("/webhooks/braintree/", form)
+
+    return post
+
+
+@pytest.mark.parametrize(
+    ("kind", "start", "expected"),
+    [
+        (Kind.TransactionSettled, Payment.Status.AUTHORIZED, Payment.Status.CAPTURED),
+        (Kind.TransactionSettlementDeclined, Payment.Status.CAPTURED, Payment.Status.FAILED),
+    ],
+)
+def test_transaction_notifications_move_the_payment(deliver, kind, start, expected) -> None:
+    payment = PaymentFactory(
+        gateway="braintree",
+        gateway_reference="bt_txn_1",
+        status=start,
+        captured_amount=10_000 if start == "captured" else 0,
+    )
+    response = deliver(_sample(kind, "bt_txn_1"))
+    assert response.status_code == 200, response.content
+    event = WebhookEvent.objects.get()
+    assert (event.provider, event.event_type, event.status) == ("braintree", kind, "processed")
+    assert Payment.objects.get(pk=payment.pk).status == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (Kind.DisputeOpened, Chargeback.Status.NEEDS_RESPONSE),
+        (Kind.DisputeUnderReview, Chargeback.Status.UNDER_REVIEW),
+        (Kind.DisputeDisputed, Chargeback.Status.UNDER_REVIEW),
+        (Kind.DisputeWon, Chargeback.Status.WON),
+        (Kind.DisputeLost, Chargeback.Status.LOST),
+        (Kind.DisputeAccepted, Chargeback.Status.ACCEPTED),
+        (Kind.DisputeAutoAccepted, Chargeback.Status.ACCEPTED),
+        (Kind.DisputeExpired, Chargeback.Status.EXPIRED),
+    ],
+)
+def test_dispute_notifications_record_the_chargeback(deliver, kind, expected) -> None:
+    payment = CapturedPaymentFactory(
+        gateway="braintree", gateway_reference="bt_dispute_1", currency="USD"
+    )
+    response = deliver(_sample(kind, "bt_dispute_1"))
+    assert response.status_code == 200, response.content
+    chargeback = Chargeback.objects.get()
+    assert (chargeback.payment_id, chargeback.gateway, chargeback.status) == (
+        payment.pk,
+        "braintree",
+        expected,
+    )
+    assert chargeback.amount > 0 and chargeback.evidence_due_by is not None
+    assert WebhookEvent.objects.get().status == "processed"
+
+
+def test_an_opened_dispute_then_won_moves_forward_and_not_back(deliver) -> None:
+    CapturedPaymentFactory(gateway="braintree", gateway_reference="bt_d2", currency="USD")
+    deliver(_sample(Kind.DisputeOpened, "bt_d2"))
+    deliver(_sample(Kind.DisputeWon, "bt_d2"))
+    deliver(_sample(Kind.DisputeOpened, "bt_d2"))  # a late duplicate of the opening
+    assert Chargeback.objects.get().status == Chargeback.Status.WON
+
+
+def test_check_notification_is_stored_and_processed(deliver) -> None:
+    assert deliver(_sample(Kind.Check, "")).status_code == 200
+    assert WebhookEvent.objects.get().status == "processed"
+
+
+def test_a_redelivery_has_the_same_id_and_is_not_processed_again(deliver) -> None:
+    PaymentFactory(gateway="braintree", gateway_reference="bt_txn_2", status="authorized")
+    form = _sample(Kind.TransactionSettled, "bt_txn_2")
+    deliver(form)
+    response = deliver(form)
+    assert response.json()["duplicate"] is True
+    assert WebhookEvent.objects.get().attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            lambda f: {**f, "bt_payload": f["bt_payload"][:-8] + "AAAAAAA="},
+            "signature does not match",
+        ),
+        (lambda f: {**f, "bt_signature": "public_test|" + "0" * 40}, "signature does not match"),
+        (lambda f: {**f, "bt_signature": "someone_else|abc"}, "signature does not match"),
+        (lambda f: {"bt_payload": f["bt_payload"]}, "missing bt_signature"),
+        (lambda f: {**f, "bt_payload": "not base64 !!"}, "signature does not match"),
+    ],
+)
+def test_bad_notifications_are_refused_and_nothing_is_stored(deliver, change, reason) -> None:
+    response = deliver(change(_sample(Kind.Check, "")))
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+    assert not WebhookEvent.objects.exists()
+
+
+def test_not_configured_answers_503(deliver, settings) -> None:
+    settings.BRAINTREE_PRIVATE_KEY = ""
+    response = deliver({"bt_signature": "a|b", "bt_payload": "c"})
+    assert response.status_code == 503
+    assert "Braintree is disabled" in response.json()["error"]

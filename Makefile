@@ -9,7 +9,7 @@ PORT ?= 8000
 # Set these (or a .env file) to run otherwise; see README "Configuration".
 export DEBUG ?= 1
 
-.PHONY: install run test migrate seed lint format check-deploy lock clean bench
+.PHONY: test-tools install run test migrate seed lint format check-deploy lock clean bench
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -21,6 +21,14 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 	@touch $@
 
 install: $(BIN)/.installed  ## .venv with the pinned dependencies
+
+LOCALSTRIPE := .venv-tools/localstripe
+$(LOCALSTRIPE)/.installed: tools/localstripe.lock
+	test -x $(LOCALSTRIPE)/bin/python || $(PYTHON) -m venv $(LOCALSTRIPE)
+	$(LOCALSTRIPE)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tools/localstripe.lock
+	@touch $@
+
+test-tools: $(LOCALSTRIPE)/.installed  ## the local Stripe server the tests talk to
 
 migrate: install
 	$(PY) manage.py migrate --no-input
@@ -34,7 +42,7 @@ run: seed  ## install, migrate, load demo data, serve on http://127.0.0.1:8000
 
 # With DATABASE_URL set (PostgreSQL, as in CI) the broker tests use the local Redis too, so
 # nothing is skipped; on the embedded SQLite default they are skipped with the reason.
-test: install  ## the whole suite: PostgreSQL when DATABASE_URL is set, else SQLite
+test: install test-tools  ## the whole suite: PostgreSQL when DATABASE_URL is set, else SQLite
 	$(if $(DATABASE_URL),TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}) \
 	$(BIN)/pytest $(PYTEST_ARGS)
 

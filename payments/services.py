@@ -339,3 +339,121 @@ def merchant_flag_for_review(
         merchant.flagged_for_review, merchant.flag_reason = True, reason[:255]
         merchant.save()
         return merchant
+
+
+# --- Through the gateways -------------------------------------------------------------------
+#
+# No database transaction is held open across a gateway call. Our row is committed first, the
+# gateway is called with an idempotency key derived from that row, and the answer is applied in
+# a second transaction. A timeout (GatewayUnavailable) leaves the row as it was: a webhook or
+# `manage.py reconcile` settles it, never a guess.
+
+
+def payment_authorize(
+    *,
+    merchant: Merchant,
+    gateway: str,
+    amount: int,
+    currency: str,
+    payment_method: str,
+    capture: bool = True,
+    customer_email: str = "",
+    description: str = "",
+    actor: User | None = None,
+) -> Payment:
+    from .gateways import GatewayDeclined, get_gateway
+
+    adapter = get_gateway(gateway)  # refuses before writing anything if not configured
+    payment = payment_record(
+        merchant=merchant,
+        gateway=gateway,
+        amount=amount,
+        currency=currency,
+        customer_email=customer_email,
+        description=description,
+        actor=actor,
+    )
+    try:
+        result = adapter.authorize(
+            amount=amount,
+            currency=payment.currency,
+            payment_method=payment_method,
+            capture=capture,
+            idempotency_key=f"payment-{payment.pk}",
+        )
+    except GatewayDeclined:
+        payment_apply_gateway_state(payment=payment, status=Payment.Status.FAILED)
+        raise
+    with transaction.atomic(), _acting(actor):
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        payment.gateway_reference = result.reference
+        payment.card_brand, payment.card_last4 = result.card_brand[:20], result.card_last4
+        if result.status != payment.status:
+            payment.transition_to(result.status)
+        if result.status == Payment.Status.CAPTURED:
+            payment.captured_amount = result.captured_amount or payment.amount
+        payment.full_clean()
+        payment.save()
+        return payment
+
+
+def payment_capture(
+    *, payment: Payment, amount: int | None = None, actor: User | None = None
+) -> Payment:
+    from .gateways import get_gateway
+
+    payment.check_transition(current=payment.status, target=Payment.Status.CAPTURED)
+    result = get_gateway(payment.gateway).capture(
+        reference=payment.gateway_reference,
+        amount=amount,
+        idempotency_key=f"payment-{payment.pk}-capture",
+    )
+    captured = amount if amount is not None else (result.captured_amount or payment.amount)
+    with _acting(actor):
+        payment_apply_gateway_state(
+            payment=payment, status=Payment.Status.CAPTURED, captured_amount=captured
+        )
+    return Payment.objects.get(pk=payment.pk)
+
+
+def payment_cancel(*, payment: Payment, actor: User | None = None) -> Payment:
+    from .gateways import get_gateway
+
+    payment.check_transition(current=payment.status, target=Payment.Status.CANCELED)
+    get_gateway(payment.gateway).cancel(
+        reference=payment.gateway_reference, idempotency_key=f"payment-{payment.pk}-cancel"
+    )
+    with _acting(actor):
+        payment_apply_gateway_state(payment=payment, status=Payment.Status.CANCELED)
+    return Payment.objects.get(pk=payment.pk)
+
+
+def refund_submit(*, refund: Refund) -> Refund:
+    """Send a pending refund to its gateway, once: a refund that already has the gateway's
+    reference is not sent again, and the gateway sees the same idempotency key on a retry."""
+    from .gateways import GatewayDeclined, GatewayError, GatewayUnavailable, get_gateway
+
+    refund = Refund.objects.select_related("payment").get(pk=refund.pk)
+    if refund.gateway_reference or refund.status != Refund.Status.PENDING:
+        return refund
+    payment = refund.payment
+    try:
+        result = get_gateway(payment.gateway).refund(
+            reference=payment.gateway_reference,
+            amount=refund.amount,
+            currency=payment.currency,
+            idempotency_key=f"refund-{refund.pk}",
+        )
+    except GatewayUnavailable:
+        raise  # outcome unknown: the task retries with the same key
+    except (GatewayDeclined, GatewayError):
+        refund_set_status(refund=refund, status=Refund.Status.FAILED)
+        raise
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        if refund.gateway_reference is None:
+            refund.gateway_reference = result.reference
+            refund.save()
+    if result.status != refund.status:
+        refund = refund_set_status(refund=refund, status=result.status)
+    return refund

@@ -64,3 +64,17 @@ def chargebacks_daily() -> dict[str, int]:
     from . import chargebacks
 
     return chargebacks.daily_review()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8)
+def submit_refund(self, refund_id: int) -> str:  # type: ignore[no-untyped-def]
+    from .gateways import GatewayUnavailable
+    from .models import Refund
+    from .services import refund_submit
+
+    try:
+        return refund_submit(refund=Refund.objects.get(pk=refund_id)).status
+    except GatewayUnavailable as exc:
+        if self.request.is_eager:
+            raise
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc

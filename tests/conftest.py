@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import socket
+import subprocess
 import threading
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,3 +111,70 @@ def run_at_once(*actions: Callable[[], Any]) -> list[Any]:
     for thread in threads:
         thread.join(timeout=60)
     return results
+
+
+LOCALSTRIPE_PYTHON = Path(__file__).resolve().parent.parent / ".venv-tools/localstripe/bin/python"
+LOCALSTRIPE_SERVE = (
+    "import sys; from aiohttp import web; from localstripe.server import app; "
+    "web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), print=None)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def localstripe_server() -> Iterator[str]:
+    """A local Stripe API server (the localstripe package), on loopback only."""
+    if not LOCALSTRIPE_PYTHON.exists():
+        pytest.fail("localstripe is not installed: run `make test-tools` (make test does)")
+    port = free_port()
+    process = subprocess.Popen(
+        [str(LOCALSTRIPE_PYTHON), "-c", LOCALSTRIPE_SERVE, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            request = urllib.request.Request(
+                f"{base}/v1/customers", headers={"Authorization": "Bearer sk_test_ready"}
+            )
+            with urllib.request.urlopen(request, timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("localstripe did not start")
+            time.sleep(0.1)
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def local_stripe(localstripe_server: str, settings: Any) -> str:
+    """Stripe configured against a fresh local Stripe server."""
+    request = urllib.request.Request(f"{localstripe_server}/_config/data", method="DELETE")
+    urllib.request.urlopen(request, timeout=5).close()
+    settings.STRIPE_API_KEY = "sk_test_local"
+    settings.STRIPE_API_BASE = localstripe_server
+    return localstripe_server
+
+
+@pytest.fixture
+def local_braintree(settings: Any) -> Iterator[Any]:
+    """Braintree configured against our local Braintree server (tests/payments)."""
+    from tests.payments.braintree_server import BraintreeServer
+
+    server = BraintreeServer()
+    settings.BRAINTREE_ENVIRONMENT = server.url
+    settings.BRAINTREE_MERCHANT_ID = "merchant_test"
+    settings.BRAINTREE_PUBLIC_KEY = "public_test"
+    settings.BRAINTREE_PRIVATE_KEY = "private_test"
+    yield server
+    server.stop()

@@ -46,6 +46,10 @@ ROLE_PERMISSIONS: dict[str, set[str] | str] = {
         "payments.change_payment",
         "payments.view_refund",
         "payments.add_refund",
+        # maker-checker: any other member may approve what one of them requested
+        "payments.view_approvalrequest",
+        "payments.approve_refund",
+        "payments.approve_chargeback_accept",
         "payments.view_chargeback",
         "payments.change_chargeback",
         "payments.view_webhookevent",

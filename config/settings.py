@@ -151,6 +151,9 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 # A merchant whose chargebacks over settled payments in a month pass this is flagged for review.
 CHARGEBACK_RATIO_THRESHOLD = env.float("CHARGEBACK_RATIO_THRESHOLD", default=0.009)
 CHARGEBACK_DUE_SOON_DAYS = 3
+# Refunds above this amount (minor units, whatever the currency) need a second person's approval.
+REFUND_APPROVAL_THRESHOLD = env.int("REFUND_APPROVAL_THRESHOLD", default=50_000)
+APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=48)
 
 # Celery: with no broker, tasks run in-process (the embedded demo default).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -176,6 +179,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "webhook-events-sweep": {"task": "payments.tasks.webhook_events_sweep", "schedule": 60.0},
     "chargebacks-daily": {"task": "payments.tasks.chargebacks_daily", "schedule": 24 * 3600.0},
+    "approvals-expire": {"task": "payments.tasks.approvals_expire", "schedule": 300.0},
 }
 
 # Audit trail. django-auditlog is fed by our own receivers (audits.receivers), which share the

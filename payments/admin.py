@@ -12,7 +12,7 @@ from audits.admin_mixins import AuditedAdmin
 
 from . import services
 from .exceptions import DomainError
-from .models import Chargeback, Merchant, Payment, Refund, WebhookEvent
+from .models import ApprovalRequest, Chargeback, Merchant, Payment, Refund, WebhookEvent
 from .money import format_minor
 
 
@@ -330,4 +330,56 @@ class WebhookEventAdmin(AuditedAdmin):
             queryset,
             lambda e: services.webhook_event_requeue(event=e, actor=request.user),
             "Queued for processing again",
+        )
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(AuditedAdmin):
+    list_display = [
+        "id",
+        "action",
+        "target_type",
+        "target_id",
+        "status",
+        "requested_by",
+        "requested_at",
+        "expires_at",
+        "decided_by",
+    ]
+    list_select_related = ["requested_by", "decided_by"]
+    list_filter = ["status", "action", "requested_at"]
+    search_fields = ["=target_id", "=requested_by__username"]
+    readonly_fields = [
+        "action",
+        "target_type",
+        "target_id",
+        "payload",
+        "reason",
+        "status",
+        "requested_by",
+        "requested_at",
+        "expires_at",
+        "decided_by",
+        "decided_at",
+        "decision_note",
+        "audit_trail",
+    ]
+    actions = ["approve"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # requests come from the services that need them
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Approve selected requests (as a second person)")
+    def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from .approvals import approval_approve
+
+        _run_for_each(
+            self,
+            request,
+            queryset,
+            lambda r: approval_approve(request=r, approver=request.user),
+            "Approved",
         )

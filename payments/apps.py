@@ -16,3 +16,8 @@ class PaymentsConfig(AppConfig):
         register_audited(models.Chargeback, payment_audit=True)
         # The payload is the gateway's raw event: it may carry customer details, keep it out.
         register_audited(models.WebhookEvent, exclude_fields=["payload"])
+        register_audited(models.ApprovalRequest)
+
+        from .services import register_approval_executors
+
+        register_approval_executors()

@@ -358,3 +358,64 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event_type} {self.event_id}"
+
+
+class ApprovalRequest(models.Model):
+    """Maker-checker: an action that one person requests and a second one approves.
+
+    The requester can never be the approver (the database holds that too); a pending request
+    expires; executing the action happens in the approval's own transaction, once.
+    """
+
+    class Action(models.TextChoices):
+        REFUND = "refund", "Refund above the approval threshold"
+        CHARGEBACK_ACCEPT = "chargeback_accept", "Accept a chargeback"
+        KYC_APPROVE = "kyc_approve", "Second approval of a high-risk KYC case"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+
+    action = models.CharField(max_length=32, choices=Action.choices)
+    target_type = models.CharField(max_length=64, help_text="app_label.model")
+    target_id = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict, blank=True, help_text="what the action needs")
+    reason = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.ForeignKey("auth.User", models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        permissions = [
+            ("approve_refund", "Can approve refunds above the threshold"),
+            ("approve_chargeback_accept", "Can approve accepting a chargeback"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(decided_by=F("requested_by")), name="approval_not_by_requester"
+            ),
+            models.UniqueConstraint(
+                fields=["action", "target_type", "target_id"],
+                condition=Q(status="pending"),
+                name="approval_one_pending_per_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "approved", "rejected", "expired"]),
+                name="approval_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"], name="approval_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.target_type}:{self.target_id}"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import transaction
 
 from audits import context
 
 from .exceptions import MerchantCannotTakePayments, RefundExceedsCaptured, RefundNotAllowed
-from .models import Chargeback, Merchant, Payment, Refund, WebhookEvent
+from .models import ApprovalRequest, Chargeback, Merchant, Payment, Refund, WebhookEvent
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -437,8 +438,9 @@ def refund_submit(*, refund: Refund) -> Refund:
     if refund.gateway_reference or refund.status != Refund.Status.PENDING:
         return refund
     payment = refund.payment
+    gateway = get_gateway(payment.gateway)  # not configured: the refund stays pending
     try:
-        result = get_gateway(payment.gateway).refund(
+        result = gateway.refund(
             reference=payment.gateway_reference,
             amount=refund.amount,
             currency=payment.currency,
@@ -457,3 +459,112 @@ def refund_submit(*, refund: Refund) -> Refund:
     if result.status != refund.status:
         refund = refund_set_status(refund=refund, status=result.status)
     return refund
+
+
+# --- Requests that may need a second person -------------------------------------------------
+
+
+def refund_request(
+    *, payment: Payment, amount: int, reason: str, reason_detail: str = "", actor: User
+) -> Refund | ApprovalRequest:
+    """A refund asked for by a person: executed at once up to REFUND_APPROVAL_THRESHOLD, above
+    it held for a second person's approval (maker-checker). Either way the refundable amount
+    is checked now, so a request that could never be executed is refused at once."""
+    from . import approvals
+
+    if amount > settings.REFUND_APPROVAL_THRESHOLD:
+        payment = Payment.objects.get(pk=payment.pk)
+        if payment.status not in Payment.REFUNDABLE:
+            raise RefundNotAllowed(payment_id=payment.pk, status=payment.status)
+        if amount <= 0 or amount > payment.refundable_amount:
+            raise RefundExceedsCaptured(
+                payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
+            )
+        return approvals.approval_request(
+            action=ApprovalRequest.Action.REFUND,
+            target=payment,
+            requested_by=actor,
+            payload={"amount": amount, "reason": reason, "reason_detail": reason_detail},
+            reason=reason_detail or reason,
+        )
+    return _refund_and_submit(
+        payment=payment,
+        amount=amount,
+        reason=reason,
+        reason_detail=reason_detail,
+        requested_by=actor,
+        actor=actor,
+    )
+
+
+def _refund_and_submit(
+    *,
+    payment: Payment,
+    amount: int,
+    reason: str,
+    reason_detail: str,
+    requested_by: User,
+    actor: User,
+) -> Refund:
+    from .tasks import submit_refund
+
+    with transaction.atomic():
+        refund = refund_create(
+            payment=payment, amount=amount, reason=reason, reason_detail=reason_detail, actor=actor
+        )
+        if refund.requested_by_id != requested_by.pk:
+            with _acting(actor):
+                refund.requested_by = requested_by
+                refund.save()
+        transaction.on_commit(lambda: submit_refund.delay(refund.pk), robust=True)
+        return refund
+
+
+def _execute_refund_approval(request: ApprovalRequest, approver: User) -> Refund:
+    payload = request.payload
+    return _refund_and_submit(
+        payment=Payment.objects.get(pk=int(request.target_id)),
+        amount=int(payload["amount"]),
+        reason=payload["reason"],
+        reason_detail=payload.get("reason_detail", ""),
+        requested_by=request.requested_by,
+        actor=approver,
+    )
+
+
+def chargeback_accept_request(
+    *, chargeback: Chargeback, reason: str, actor: User
+) -> ApprovalRequest:
+    """Accepting a chargeback gives the money up: one person asks, a second one approves."""
+    from . import approvals
+
+    chargeback.check_transition(current=chargeback.status, target=Chargeback.Status.ACCEPTED)
+    return approvals.approval_request(
+        action=ApprovalRequest.Action.CHARGEBACK_ACCEPT,
+        target=chargeback,
+        requested_by=actor,
+        reason=reason,
+    )
+
+
+def _execute_chargeback_accept(request: ApprovalRequest, approver: User) -> Chargeback:
+    from .gateways import get_gateway
+
+    chargeback = Chargeback.objects.select_for_update().get(pk=int(request.target_id))
+    chargeback.check_transition(current=chargeback.status, target=Chargeback.Status.ACCEPTED)
+    get_gateway(chargeback.gateway).accept_dispute(
+        dispute_reference=chargeback.gateway_reference,
+        idempotency_key=f"chargeback-{chargeback.pk}-accept",
+    )
+    return chargeback_set_status(
+        chargeback=chargeback, status=Chargeback.Status.ACCEPTED, actor=approver
+    )
+
+
+def register_approval_executors() -> None:
+    from . import approvals
+
+    approvals.register_executor(ApprovalRequest.Action.REFUND, _execute_refund_approval)
+    approvals.register_executor(
+        ApprovalRequest.Action.CHARGEBACK_ACCEPT, _execute_chargeback_accept
+    )

@@ -78,3 +78,10 @@ def submit_refund(self, refund_id: int) -> str:  # type: ignore[no-untyped-def]
         if self.request.is_eager:
             raise
         raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
+
+
+@shared_task
+def approvals_expire() -> int:
+    from .approvals import approvals_expire_due
+
+    return approvals_expire_due()

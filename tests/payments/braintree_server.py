@@ -62,6 +62,7 @@ class Transaction:
 class BraintreeServer:
     def __init__(self) -> None:
         self.transactions: dict[str, Transaction] = {}
+        self.dispute_calls: list[tuple[str, str, str]] = []
         self.requests: list[tuple[str, str, str]] = []
         self.fail_with: tuple[int, str] | None = None  # (status, message) for the next calls
         self.delay = 0.0
@@ -112,6 +113,19 @@ class BraintreeServer:
         return f"bt{next(self._ids):06d}"
 
     def answer(self, method: str, path: str, body: str) -> tuple[int, str]:
+        dispute = re.fullmatch(
+            r"/merchants/[^/]+/disputes/([^/]+)/(accept|finalize|evidence)", path
+        )
+        if dispute:
+            dispute_id, action = dispute.groups()
+            self.dispute_calls.append((dispute_id, action, body))
+            if action == "evidence":
+                return 201, (
+                    '<?xml version="1.0" encoding="UTF-8"?><evidence>'
+                    f"<id>ev{len(self.dispute_calls)}</id><comment>x</comment>"
+                    "</evidence>"
+                )
+            return 200, '<?xml version="1.0" encoding="UTF-8"?><success>true</success>'
         match = re.fullmatch(r"/merchants/[^/]+/transactions(?:/([^/]+)(?:/(\w+))?)?", path)
         if not match:
             return 404, ""

@@ -12,7 +12,16 @@ from audits.admin_mixins import AuditedAdmin
 
 from . import services
 from .exceptions import DomainError
-from .models import ApprovalRequest, Chargeback, Merchant, Payment, Refund, WebhookEvent
+from .models import (
+    ApprovalRequest,
+    Chargeback,
+    ChargebackEvidence,
+    EvidenceFile,
+    Merchant,
+    Payment,
+    Refund,
+    WebhookEvent,
+)
 from .money import format_minor
 
 
@@ -383,3 +392,56 @@ class ApprovalRequestAdmin(AuditedAdmin):
             lambda r: approval_approve(request=r, approver=request.user),
             "Approved",
         )
+
+
+@admin.register(ChargebackEvidence)
+class ChargebackEvidenceAdmin(AuditedAdmin):
+    list_display = ["chargeback", "updated_by", "updated_at", "submitted_by", "submitted_at"]
+    list_select_related = ["chargeback", "updated_by", "submitted_by"]
+    search_fields = ["=chargeback__gateway_reference"]
+    readonly_fields = [
+        "chargeback",
+        "text",
+        "updated_by",
+        "updated_at",
+        "submitted_by",
+        "submitted_at",
+        "audit_trail",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(EvidenceFile)
+class EvidenceFileAdmin(AuditedAdmin):
+    list_display = [
+        "original_name",
+        "evidence",
+        "content_type",
+        "size",
+        "uploaded_by",
+        "uploaded_at",
+    ]
+    list_select_related = ["evidence__chargeback", "uploaded_by"]
+    search_fields = ["=sha256"]
+    exclude = ["file"]
+    readonly_fields = [
+        "evidence",
+        "original_name",
+        "sha256",
+        "size",
+        "content_type",
+        "uploaded_by",
+        "uploaded_at",
+        "audit_trail",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -17,6 +17,8 @@ class PaymentsConfig(AppConfig):
         # The payload is the gateway's raw event: it may carry customer details, keep it out.
         register_audited(models.WebhookEvent, exclude_fields=["payload"])
         register_audited(models.ApprovalRequest)
+        register_audited(models.ChargebackEvidence)
+        register_audited(models.EvidenceFile, mask_fields=["file"])
 
         from .services import register_approval_executors
 

@@ -419,3 +419,67 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.target_type}:{self.target_id}"
+
+
+def evidence_upload_to(instance: EvidenceFile, filename: str) -> str:
+    import secrets
+
+    # The uploaded name never reaches the disk: no traversal, nothing guessable.
+    return f"evidence/{instance.evidence_id}/{secrets.token_hex(16)}"
+
+
+class ChargebackEvidence(models.Model):
+    """What we answer a chargeback with: a draft, editable until it is submitted, once."""
+
+    chargeback = models.OneToOneField(Chargeback, models.PROTECT, related_name="evidence")
+    text = models.TextField(blank=True)
+    updated_by = models.ForeignKey(
+        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_by = models.ForeignKey(
+        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(submitted_at__isnull=True) | Q(submitted_by__isnull=False),
+                name="evidence_submission_names_who",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Evidence for {self.chargeback}"
+
+    @property
+    def is_submitted(self) -> bool:
+        return self.submitted_at is not None
+
+
+class EvidenceFile(models.Model):
+    evidence = models.ForeignKey(ChargebackEvidence, models.PROTECT, related_name="files")
+    file = models.FileField(upload_to=evidence_upload_to, max_length=200)
+    original_name = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    content_type = models.CharField(max_length=32)
+    uploaded_by = models.ForeignKey("auth.User", models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["uploaded_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="evidence_file_sha256_hex"
+            ),
+            models.CheckConstraint(condition=Q(size__gt=0), name="evidence_file_size_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name or f"file {self.pk}"

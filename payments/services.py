@@ -10,11 +10,26 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from audits import context
 
-from .exceptions import MerchantCannotTakePayments, RefundExceedsCaptured, RefundNotAllowed
-from .models import ApprovalRequest, Chargeback, Merchant, Payment, Refund, WebhookEvent
+from .exceptions import (
+    MerchantCannotTakePayments,
+    PaymentsError,
+    RefundExceedsCaptured,
+    RefundNotAllowed,
+)
+from .models import (
+    ApprovalRequest,
+    Chargeback,
+    ChargebackEvidence,
+    EvidenceFile,
+    Merchant,
+    Payment,
+    Refund,
+    WebhookEvent,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -568,3 +583,76 @@ def register_approval_executors() -> None:
     approvals.register_executor(
         ApprovalRequest.Action.CHARGEBACK_ACCEPT, _execute_chargeback_accept
     )
+
+
+# --- Chargeback evidence -------------------------------------------------------------------
+
+
+class EvidenceAlreadySubmitted(PaymentsError):
+    def __init__(self) -> None:
+        super().__init__("The evidence was submitted; it can no longer be changed.")
+
+
+def evidence_save_draft(*, chargeback: Chargeback, text: str, actor: User) -> ChargebackEvidence:
+    with transaction.atomic(), _acting(actor):
+        chargeback = Chargeback.objects.select_for_update().get(pk=chargeback.pk)
+        evidence, _ = ChargebackEvidence.objects.get_or_create(chargeback=chargeback)
+        if evidence.is_submitted:
+            raise EvidenceAlreadySubmitted
+        evidence.text, evidence.updated_by = text, actor
+        evidence.save()
+        return evidence
+
+
+def evidence_add_file(*, chargeback: Chargeback, upload: Any, actor: User) -> EvidenceFile:
+    from .uploads import check_upload
+
+    checked = check_upload(upload)
+    with transaction.atomic(), _acting(actor):
+        chargeback = Chargeback.objects.select_for_update().get(pk=chargeback.pk)
+        evidence, _ = ChargebackEvidence.objects.get_or_create(chargeback=chargeback)
+        if evidence.is_submitted:
+            raise EvidenceAlreadySubmitted
+        stored = EvidenceFile(
+            evidence=evidence,
+            original_name=checked.display_name,
+            sha256=checked.sha256,
+            size=checked.size,
+            content_type=checked.content_type,
+            uploaded_by=actor,
+        )
+        stored.file.save("upload", upload, save=False)
+        stored.save()
+        return stored
+
+
+def evidence_submit(*, chargeback: Chargeback, actor: User) -> ChargebackEvidence:
+    """Send the evidence to the gateway, once; the chargeback goes under review."""
+    from .gateways import get_gateway
+
+    with transaction.atomic(), _acting(actor):
+        chargeback = Chargeback.objects.select_for_update().get(pk=chargeback.pk)
+        evidence = (
+            ChargebackEvidence.objects.select_for_update().filter(chargeback=chargeback).first()
+        )
+        if evidence is None or not evidence.text.strip():
+            raise PaymentsError("Write the evidence before submitting it.")
+        if evidence.is_submitted:
+            raise EvidenceAlreadySubmitted
+        chargeback.check_transition(
+            current=chargeback.status, target=Chargeback.Status.UNDER_REVIEW
+        )
+        files = [f"- {f.original_name} (sha256 {f.sha256})" for f in evidence.files.all()]
+        text = evidence.text + ("\n\nDocuments held:\n" + "\n".join(files) if files else "")
+        # Holding the row lock across this call keeps a second submit out; the key makes a
+        # retry after a lost answer harmless at Stripe.
+        get_gateway(chargeback.gateway).submit_dispute_evidence(
+            dispute_reference=chargeback.gateway_reference,
+            text=text,
+            idempotency_key=f"chargeback-{chargeback.pk}-evidence",
+        )
+        evidence.submitted_by, evidence.submitted_at = actor, timezone.now()
+        evidence.save()
+        chargeback.transition_to(Chargeback.Status.UNDER_REVIEW)
+        chargeback.save()
+        return evidence

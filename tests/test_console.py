@@ -12,18 +12,30 @@ from django.urls import reverse
 
 from audits.models import AuditChainHead, PaymentAudit
 from kyc.models import CaseNote, KycCase, KycDocument
-from payments.models import Chargeback, Merchant, Payment, Refund, WebhookEvent
+from payments.models import (
+    ApprovalRequest,
+    Chargeback,
+    ChargebackEvidence,
+    EvidenceFile,
+    Merchant,
+    Payment,
+    Refund,
+    WebhookEvent,
+)
 from tests.kyc.factories import CaseNoteFactory, KycDocumentFactory
 from tests.payments.factories import ChargebackFactory, RefundFactory
 
 pytestmark = pytest.mark.django_db
 
 CONSOLE_MODELS = [
+    ChargebackEvidence,
+    EvidenceFile,
     Merchant,
     Payment,
     Refund,
     Chargeback,
     WebhookEvent,
+    ApprovalRequest,
     KycCase,
     KycDocument,
     CaseNote,

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from audits.commands import AuditedCommand
+from payments.gateways import GatewayNotConfigured
+from payments.reconcile import reconcile
+
+
+def _date(value: str) -> datetime.datetime:
+    try:
+        day = datetime.date.fromisoformat(value)
+    except ValueError as exc:
+        raise CommandError(f"--since takes a date like 2026-11-01, not {value!r}") from exc
+    return datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC)
+
+
+class Command(AuditedCommand):
+    help = (
+        "Fetch the gateway's view of our open payments created since a date, fix states "
+        "that webhooks missed (audited as reconciliation) and print the differences."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--gateway", required=True, choices=["stripe", "braintree"])
+        parser.add_argument("--since", required=True, type=_date, metavar="YYYY-MM-DD")
+
+    def handle(self, *args: Any, gateway: str, since: datetime.datetime, **options: Any) -> None:
+        self.stdout.write(f"Reconciling {gateway} payments created since {since:%Y-%m-%d}...")
+        try:
+            report = reconcile(
+                gateway=gateway,
+                since=since,
+                progress=lambda done, total: self.stdout.write(
+                    f"  {done:,} of {total:,} payments checked"
+                ),
+            )
+        except GatewayNotConfigured as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            f"Checked {report.checked:,} payments: {len(report.fixed)} fixed, "
+            f"{len(report.differences)} other differences, "
+            f"{len(report.errors)} errors."
+        )
+        for line in report.fixed:
+            self.stdout.write(f"  FIXED {line}")
+        for line in report.differences:
+            self.stdout.write(f"  DIFFERS {line}")
+        for line in report.errors:
+            self.stderr.write(f"  ERROR {line}")

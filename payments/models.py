@@ -283,6 +283,9 @@ class Chargeback(StatusMachineMixin, models.Model):
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEEDS_RESPONSE)
     evidence_due_by = models.DateTimeField(null=True, blank=True)
+    assignee = models.ForeignKey(
+        "auth.User", models.PROTECT, null=True, blank=True, related_name="assigned_chargebacks"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from typing import Any
+
+from django.db.models import F, Q, QuerySet
+
+from audits.models import PaymentAudit
 
 from .exceptions import PaymentsError
-from .models import Merchant, Payment
+from .models import ApprovalRequest, Chargeback, Merchant, Payment
 
 
 class PaymentNotFound(PaymentsError):
@@ -20,3 +24,120 @@ def payment_by_gateway_reference(*, gateway: str, reference: str) -> Payment:
     if payment is None:
         raise PaymentNotFound(gateway=gateway, reference=reference)
     return payment
+
+
+def payment_search(
+    *,
+    status: str = "",
+    gateway: str = "",
+    currency: str = "",
+    q: str = "",
+    created_from: Any = None,
+    created_to: Any = None,
+    amount_min: int | None = None,
+    amount_max: int | None = None,
+    merchant_id: int | None = None,
+) -> QuerySet[Payment]:
+    """Payments for the operations list and its CSV export, newest first, with the merchant."""
+    payments = Payment.objects.select_related("merchant").order_by("-pk")
+    if status:
+        payments = payments.filter(status=status)
+    if gateway:
+        payments = payments.filter(gateway=gateway)
+    if currency:
+        payments = payments.filter(currency=currency.upper())
+    if merchant_id:
+        payments = payments.filter(merchant_id=merchant_id)
+    if created_from:
+        payments = payments.filter(created_at__date__gte=created_from)
+    if created_to:
+        payments = payments.filter(created_at__date__lte=created_to)
+    if amount_min is not None:
+        payments = payments.filter(amount__gte=amount_min)
+    if amount_max is not None:
+        payments = payments.filter(amount__lte=amount_max)
+    if q:
+        q = q.strip()
+        by_reference = Q(gateway_reference=q) | Q(customer_email__iexact=q)
+        if q.isdigit():
+            by_reference |= Q(pk=int(q))
+        payments = payments.filter(
+            by_reference
+            | Q(merchant__legal_name__icontains=q)
+            | Q(merchant__trading_name__icontains=q)
+        )
+    return payments
+
+
+def keyset_page(
+    queryset: QuerySet[Any], *, after: int | None, size: int = 50
+) -> tuple[list[Any], int | None]:
+    """One page of a queryset ordered by descending id, and the id to continue after (or
+    None). No COUNT, no OFFSET: the thousandth page costs what the first does."""
+    if after is not None:
+        queryset = queryset.filter(pk__lt=after)
+    rows = list(queryset[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (rows[-1].pk if more and rows else None)
+
+
+def audit_timeline(*, objects: list[tuple[str, Any]], limit: int = 200) -> list[PaymentAudit]:
+    """payment_audits rows for the given (object_type, id) pairs, oldest first, with users."""
+    condition = Q(pk__in=[])
+    for object_type, object_ids in objects:
+        ids = [
+            str(i)
+            for i in (object_ids if isinstance(object_ids, list | tuple | set) else [object_ids])
+        ]
+        if ids:
+            condition |= Q(object_type=object_type, object_id__in=ids)
+    rows = (
+        PaymentAudit.objects.filter(condition)
+        .select_related("user")
+        .order_by("-created_at")[:limit]
+    )
+    return list(reversed(rows))
+
+
+def payment_timeline(payment: Payment) -> list[PaymentAudit]:
+    refund_ids = list(payment.refunds.values_list("pk", flat=True))
+    chargeback_ids = list(payment.chargebacks.values_list("pk", flat=True))
+    return audit_timeline(
+        objects=[
+            ("payments.payment", payment.pk),
+            ("payments.refund", refund_ids),
+            ("payments.chargeback", chargeback_ids),
+        ]
+    )
+
+
+def chargeback_desk(
+    *, open_only: bool = True, gateway: str = "", assignee_id: int | None = None
+) -> QuerySet[Chargeback]:
+    chargebacks = Chargeback.objects.select_related("payment__merchant", "assignee")
+    if open_only:
+        chargebacks = chargebacks.filter(status__in=Chargeback.OPEN)
+    if gateway:
+        chargebacks = chargebacks.filter(gateway=gateway)
+    if assignee_id:
+        chargebacks = chargebacks.filter(assignee_id=assignee_id)
+    return chargebacks.order_by(F("evidence_due_by").asc(nulls_last=True), "pk")
+
+
+def approvals_pending() -> QuerySet[ApprovalRequest]:
+    return (
+        ApprovalRequest.objects.filter(status=ApprovalRequest.Status.PENDING)
+        .select_related("requested_by")
+        .order_by("expires_at", "pk")
+    )
+
+
+def approvals_for(target: Any) -> QuerySet[ApprovalRequest]:
+    return (
+        ApprovalRequest.objects.filter(
+            target_type=target._meta.label_lower, target_id=str(target.pk)
+        )
+        .select_related("requested_by", "decided_by")
+        .order_by("-requested_at")
+    )

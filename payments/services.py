@@ -656,3 +656,11 @@ def evidence_submit(*, chargeback: Chargeback, actor: User) -> ChargebackEvidenc
         chargeback.transition_to(Chargeback.Status.UNDER_REVIEW)
         chargeback.save()
         return evidence
+
+
+def chargeback_assign(*, chargeback: Chargeback, assignee: User | None, actor: User) -> Chargeback:
+    with transaction.atomic(), _acting(actor):
+        chargeback = Chargeback.objects.select_for_update().get(pk=chargeback.pk)
+        chargeback.assignee = assignee
+        chargeback.save()
+        return chargeback

@@ -1,0 +1,362 @@
+"""Operations screens: payments, disputes and the approvals inbox. Thin: validate, call one
+service or selector, render. Domain errors become messages or form errors, never a 500."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from . import approvals, selectors, services
+from .exceptions import DomainError
+from .forms import (
+    ConfirmForm,
+    DecisionForm,
+    EvidenceForm,
+    EvidenceUploadForm,
+    PaymentFilterForm,
+    ReasonForm,
+    RefundForm,
+)
+from .models import ApprovalRequest, Chargeback, ChargebackEvidence, Payment
+from .money import format_major
+
+
+def _filters(request: HttpRequest) -> tuple[PaymentFilterForm, dict[str, Any]]:
+    form = PaymentFilterForm(request.GET or None)
+    if form.is_bound and form.is_valid():
+        return form, {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
+    return form, {}
+
+
+def _after(request: HttpRequest) -> int | None:
+    value = request.GET.get("after", "")
+    return int(value) if value.isdigit() else None
+
+
+@login_required
+@permission_required("payments.view_payment", raise_exception=True)
+def payment_list(request: HttpRequest) -> HttpResponse:
+    form, filters = _filters(request)
+    payments, next_after = selectors.keyset_page(
+        selectors.payment_search(**filters), after=_after(request)
+    )
+    query = request.GET.copy()
+    query.pop("after", None)
+    return render(
+        request,
+        "payments/payment_list.html",
+        {
+            "form": form,
+            "payments": payments,
+            "next_after": next_after,
+            "query": query.urlencode(),
+            "filtered": bool(filters),
+        },
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+@permission_required("payments.view_payment", raise_exception=True)
+def payment_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The whole filtered result as CSV, streamed row by row: not capped, not held in memory."""
+    _, filters = _filters(request)
+    payments = selectors.payment_search(**filters)
+    writer = csv.writer(_Echo())
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow(
+            [
+                "id",
+                "created_at",
+                "merchant",
+                "gateway",
+                "gateway_reference",
+                "status",
+                "currency",
+                "amount",
+                "amount_minor",
+                "captured_minor",
+                "refunded_minor",
+                "card_brand",
+                "card_last4",
+            ]
+        )
+        for p in payments.iterator(chunk_size=2000):
+            yield writer.writerow(
+                [
+                    p.pk,
+                    p.created_at.isoformat(),
+                    p.merchant.legal_name,
+                    p.gateway,
+                    p.gateway_reference,
+                    p.status,
+                    p.currency,
+                    format_major(p.amount, p.currency),
+                    p.amount,
+                    p.captured_amount,
+                    p.refunded_amount,
+                    p.card_brand,
+                    p.card_last4,
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="payments-{stamp}.csv"'
+    return response
+
+
+@login_required
+@permission_required("payments.view_payment", raise_exception=True)
+def payment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    payment = get_object_or_404(Payment.objects.select_related("merchant"), pk=pk)
+    form = RefundForm(payment=payment)
+    if request.method == "POST":
+        if not request.user.has_perm("payments.add_refund"):
+            raise PermissionDenied
+        form = RefundForm(request.POST, payment=payment)
+        if form.is_valid():
+            try:
+                outcome = services.refund_request(
+                    payment=payment,
+                    amount=form.cleaned_data["amount"],
+                    reason=form.cleaned_data["reason"],
+                    reason_detail=form.cleaned_data["reason_detail"],
+                    actor=request.user,
+                )
+            except DomainError as exc:
+                form.add_error("amount", str(exc))
+            else:
+                if isinstance(outcome, ApprovalRequest):
+                    messages.info(
+                        request,
+                        "The refund is above the approval threshold: it "
+                        "waits for a second person in the approvals inbox.",
+                    )
+                else:
+                    messages.success(request, "Refund requested; it is being sent to the gateway.")
+                return redirect("payments:payment-detail", pk=payment.pk)
+    return render(
+        request,
+        "payments/payment_detail.html",
+        {
+            "payment": payment,
+            "refunds": payment.refunds.select_related("requested_by").order_by("-created_at"),
+            "chargebacks": payment.chargebacks.order_by("-created_at"),
+            "approvals": selectors.approvals_for(payment),
+            "timeline": selectors.payment_timeline(payment),
+            "refund_form": form,
+            "can_refund": request.user.has_perm("payments.add_refund")
+            and payment.status in Payment.REFUNDABLE,
+        },
+    )
+
+
+@login_required
+@permission_required("payments.view_chargeback", raise_exception=True)
+def dispute_list(request: HttpRequest) -> HttpResponse:
+    show = request.GET.get("show", "open")
+    mine = show == "mine"
+    chargebacks = selectors.chargeback_desk(
+        open_only=show != "all",
+        gateway=request.GET.get("gateway", ""),
+        assignee_id=request.user.pk if mine else None,
+    )
+    rows = chargebacks[:200]
+    return render(
+        request,
+        "payments/dispute_list.html",
+        {
+            "chargebacks": rows,
+            "show": show,
+            "now": timezone.now(),
+            "soon": timezone.now() + datetime.timedelta(days=settings.CHARGEBACK_DUE_SOON_DAYS),
+        },
+    )
+
+
+def _evidence_draft(chargeback: Chargeback) -> str:
+    """What we hold, as a first draft for the evidence text."""
+    payment = chargeback.payment
+    merchant = payment.merchant
+    lines = [
+        f"Dispute {chargeback.gateway_reference} ({chargeback.reason}) on payment "
+        f"{payment.gateway_reference}.",
+        f"Merchant: {merchant.legal_name} ({merchant.country}).",
+        f"Payment: {format_major(payment.amount, payment.currency)} {payment.currency}, "
+        f"{payment.get_status_display()}, made {payment.created_at:%Y-%m-%d %H:%M} UTC with "
+        f"{payment.card_brand or 'a card'} ending {payment.card_last4 or '----'}.",
+        f"Customer email on file: {payment.customer_email or 'none'}.",
+    ]
+    refunds = list(payment.refunds.all())
+    if refunds:
+        lines.append(
+            "Refunds: "
+            + "; ".join(
+                f"{format_major(r.amount, payment.currency)} {r.get_status_display()} "
+                f"({r.created_at:%Y-%m-%d})"
+                for r in refunds
+            )
+        )
+    documents = [d for case in merchant.kyc_cases.all() for d in case.documents.all()]
+    if documents:
+        lines.append(
+            "Merchant verification on file: "
+            + ", ".join(
+                f"{d.get_document_type_display()} ({d.get_review_status_display()})"
+                for d in documents
+            )
+        )
+    lines.append("History of the payment:")
+    lines += [
+        f"- {row.created_at:%Y-%m-%d %H:%M} {row.action_type} by {row.user}"
+        for row in selectors.payment_timeline(payment)
+    ]
+    return "\n".join(lines)
+
+
+@login_required
+@permission_required("payments.view_chargeback", raise_exception=True)
+def dispute_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    from kyc.models import KycCase, KycDocument
+
+    chargeback = get_object_or_404(
+        Chargeback.objects.select_related("payment__merchant", "assignee").prefetch_related(
+            "payment__refunds",
+            Prefetch(
+                "payment__merchant__kyc_cases",
+                queryset=KycCase.objects.prefetch_related(
+                    Prefetch("documents", queryset=KycDocument.objects.order_by("pk"))
+                ),
+            ),
+        ),
+        pk=pk,
+    )
+    evidence = (
+        ChargebackEvidence.objects.filter(chargeback=chargeback).prefetch_related("files").first()
+    )
+    draft = evidence.text if evidence and evidence.text else _evidence_draft(chargeback)
+    return render(
+        request,
+        "payments/dispute_detail.html",
+        {
+            "chargeback": chargeback,
+            "payment": chargeback.payment,
+            "evidence": evidence,
+            "evidence_form": EvidenceForm(initial={"text": draft}),
+            "upload_form": EvidenceUploadForm(),
+            "submit_form": ConfirmForm(),
+            "accept_form": ReasonForm(),
+            "approvals": selectors.approvals_for(chargeback),
+            "timeline": selectors.payment_timeline(chargeback.payment),
+            "can_act": request.user.has_perm("payments.change_chargeback"),
+        },
+    )
+
+
+def _chargeback_action(request: HttpRequest, pk: int) -> Chargeback:
+    if not request.user.has_perm("payments.change_chargeback"):
+        raise PermissionDenied
+    return get_object_or_404(Chargeback, pk=pk)
+
+
+@login_required
+@require_POST
+def dispute_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    chargeback = _chargeback_action(request, pk)
+    try:
+        if action == "save":
+            form = EvidenceForm(request.POST)
+            if not form.is_valid():
+                raise DomainError("Write the evidence before saving it.")
+            services.evidence_save_draft(
+                chargeback=chargeback, text=form.cleaned_data["text"], actor=request.user
+            )
+            messages.success(request, "Draft saved.")
+        elif action == "upload":
+            form = EvidenceUploadForm(request.POST, request.FILES)
+            if not form.is_valid():
+                raise DomainError("Choose a file to upload.")
+            services.evidence_add_file(
+                chargeback=chargeback, upload=form.cleaned_data["file"], actor=request.user
+            )
+            messages.success(request, "Document added to the evidence.")
+        elif action == "submit":
+            if not ConfirmForm(request.POST).is_valid():
+                raise DomainError("Tick the confirmation to submit the evidence.")
+            services.evidence_submit(chargeback=chargeback, actor=request.user)
+            messages.success(request, "Evidence submitted to the gateway.")
+        elif action == "accept":
+            form = ReasonForm(request.POST)
+            if not form.is_valid():
+                raise DomainError("Give a reason and tick the confirmation to accept.")
+            services.chargeback_accept_request(
+                chargeback=chargeback, reason=form.cleaned_data["reason"], actor=request.user
+            )
+            messages.info(
+                request, "Accepting needs a second person: the request is in the approvals inbox."
+            )
+        elif action == "assign":
+            services.chargeback_assign(
+                chargeback=chargeback, assignee=request.user, actor=request.user
+            )
+            messages.success(request, "The dispute is assigned to you.")
+        else:
+            raise DomainError("Unknown action.")
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    return redirect("payments:dispute-detail", pk=chargeback.pk)
+
+
+@login_required
+@permission_required("payments.view_approvalrequest", raise_exception=True)
+def approval_inbox(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "payments/approvals.html",
+        {"requests": selectors.approvals_pending()[:200], "form": DecisionForm()},
+    )
+
+
+@login_required
+@require_POST
+@permission_required("payments.view_approvalrequest", raise_exception=True)
+def approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    approval = get_object_or_404(ApprovalRequest, pk=pk)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("payments:approvals")
+    try:
+        if form.cleaned_data["decision"] == "approve":
+            approvals.approval_approve(
+                request=approval, approver=request.user, note=form.cleaned_data["note"]
+            )
+            messages.success(request, f"Approved: {approval}.")
+        else:
+            approvals.approval_reject(
+                request=approval, approver=request.user, note=form.cleaned_data["note"]
+            )
+            messages.success(request, f"Rejected: {approval}.")
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    return redirect("payments:approvals")

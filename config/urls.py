@@ -12,6 +12,7 @@ admin.site.index_title = "Staff console"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("payments.urls")),
+    path("kyc/", include("kyc.urls")),
     path("api/v1/", include("payments.api.urls")),
     path("webhooks/stripe/", webhook_views.stripe_webhook, name="webhook-stripe"),
     path("webhooks/braintree/", webhook_views.braintree_webhook, name="webhook-braintree"),

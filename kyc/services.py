@@ -515,3 +515,19 @@ def kyc_sla_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
 
 def register_approval_executors() -> None:
     approvals.register_executor(ApprovalRequest.Action.KYC_APPROVE, _execute_second_approval)
+
+
+def kyc_case_assign_self(*, case: KycCase, actor: User) -> KycCase:
+    """Take one particular unassigned case (escalated ones only by compliance officers)."""
+    _require(actor, "kyc.change_kyccase")
+    with transaction.atomic(), context.bind(actor=actor):
+        case = _lock(case)
+        if case.assignee_id is not None:
+            raise KycError(f"{case.reference} is already taken by {case.assignee}.")
+        if case.status == KycCase.Status.ESCALATED:
+            _require(actor, "kyc.decide_kyccase")
+        elif case.status != KycCase.Status.SUBMITTED:
+            raise KycError(f"{case.reference} is {case.get_status_display()}: not in the queue.")
+        case.assignee = actor
+        case.save()
+        return case

@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("payments.urls")),
     path("kyc/", include("kyc.urls")),
+    path("audits/", include("audits.urls")),
     path("api/v1/", include("payments.api.urls")),
     path("webhooks/stripe/", webhook_views.stripe_webhook, name="webhook-stripe"),
     path("webhooks/braintree/", webhook_views.braintree_webhook, name="webhook-braintree"),

@@ -3,13 +3,16 @@ from django.urls import include, path
 
 from payments import webhook_views
 
-from . import health
+from . import health, home
 
 admin.site.site_header = "Back-office console"
 admin.site.site_title = "Back-office"
 admin.site.index_title = "Staff console"
 
+admin.site.site_url = "/"  # "View site": the screens of the person's role
+
 urlpatterns = [
+    path("", home.home, name="home"),
     path("admin/", admin.site.urls),
     path("", include("payments.urls")),
     path("kyc/", include("kyc.urls")),

@@ -5,12 +5,6 @@ from payments import webhook_views
 
 from . import health, home
 
-admin.site.site_header = "Back-office console"
-admin.site.site_title = "Back-office"
-admin.site.index_title = "Staff console"
-
-admin.site.site_url = "/"  # "View site": the screens of the person's role
-
 urlpatterns = [
     path("", home.home, name="home"),
     path("admin/", admin.site.urls),

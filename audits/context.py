@@ -65,6 +65,11 @@ def bind(**changes: object) -> Iterator[AuditContext]:
         _current.reset(token)
 
 
+def acting(actor: User | None) -> contextlib.AbstractContextManager[AuditContext]:
+    """The block runs as `actor` when one is given; otherwise the context stays as it is."""
+    return bind(actor=actor) if actor is not None else bind()
+
+
 def push(context: AuditContext) -> object:
     return _current.set(context)
 

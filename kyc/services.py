@@ -94,7 +94,7 @@ def _rescore(case: KycCase) -> None:
 def kyc_case_create(
     *, merchant: Merchant, kind: str, actor: User | None = None, ownership_layers: int = 1
 ) -> KycCase:
-    with transaction.atomic(), context.bind(actor=actor) if actor else context.bind():
+    with transaction.atomic(), context.acting(actor):
         case = KycCase(
             merchant=merchant,
             kind=kind,
@@ -109,7 +109,7 @@ def kyc_case_create(
 def kyc_case_submit(*, case: KycCase, actor: User | None = None) -> KycCase:
     from .tasks import screen_case
 
-    with transaction.atomic(), context.bind(actor=actor) if actor else context.bind():
+    with transaction.atomic(), context.acting(actor):
         case = _lock(case)
         case.transition_to(KycCase.Status.SUBMITTED)
         now = timezone.now()
@@ -124,7 +124,7 @@ def kyc_case_submit(*, case: KycCase, actor: User | None = None) -> KycCase:
 def kyc_case_resubmit(*, case: KycCase, actor: User | None = None) -> KycCase:
     """The merchant answered: the case is back in the queue and the SLA clock runs again from
     where it stopped (the due date moves by the time spent waiting)."""
-    with transaction.atomic(), context.bind(actor=actor) if actor else context.bind():
+    with transaction.atomic(), context.acting(actor):
         case = _lock(case)
         case.transition_to(KycCase.Status.SUBMITTED)
         now = timezone.now()
@@ -143,7 +143,7 @@ def kyc_document_upload(
     checked = check_upload(upload, max_bytes=settings.KYC_DOCUMENT_MAX_BYTES)
     if document_type not in KycDocument.DocumentType.values:
         raise KycError(f"Unknown document type '{document_type}'.")
-    with transaction.atomic(), context.bind(actor=actor) if actor else context.bind():
+    with transaction.atomic(), context.acting(actor):
         case = _lock(case)
         if case.status not in OPEN_FOR_DOCUMENTS:
             raise KycError(
@@ -239,7 +239,7 @@ def kyc_case_request_information(*, case: KycCase, message: str, actor: User) ->
 
 def kyc_case_escalate(*, case: KycCase, reason: str, actor: User | None) -> KycCase:
     reason = _reason(reason, "escalate")
-    with transaction.atomic(), context.bind(actor=actor) if actor else context.bind():
+    with transaction.atomic(), context.acting(actor):
         case = _lock(case)
         if actor is not None:
             _require(actor, "kyc.change_kyccase")

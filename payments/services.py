@@ -37,8 +37,7 @@ if TYPE_CHECKING:
 CONTACT_FIELDS = ("contact_name", "contact_email", "contact_phone")
 
 
-def _acting(actor: User | None):  # type: ignore[no-untyped-def]
-    return context.bind(actor=actor) if actor is not None else context.bind()
+_acting = context.acting
 
 
 def merchant_create(

@@ -16,7 +16,13 @@ from payments.models import Merchant
 from tests.conftest import make_staff
 from tests.payments.factories import MerchantFactory
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    # On SQLite the live server's request threads try to close the in-memory database they
+    # share with the test; harmless, and absent on PostgreSQL.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning"),
+]
 PASSWORD = "a-long-test-passw0rd"
 
 

@@ -70,6 +70,8 @@ class MerchantAdmin(AuditedAdmin):
     ]
     readonly_fields = [
         "status",
+        "flagged_for_review",
+        "flag_reason",
         "stripe_account_id",
         "braintree_merchant_account_id",
         "created_at",
@@ -77,7 +79,20 @@ class MerchantAdmin(AuditedAdmin):
         "audit_trail",
     ]
     fieldsets = [
-        (None, {"fields": ["legal_name", "trading_name", "country", "status", "risk_level"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "legal_name",
+                    "trading_name",
+                    "country",
+                    "business_type",
+                    "status",
+                    "risk_level",
+                ]
+            },
+        ),
+        ("Review", {"fields": ["flagged_for_review", "flag_reason"]}),
         ("Contact", {"fields": ["contact_name", "contact_email", "contact_phone"]}),
         ("Gateways", {"fields": ["stripe_account_id", "braintree_merchant_account_id"]}),
         ("History", {"fields": ["created_at", "updated_at", "audit_trail"]}),

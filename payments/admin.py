@@ -60,7 +60,14 @@ class MerchantAdmin(AuditedAdmin):
         "contact_email",
         "created_at",
     ]
-    list_filter = ["status", "risk_level", "country", "created_at"]
+    list_filter = [
+        "status",
+        "risk_level",
+        "flagged_for_review",
+        "business_type",
+        "country",
+        "created_at",
+    ]
     search_fields = [
         "legal_name",
         "trading_name",

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import django_filters
+
+from ..models import Chargeback, Payment
+
+
+class PaymentFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Payment.Status.choices)
+    gateway = django_filters.ChoiceFilter(choices=Payment._meta.get_field("gateway").choices)
+    currency = django_filters.CharFilter(method="filter_currency", max_length=3)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    amount_min = django_filters.NumberFilter(field_name="amount", lookup_expr="gte", min_value=0)
+    amount_max = django_filters.NumberFilter(field_name="amount", lookup_expr="lte", min_value=0)
+
+    class Meta:
+        model = Payment
+        fields: list[str] = []
+
+    def filter_currency(self, queryset, name, value):  # type: ignore[no-untyped-def]
+        return queryset.filter(currency=value.upper())
+
+
+class ChargebackFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Chargeback.Status.choices)
+    payment = django_filters.NumberFilter(field_name="payment_id", min_value=1)
+
+    class Meta:
+        model = Chargeback
+        fields: list[str] = []

@@ -35,8 +35,9 @@ logger = logging.getLogger("payments.api")
 DOMAIN_STATUS: list[tuple[type[Exception], int]] = [
     (GatewayDeclined, status.HTTP_402_PAYMENT_REQUIRED),
     (GatewayNotConfigured, status.HTTP_503_SERVICE_UNAVAILABLE),
-    (GatewayUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
-    (GatewayError, status.HTTP_502_BAD_GATEWAY),
+    (GatewayUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),  # outcome unknown: retry
+    # The gateway refused this request (its message says why): the client's to fix, not ours.
+    (GatewayError, status.HTTP_422_UNPROCESSABLE_ENTITY),
     (InvalidTransition, status.HTTP_409_CONFLICT),
     (RefundNotAllowed, status.HTTP_409_CONFLICT),
     (EvidenceAlreadySubmitted, status.HTTP_409_CONFLICT),

@@ -5,11 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.openapi import AutoSchema
-
-from .serializers import ErrorSerializer
-
-ERROR_CODES = ("400", "401", "403", "404", "429")
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
@@ -26,12 +21,36 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
-class ApiAutoSchema(AutoSchema):
-    def get_response_serializers(self) -> Any:
-        responses = super().get_response_serializers()
-        if not isinstance(responses, dict):
-            responses = {"201" if self.method == "POST" else "200": responses}
-        responses = {str(code): value for code, value in responses.items()}
-        for code in ERROR_CODES:
-            responses.setdefault(code, ErrorSerializer)
-        return responses
+def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: every operation documents the error shape for the refusals any
+    endpoint can give (bad input, no or bad token, scope, not found, rate limit)."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault(
+        "Error",
+        {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string"},
+                "message": {"type": "string"},
+                "errors": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "required": ["type", "message", "errors"],
+        },
+    )
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    descriptions = {
+        "400": "invalid input; `errors` names each field",
+        "401": "no token, or an unknown, expired or revoked one",
+        "403": "the token lacks the scope (or is not a staff token where one is needed)",
+        "404": "no such object for this token",
+        "429": "rate limited; see Retry-After",
+    }
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for code, description in descriptions.items():
+                responses.setdefault(code, {"description": description, "content": error})
+    return result

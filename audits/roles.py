@@ -26,6 +26,8 @@ _ANALYST = {
     "kyc.change_kycdocument",
     "kyc.view_casenote",
     "kyc.add_casenote",
+    "kyc.view_screeningresult",
+    "kyc.download_kycdocument",
 }
 
 ROLE_PERMISSIONS: dict[str, set[str] | str] = {
@@ -33,6 +35,7 @@ ROLE_PERMISSIONS: dict[str, set[str] | str] = {
     COMPLIANCE_OFFICER: _ANALYST
     | {
         "kyc.decide_kyccase",
+        "kyc.reassign_kyccase",
         "payments.change_merchant",
         "payments.view_payment",
         "payments.view_refund",
@@ -57,7 +60,7 @@ ROLE_PERMISSIONS: dict[str, set[str] | str] = {
         # a case's outcome, not its documents
         "kyc.view_kyccase",
     },
-    AUDITOR: "every view permission",
+    AUDITOR: "every view permission, and reading KYC documents",
     ADMINISTRATOR: "every permission except changing or deleting audit rows",
 }
 
@@ -65,7 +68,11 @@ ROLE_PERMISSIONS: dict[str, set[str] | str] = {
 def _wanted(role: str, all_permissions: list[Any]) -> list[Any]:
     spec = ROLE_PERMISSIONS[role]
     if role == AUDITOR:
-        return [p for p in all_permissions if p.codename.startswith("view_")]
+        return [
+            p
+            for p in all_permissions
+            if p.codename.startswith("view_") or p.codename == "download_kycdocument"
+        ]
     if role == ADMINISTRATOR:
         return [
             p

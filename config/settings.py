@@ -158,6 +158,21 @@ CHARGEBACK_DUE_SOON_DAYS = 3
 REFUND_APPROVAL_THRESHOLD = env.int("REFUND_APPROVAL_THRESHOLD", default=50_000)
 APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=48)
 
+# KYC: turnaround per risk level (hours, the SLA clock), escalation of overdue cases, screening.
+KYC_TURNAROUND_HOURS = {
+    "low": env.int("KYC_TURNAROUND_HOURS_LOW", default=72),
+    "medium": env.int("KYC_TURNAROUND_HOURS_MEDIUM", default=48),
+    "high": env.int("KYC_TURNAROUND_HOURS_HIGH", default=24),
+}
+KYC_ESCALATE_AFTER_OVERDUE_HOURS = env.int("KYC_ESCALATE_AFTER_OVERDUE_HOURS", default=24)
+KYC_SCREENING_LIST = Path(
+    env.str("KYC_SCREENING_LIST", default=str(BASE_DIR / "kyc/data/screening_list.csv"))
+)
+KYC_SCREENING_THRESHOLD = env.int("KYC_SCREENING_THRESHOLD", default=85)
+KYC_DOCUMENT_MAX_BYTES = env.int("KYC_DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="backoffice@localhost")
+
 # Celery: with no broker, tasks run in-process (the embedded demo default).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -183,6 +198,7 @@ CELERY_BEAT_SCHEDULE = {
     "webhook-events-sweep": {"task": "payments.tasks.webhook_events_sweep", "schedule": 60.0},
     "chargebacks-daily": {"task": "payments.tasks.chargebacks_daily", "schedule": 24 * 3600.0},
     "approvals-expire": {"task": "payments.tasks.approvals_expire", "schedule": 300.0},
+    "kyc-sla": {"task": "kyc.tasks.kyc_sla_sweep", "schedule": 900.0},
 }
 
 # Audit trail. django-auditlog is fed by our own receivers (audits.receivers), which share the

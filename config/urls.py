@@ -14,6 +14,8 @@ admin.site.index_title = "Staff console"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("payments.urls")),
+    path("kyc/", include("kyc.urls")),
+    path("audits/", include("audits.urls")),
     path("api/v1/", include("payments.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

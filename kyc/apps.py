@@ -14,3 +14,8 @@ class KycConfig(AppConfig):
         # The storage path is a random name; it means nothing to a reader and is masked.
         register_audited(models.KycDocument, mask_fields=["file"])
         register_audited(models.CaseNote)
+        register_audited(models.ScreeningResult)
+
+        from .services import register_approval_executors
+
+        register_approval_executors()

@@ -42,7 +42,8 @@ class KycCase(StatusMachineMixin, models.Model):
 
     STATUS_TRANSITIONS = {
         Status.DRAFT: frozenset({Status.SUBMITTED}),
-        Status.SUBMITTED: frozenset({Status.IN_REVIEW}),
+        # An overdue case nobody took is escalated by the SLA task.
+        Status.SUBMITTED: frozenset({Status.IN_REVIEW, Status.ESCALATED}),
         Status.IN_REVIEW: frozenset(
             {
                 Status.NEEDS_INFORMATION,
@@ -86,6 +87,28 @@ class KycCase(StatusMachineMixin, models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
+    prepared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="the analyst who reviewed the case",
+    )
+    information_request = models.TextField(blank=True, help_text="what the merchant must send")
+    escalation_reason = models.TextField(blank=True)
+    sla_paused_at = models.DateTimeField(
+        null=True, blank=True, help_text="the clock stops while we wait for the merchant"
+    )
+    overdue_since = models.DateTimeField(null=True, blank=True)
+    due_soon_notified_at = models.DateTimeField(null=True, blank=True)
+    screening_hit = models.BooleanField(default=False)
+    risk_factors = models.JSONField(
+        default=list, blank=True, help_text="each factor and its points, as scored"
+    )
+    ownership_layers = models.PositiveSmallIntegerField(
+        default=1, help_text="legal entities between the merchant and its owners"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -93,7 +116,11 @@ class KycCase(StatusMachineMixin, models.Model):
 
     class Meta:
         ordering = ["due_at", "pk"]
-        permissions = [("decide_kyccase", "Can approve or reject a KYC case")]
+        permissions = [
+            ("decide_kyccase", "Can approve or reject a KYC case"),
+            ("reassign_kyccase", "Can reassign a KYC case to another analyst"),
+            ("download_kycdocument", "Can view and download KYC documents"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(risk_score__lte=100), name="kyc_case_risk_score_range"
@@ -144,6 +171,50 @@ class KycCase(StatusMachineMixin, models.Model):
 
     def __str__(self) -> str:
         return self.reference
+
+    @property
+    def needs_four_eyes(self) -> bool:
+        return self.risk_level == RiskLevel.HIGH or self.screening_hit
+
+    def is_overdue(self, now: object = None) -> bool:
+        from django.utils import timezone
+
+        now = now or timezone.now()
+        return (
+            self.due_at is not None
+            and self.sla_paused_at is None
+            and self.status not in self.DECIDED
+            and self.due_at < now
+        )
+
+
+class ScreeningResult(models.Model):
+    """One name screened against one list entry: a near match is a hit for a person to judge."""
+
+    class Category(models.TextChoices):
+        SANCTIONS = "sanctions"
+        PEP = "pep", "Politically exposed person"
+        ADVERSE_MEDIA = "adverse_media", "Adverse media"
+
+    case = models.ForeignKey(KycCase, models.PROTECT, related_name="screening_results")
+    provider = models.CharField(max_length=32)
+    screened_name = models.CharField(max_length=200)
+    matched_name = models.CharField(max_length=200)
+    list_name = models.CharField(max_length=100)
+    category = models.CharField(max_length=16, choices=Category.choices)
+    score = models.PositiveSmallIntegerField(help_text="similarity, 0 to 100")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["case", "-score"]
+        constraints = [
+            models.CheckConstraint(condition=Q(score__lte=100), name="screening_score_range")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.screened_name} ~ {self.matched_name} ({self.score})"
 
 
 class KycDocument(models.Model):

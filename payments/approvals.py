@@ -149,6 +149,17 @@ def approval_reject(*, request: ApprovalRequest, approver: User, note: str) -> A
         return request
 
 
+def approval_void(*, request: ApprovalRequest, note: str) -> ApprovalRequest:
+    """End a pending request because what it approved changed (no person decided it)."""
+    with transaction.atomic():
+        request = ApprovalRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status == ApprovalRequest.Status.PENDING:
+            request.status = ApprovalRequest.Status.REJECTED
+            request.decided_at, request.decision_note = timezone.now(), note
+            request.save()
+        return request
+
+
 def approvals_expire_due(*, now: datetime.datetime | None = None) -> int:
     now = now or timezone.now()
     expired = 0

@@ -44,7 +44,20 @@ class Merchant(StatusMachineMixin, models.Model):
 
     legal_name = models.CharField(max_length=200)
     trading_name = models.CharField(max_length=200, blank=True)
+
+    class BusinessType(models.TextChoices):
+        RETAIL = "retail"
+        SOFTWARE = "software"
+        TRAVEL = "travel"
+        GAMBLING = "gambling"
+        CRYPTO = "crypto", "Crypto assets"
+        MONEY_SERVICES = "money_services", "Money services"
+        OTHER = "other"
+
     country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. GB")
+    business_type = models.CharField(
+        max_length=20, choices=BusinessType.choices, default=BusinessType.RETAIL
+    )
     contact_name = models.CharField(max_length=200, blank=True)
     contact_email = models.EmailField()
     contact_phone = models.CharField(max_length=32, blank=True)

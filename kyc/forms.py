@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from payments.models import RiskLevel
+
+from .models import KycCase
+from .services import REJECTION_REASONS
+
+
+class QueueFilterForm(forms.Form):
+    q = forms.CharField(required=False, label="Search", help_text="Merchant name or case reference")
+    risk = forms.ChoiceField(required=False, choices=[("", "Any risk"), *RiskLevel.choices])
+    kind = forms.ChoiceField(required=False, choices=[("", "KYC and KYB"), *KycCase.Kind.choices])
+    country = forms.RegexField(
+        required=False,
+        regex=r"^[A-Za-z]{2}$",
+        max_length=2,
+        error_messages={"invalid": "Two letters, e.g. GB."},
+    )
+    older_than_days = forms.IntegerField(
+        required=False, min_value=1, max_value=3650, label="Submitted more than (days) ago"
+    )
+
+
+class _Confirmed(forms.Form):
+    seen_status = forms.CharField(widget=forms.HiddenInput)
+    confirm = forms.BooleanField(label="I confirm")
+
+
+class PlainActionForm(_Confirmed):
+    pass
+
+
+class MessageForm(_Confirmed):
+    message = forms.CharField(
+        label="What is missing (sent to the merchant)", widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class ReasonForm(_Confirmed):
+    reason = forms.CharField(label="Reason", widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ApproveForm(_Confirmed):
+    reason = forms.CharField(
+        required=False, label="Note (optional)", widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class RejectForm(_Confirmed):
+    reason_code = forms.ChoiceField(label="Reason", choices=list(REJECTION_REASONS.items()))
+    reason_text = forms.CharField(
+        required=False,
+        label="Details (required for Other)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(label="Note", widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class AssignForm(_Confirmed):
+    assignee = forms.ModelChoiceField(
+        label="Assign to",
+        required=False,
+        empty_label="Nobody (back to the queue)",
+        queryset=get_user_model()
+        .objects.filter(is_active=True, groups__name__in=["KYC analyst", "Compliance officer"])
+        .distinct()
+        .order_by("username"),
+    )
+
+
+class DocumentReviewForm(_Confirmed):
+    document = forms.IntegerField(widget=forms.HiddenInput)
+    review_status = forms.ChoiceField(
+        label="Decision",
+        choices=[
+            ("accepted", "Accept"),
+            ("rejected", "Reject"),
+            ("reupload_requested", "Ask for a new upload"),
+        ],
+    )
+    reason = forms.CharField(required=False, label="Reason (required unless accepting)")

@@ -1,0 +1,533 @@
+"""The KYC/KYB workflow. Every step is one transaction that locks the case, checks who may act
+and in which state, and is audited with its actor (and its reason, kept on the case).
+
+Four eyes: a high-risk case (risk high, or a screening hit) needs two approvals by two
+different compliance officers, and the analyst who prepared the case cannot give the final
+one. The first approval is an ApprovalRequest (payments.approvals); it is void when a document
+or a screening result changes after it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from auditlog.models import LogEntry
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audits import context
+from payments import approvals
+from payments import services as payment_services
+from payments.models import ApprovalRequest, Merchant
+from payments.uploads import check_upload
+
+from .exceptions import KycError, NotAllowed
+from .models import CaseNote, KycCase, KycDocument, ScreeningResult
+from .risk import score_case
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+log = logging.getLogger(__name__)
+
+REJECTION_REASONS = {
+    "identity_unverified": "Identity could not be verified",
+    "ownership_unclear": "Ownership could not be established",
+    "sanctions_match": "Confirmed sanctions or PEP match",
+    "prohibited_business": "Prohibited or unsupported business",
+    "documents_invalid": "Documents invalid or forged",
+    "no_response": "No response to information requests",
+    "other": "Other",
+}
+OPEN_FOR_DOCUMENTS = {
+    KycCase.Status.DRAFT,
+    KycCase.Status.SUBMITTED,
+    KycCase.Status.IN_REVIEW,
+    KycCase.Status.NEEDS_INFORMATION,
+    KycCase.Status.ESCALATED,
+}
+
+
+def _lock(case: KycCase) -> KycCase:
+    return KycCase.objects.select_for_update().select_related("merchant").get(pk=case.pk)
+
+
+def _require(actor: User | None, permission: str) -> None:
+    if actor is not None and not actor.has_perm(permission):
+        raise NotAllowed(f"This needs the permission '{permission}'.")
+
+
+def _require_assignee(case: KycCase, actor: User | None) -> None:
+    if actor is not None and case.assignee_id != actor.pk:
+        raise NotAllowed(
+            f"Only the assignee of {case.reference} works it"
+            f"{'' if case.assignee_id else ' (take it first)'}."
+        )
+
+
+def _reason(reason: str, what: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise KycError(f"Give a reason to {what}.")
+    return reason
+
+
+def _due_at(risk_level: str, start: datetime.datetime) -> datetime.datetime:
+    return start + datetime.timedelta(hours=settings.KYC_TURNAROUND_HOURS[risk_level])
+
+
+def _rescore(case: KycCase) -> None:
+    case.risk_score, level, case.risk_factors = score_case(case)
+    # Screening hits and scores only ever raise the level set by a person; never lower it.
+    order = ["low", "medium", "high"]
+    if order.index(level) > order.index(case.risk_level):
+        case.risk_level = level
+
+
+# --- Intake ---------------------------------------------------------------------------------
+
+
+def kyc_case_create(
+    *, merchant: Merchant, kind: str, actor: User | None = None, ownership_layers: int = 1
+) -> KycCase:
+    with transaction.atomic(), context.bind(actor=actor) if actor else context.bind():
+        case = KycCase(
+            merchant=merchant,
+            kind=kind,
+            risk_level=merchant.risk_level,
+            ownership_layers=ownership_layers,
+        )
+        case.full_clean()
+        case.save()
+        return case
+
+
+def kyc_case_submit(*, case: KycCase, actor: User | None = None) -> KycCase:
+    from .tasks import screen_case
+
+    with transaction.atomic(), context.bind(actor=actor) if actor else context.bind():
+        case = _lock(case)
+        case.transition_to(KycCase.Status.SUBMITTED)
+        now = timezone.now()
+        case.submitted_at = now
+        _rescore(case)
+        case.due_at = _due_at(case.risk_level, now)
+        case.save()
+        transaction.on_commit(lambda: screen_case.delay(case.pk), robust=True)
+        return case
+
+
+def kyc_case_resubmit(*, case: KycCase, actor: User | None = None) -> KycCase:
+    """The merchant answered: the case is back in the queue and the SLA clock runs again from
+    where it stopped (the due date moves by the time spent waiting)."""
+    with transaction.atomic(), context.bind(actor=actor) if actor else context.bind():
+        case = _lock(case)
+        case.transition_to(KycCase.Status.SUBMITTED)
+        now = timezone.now()
+        if case.sla_paused_at is not None and case.due_at is not None:
+            case.due_at += now - case.sla_paused_at
+        case.sla_paused_at = None
+        case.save()
+        return case
+
+
+def kyc_document_upload(
+    *, case: KycCase, document_type: str, upload: Any, actor: User | None = None
+) -> KycDocument:
+    """A PDF, PNG or JPEG (type read from the content), within the size limit, stored outside
+    the web root under a random name with its SHA-256."""
+    checked = check_upload(upload, max_bytes=settings.KYC_DOCUMENT_MAX_BYTES)
+    if document_type not in KycDocument.DocumentType.values:
+        raise KycError(f"Unknown document type '{document_type}'.")
+    with transaction.atomic(), context.bind(actor=actor) if actor else context.bind():
+        case = _lock(case)
+        if case.status not in OPEN_FOR_DOCUMENTS:
+            raise KycError(
+                f"{case.reference} is {case.get_status_display()}: documents can no "
+                f"longer be added."
+            )
+        document = KycDocument(
+            case=case,
+            document_type=document_type,
+            original_name=checked.display_name,
+            sha256=checked.sha256,
+            size=checked.size,
+            content_type=checked.content_type,
+            uploaded_by=actor,
+        )
+        document.file.save("upload", upload, save=False)
+        document.save()
+        _void_first_approval(case, "a document was added")
+        return document
+
+
+# --- Working the queue ----------------------------------------------------------------------
+
+
+def kyc_case_take_next(*, actor: User) -> KycCase | None:
+    """The oldest unassigned case this analyst may work, assigned to them. Two analysts
+    clicking at once get two different cases: rows locked by the other are skipped."""
+    _require(actor, "kyc.change_kyccase")
+    with transaction.atomic(), context.bind(actor=actor):
+        queue = KycCase.objects.filter(status=KycCase.Status.SUBMITTED, assignee__isnull=True)
+        if not actor.has_perm("kyc.decide_kyccase"):
+            queue = queue.exclude(status=KycCase.Status.ESCALATED)
+        queue = queue.order_by("due_at", "submitted_at", "pk")
+        if connection.features.has_select_for_update_skip_locked:
+            queue = queue.select_for_update(skip_locked=True)
+        else:
+            queue = queue.select_for_update()
+        case = queue.first()
+        if case is None:
+            return None
+        case.assignee = actor
+        case.save()
+        return case
+
+
+def kyc_case_assign(*, case: KycCase, assignee: User | None, actor: User) -> KycCase:
+    """A lead (re)assigns a case, or takes it off everyone's list."""
+    _require(actor, "kyc.reassign_kyccase")
+    with transaction.atomic(), context.bind(actor=actor):
+        case = _lock(case)
+        if case.status in KycCase.DECIDED:
+            raise KycError(f"{case.reference} is decided.")
+        if assignee is not None and not assignee.has_perm("kyc.change_kyccase"):
+            raise KycError(f"{assignee} cannot work KYC cases.")
+        case.assignee = assignee
+        case.save()
+        return case
+
+
+def kyc_case_release(*, case: KycCase, actor: User) -> KycCase:
+    with transaction.atomic(), context.bind(actor=actor):
+        case = _lock(case)
+        _require_assignee(case, actor)
+        case.assignee = None
+        case.save()
+        return case
+
+
+def kyc_case_start_review(*, case: KycCase, actor: User) -> KycCase:
+    _require(actor, "kyc.change_kyccase")
+    with transaction.atomic(), context.bind(actor=actor):
+        case = _lock(case)
+        _require_assignee(case, actor)
+        case.transition_to(KycCase.Status.IN_REVIEW)
+        case.prepared_by = actor
+        case.save()
+        return case
+
+
+def kyc_case_request_information(*, case: KycCase, message: str, actor: User) -> KycCase:
+    _require(actor, "kyc.change_kyccase")
+    message = _reason(message, "say what is missing")
+    with transaction.atomic(), context.bind(actor=actor):
+        case = _lock(case)
+        _require_assignee(case, actor)
+        case.transition_to(KycCase.Status.NEEDS_INFORMATION)
+        case.information_request = message
+        case.sla_paused_at = timezone.now()
+        case.save()
+        CaseNote.objects.create(case=case, author=actor, text=f"Information requested: {message}")
+        return case
+
+
+def kyc_case_escalate(*, case: KycCase, reason: str, actor: User | None) -> KycCase:
+    reason = _reason(reason, "escalate")
+    with transaction.atomic(), context.bind(actor=actor) if actor else context.bind():
+        case = _lock(case)
+        if actor is not None:
+            _require(actor, "kyc.change_kyccase")
+            _require_assignee(case, actor)
+        case.transition_to(KycCase.Status.ESCALATED)
+        case.escalation_reason = reason
+        case.assignee = None  # to the compliance officers' queue
+        case.save()
+        return case
+
+
+def kyc_case_add_note(*, case: KycCase, text: str, actor: User) -> CaseNote:
+    _require(actor, "kyc.add_casenote")
+    text = _reason(text, "add a note")
+    with transaction.atomic(), context.bind(actor=actor):
+        return CaseNote.objects.create(case=_lock(case), author=actor, text=text)
+
+
+# --- Decisions ------------------------------------------------------------------------------
+
+
+def _evidence_fingerprint(case: KycCase) -> str:
+    documents = (
+        KycDocument.objects.filter(case=case)
+        .order_by("pk")
+        .values_list("pk", "sha256", "review_status")
+    )
+    results = (
+        ScreeningResult.objects.filter(case=case)
+        .order_by("pk")
+        .values_list("pk", "matched_name", "score")
+    )
+    return hashlib.sha256(repr((list(documents), list(results))).encode()).hexdigest()
+
+
+def _pending_first_approval(case: KycCase) -> ApprovalRequest | None:
+    return ApprovalRequest.objects.filter(
+        action=ApprovalRequest.Action.KYC_APPROVE,
+        target_type="kyc.kyccase",
+        target_id=str(case.pk),
+        status=ApprovalRequest.Status.PENDING,
+    ).first()
+
+
+def _void_first_approval(case: KycCase, why: str) -> None:
+    pending = _pending_first_approval(case)
+    if pending is not None:
+        approvals.approval_void(request=pending, note=f"void: {why} after the first approval")
+
+
+def kyc_case_approve(*, case: KycCase, actor: User, reason: str = "") -> KycCase:
+    """Approve, or for a four-eyes case give the first or the second approval."""
+    _require(actor, "kyc.decide_kyccase")
+    with transaction.atomic(), context.bind(actor=actor):
+        case = _lock(case)
+        if case.status in KycCase.DECIDED:
+            raise KycError(f"{case.reference} is already {case.get_status_display().lower()}.")
+        case.check_transition(current=case.status, target=KycCase.Status.APPROVED)
+        if not case.needs_four_eyes:
+            return _decide(case, actor=actor, decision=KycCase.Decision.APPROVE, reason=reason)
+        pending = _pending_first_approval(case)
+        if pending is None:
+            approvals.approval_request(
+                action=ApprovalRequest.Action.KYC_APPROVE,
+                target=case,
+                requested_by=actor,
+                payload={"fingerprint": _evidence_fingerprint(case)},
+                reason=reason or "first approval",
+            )
+            return case
+        if case.prepared_by_id == actor.pk:
+            raise NotAllowed("You prepared this case: another officer gives the final approval.")
+        return approvals.approval_approve(request=pending, approver=actor, note=reason)
+
+
+def _execute_second_approval(request: ApprovalRequest, approver: User) -> KycCase:
+    case = _lock(KycCase.objects.get(pk=int(request.target_id)))
+    if request.payload.get("fingerprint") != _evidence_fingerprint(case):
+        raise KycError("Documents or screening changed after the first approval: it is void.")
+    if case.prepared_by_id == approver.pk:
+        raise NotAllowed("You prepared this case: another officer gives the final approval.")
+    return _decide(
+        case,
+        actor=approver,
+        decision=KycCase.Decision.APPROVE,
+        reason=request.decision_note or request.reason,
+    )
+
+
+def kyc_case_reject(*, case: KycCase, reason_code: str, reason_text: str, actor: User) -> KycCase:
+    _require(actor, "kyc.decide_kyccase")
+    if reason_code not in REJECTION_REASONS:
+        raise KycError("Choose a rejection reason from the list.")
+    text = _reason(reason_text, "reject") if reason_code == "other" else (reason_text or "")
+    with transaction.atomic(), context.bind(actor=actor):
+        case = _lock(case)
+        _void_first_approval(case, "the case was rejected")
+        full = f"{REJECTION_REASONS[reason_code]}{': ' + text if text else ''}"
+        return _decide(case, actor=actor, decision=KycCase.Decision.REJECT, reason=full)
+
+
+def _decide(case: KycCase, *, actor: User, decision: str, reason: str) -> KycCase:
+    target = (
+        KycCase.Status.APPROVED if decision == KycCase.Decision.APPROVE else KycCase.Status.REJECTED
+    )
+    case.transition_to(target)
+    case.decision, case.decided_by, case.decided_at = decision, actor, timezone.now()
+    case.decision_reason = reason or ("approved" if decision == "approve" else "")
+    case.assignee = None
+    case.save()
+    merchant = Merchant.objects.select_for_update().get(pk=case.merchant_id)
+    if decision == KycCase.Decision.APPROVE:
+        if merchant.status in (Merchant.Status.PENDING, Merchant.Status.SUSPENDED):
+            payment_services.merchant_set_status(
+                merchant=merchant, status=Merchant.Status.ACTIVE, actor=actor
+            )
+    elif merchant.status == Merchant.Status.ACTIVE:
+        # A rejected case keeps the merchant from taking payments.
+        payment_services.merchant_set_status(
+            merchant=merchant, status=Merchant.Status.SUSPENDED, actor=actor
+        )
+    return case
+
+
+def merchant_suspend_for_finding(*, merchant: Merchant, reason: str, actor: User) -> Merchant:
+    """A later adverse finding suspends an active merchant, with the reason on record."""
+    _require(actor, "kyc.decide_kyccase")
+    reason = _reason(reason, "suspend a merchant")
+    with transaction.atomic(), context.bind(actor=actor):
+        merchant = payment_services.merchant_set_status(
+            merchant=merchant, status=Merchant.Status.SUSPENDED, actor=actor
+        )
+        return payment_services.merchant_flag_for_review(
+            merchant=merchant, reason=f"suspended: {reason}", actor=actor
+        )
+
+
+# --- Documents and screening ------------------------------------------------------------------
+
+
+def kyc_document_review(
+    *, document: KycDocument, review_status: str, reason: str = "", actor: User
+) -> KycDocument:
+    """Accept, reject (with a reason) or ask for a new upload, which sends the case back to the
+    merchant (needs information)."""
+    _require(actor, "kyc.change_kycdocument")
+    if review_status not in {"accepted", "rejected", "reupload_requested"}:
+        raise KycError("Accept, reject or ask for a new upload.")
+    if review_status != "accepted":
+        reason = _reason(reason, "reject a document or ask for a new one")
+    with transaction.atomic(), context.bind(actor=actor):
+        case = _lock(document.case)
+        _require_assignee(case, actor)
+        document = KycDocument.objects.select_for_update().get(pk=document.pk)
+        document.review_status, document.review_reason = review_status, reason
+        document.save()
+        _void_first_approval(case, "a document review changed")
+        if review_status == "reupload_requested":
+            case.refresh_from_db()
+            if case.status == KycCase.Status.IN_REVIEW:
+                case = kyc_case_request_information(
+                    case=case,
+                    actor=actor,
+                    message=f"Please upload a new {document.get_document_type_display()}: {reason}",
+                )
+        return document
+
+
+def kyc_document_record_access(*, document: KycDocument, actor: User, kind: str) -> None:
+    """Every view and download of a document is in the audit log."""
+    with transaction.atomic():
+        ctx = context.current()
+        LogEntry.objects.log_create(
+            document,
+            action=LogEntry.Action.ACCESS,
+            force_log=True,
+            actor=actor,
+            remote_addr=ctx.ip_address,
+            cid=ctx.request_id or None,
+            additional_data={"access": kind, "device_id": ctx.device_id, "source": ctx.source},
+        )
+
+
+def kyc_case_screen(*, case: KycCase) -> list[ScreeningResult]:
+    """Screen the merchant's names; store hits, raise the risk, void a first approval when the
+    results change."""
+    from .screening import get_provider
+
+    provider = get_provider()
+    with transaction.atomic():
+        case = _lock(case)
+        merchant = case.merchant
+        names = list(
+            dict.fromkeys(
+                filter(None, [merchant.legal_name, merchant.trading_name, merchant.contact_name])
+            )
+        )
+        matches = provider.screen(names)
+        known = set(
+            ScreeningResult.objects.filter(case=case).values_list(
+                "screened_name", "matched_name", "list_name"
+            )
+        )
+        new = [
+            ScreeningResult(
+                case=case,
+                provider=provider.name,
+                screened_name=m.screened_name,
+                matched_name=m.matched_name,
+                list_name=m.list_name,
+                category=m.category,
+                score=m.score,
+            )
+            for m in matches
+            if (m.screened_name, m.matched_name, m.list_name) not in known
+        ]
+        for result in new:
+            result.save()
+        if new:
+            case.screening_hit = True
+            _void_first_approval(case, "a screening result changed")
+        _rescore(case)
+        case.save()
+        return new
+
+
+def kyc_sla_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
+    """Notify assignees of cases due within a day, mark overdue cases, escalate cases overdue
+    for longer than KYC_ESCALATE_AFTER_OVERDUE_HOURS."""
+    from django.core.mail import send_mail
+
+    now = now or timezone.now()
+    open_cases = KycCase.objects.filter(
+        status__in=[KycCase.Status.SUBMITTED, KycCase.Status.IN_REVIEW],
+        sla_paused_at__isnull=True,
+        due_at__isnull=False,
+    )
+    notified = 0
+    for case in open_cases.filter(
+        due_at__gt=now,
+        due_at__lte=now + datetime.timedelta(days=1),
+        due_soon_notified_at__isnull=True,
+        assignee__isnull=False,
+    ).select_related("assignee"):
+        if case.assignee.email:
+            send_mail(
+                f"{case.reference} is due {case.due_at:%Y-%m-%d %H:%M} UTC",
+                f"The KYC case {case.reference} you work is due within a day.",
+                None,
+                [case.assignee.email],
+            )
+        with transaction.atomic():
+            locked = _lock(case)
+            locked.due_soon_notified_at = now
+            locked.save()
+        notified += 1
+    marked = 0
+    for case in open_cases.filter(due_at__lte=now, overdue_since__isnull=True):
+        with transaction.atomic():
+            locked = _lock(case)
+            locked.overdue_since = now
+            locked.save()
+        marked += 1
+    escalated = 0
+    limit = now - datetime.timedelta(hours=settings.KYC_ESCALATE_AFTER_OVERDUE_HOURS)
+    for case in open_cases.filter(due_at__lte=limit):
+        kyc_case_escalate(
+            case=case, actor=None, reason=f"overdue since {case.due_at:%Y-%m-%d %H:%M} UTC"
+        )
+        escalated += 1
+    return {"notified": notified, "overdue": marked, "escalated": escalated}
+
+
+def register_approval_executors() -> None:
+    approvals.register_executor(ApprovalRequest.Action.KYC_APPROVE, _execute_second_approval)
+
+
+def kyc_case_assign_self(*, case: KycCase, actor: User) -> KycCase:
+    """Take one particular unassigned case (escalated ones only by compliance officers)."""
+    _require(actor, "kyc.change_kyccase")
+    with transaction.atomic(), context.bind(actor=actor):
+        case = _lock(case)
+        if case.assignee_id is not None:
+            raise KycError(f"{case.reference} is already taken by {case.assignee}.")
+        if case.status == KycCase.Status.ESCALATED:
+            _require(actor, "kyc.decide_kyccase")
+        elif case.status != KycCase.Status.SUBMITTED:
+            raise KycError(f"{case.reference} is {case.get_status_display()}: not in the queue.")
+        case.assignee = actor
+        case.save()
+        return case

@@ -1,0 +1,381 @@
+"""The compliance review screens. Every POST re-checks permission and state in the services
+and refuses a stale page: the form carries the status the person saw."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from config.pagination import LargeTablePaginator
+from payments import selectors as payment_selectors
+from payments.chargebacks import chargeback_ratios
+from payments.exceptions import DomainError
+from payments.models import ApprovalRequest, Merchant, Payment
+
+from . import selectors, services
+from .forms import (
+    ApproveForm,
+    AssignForm,
+    DocumentReviewForm,
+    MessageForm,
+    NoteForm,
+    PlainActionForm,
+    QueueFilterForm,
+    ReasonForm,
+    RejectForm,
+)
+from .models import KycCase, KycDocument
+
+
+@login_required
+@permission_required("kyc.view_kyccase", raise_exception=True)
+def queue(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    tab = request.GET.get("tab", "mine" if request.user.has_perm("kyc.change_kyccase") else "all")
+    if tab not in selectors.QUEUE_TABS:
+        tab = "all"
+    form = QueueFilterForm(request.GET or None)
+    filters = (
+        {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
+        if form.is_bound and form.is_valid()
+        else {}
+    )
+    cases = selectors.queue(tab=tab, user=request.user, now=now, **filters)
+    page = LargeTablePaginator(cases, 50).get_page(request.GET.get("page"))
+    counts = selectors.tab_counts(user=request.user, now=now)
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("tab", None)
+    return render(
+        request,
+        "kyc/queue.html",
+        {
+            "tab": tab,
+            "tabs": [(t, selectors.TAB_LABELS[t], counts[t]) for t in selectors.QUEUE_TABS],
+            "form": form,
+            "page": page,
+            "now": now,
+            "query": query.urlencode(),
+            "filtered": bool(filters),
+            "can_take": request.user.has_perm("kyc.change_kyccase"),
+        },
+    )
+
+
+@login_required
+@require_POST
+def take_next(request: HttpRequest) -> HttpResponse:
+    try:
+        case = services.kyc_case_take_next(actor=request.user)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+        return redirect("kyc:queue")
+    if case is None:
+        messages.info(request, "No unassigned case is waiting. Well done.")
+        return redirect("kyc:queue")
+    messages.success(request, f"{case.reference} is yours.")
+    return redirect("kyc:case", pk=case.pk)
+
+
+@dataclass(frozen=True)
+class Action:
+    label: str
+    form: type
+    allowed: Callable[[Any, KycCase], bool]
+    run: Callable[[KycCase, Any, dict[str, Any]], Any]
+    danger: bool = False
+
+
+def _is_assignee(user: Any, case: KycCase) -> bool:
+    return case.assignee_id == user.pk
+
+
+def _can_work(user: Any) -> bool:
+    return user.has_perm("kyc.change_kyccase")
+
+
+def _can_decide(user: Any, case: KycCase) -> bool:
+    return user.has_perm("kyc.decide_kyccase") and case.status in (
+        KycCase.Status.IN_REVIEW,
+        KycCase.Status.ESCALATED,
+    )
+
+
+ACTIONS: dict[str, Action] = {
+    "take": Action(
+        "Take this case",
+        PlainActionForm,
+        lambda u, c: (
+            _can_work(u)
+            and c.assignee_id is None
+            and c.status in (KycCase.Status.SUBMITTED, KycCase.Status.ESCALATED)
+            and (c.status != KycCase.Status.ESCALATED or u.has_perm("kyc.decide_kyccase"))
+        ),
+        lambda c, u, d: services.kyc_case_assign_self(case=c, actor=u),
+    ),
+    "release": Action(
+        "Release to the queue",
+        PlainActionForm,
+        lambda u, c: _is_assignee(u, c) and c.status not in KycCase.DECIDED,
+        lambda c, u, d: services.kyc_case_release(case=c, actor=u),
+    ),
+    "start_review": Action(
+        "Start review",
+        PlainActionForm,
+        lambda u, c: _is_assignee(u, c) and c.status == KycCase.Status.SUBMITTED,
+        lambda c, u, d: services.kyc_case_start_review(case=c, actor=u),
+    ),
+    "request_information": Action(
+        "Request information",
+        MessageForm,
+        lambda u, c: _is_assignee(u, c) and c.status == KycCase.Status.IN_REVIEW,
+        lambda c, u, d: services.kyc_case_request_information(
+            case=c, actor=u, message=d["message"]
+        ),
+    ),
+    "escalate": Action(
+        "Escalate to a compliance officer",
+        ReasonForm,
+        lambda u, c: _is_assignee(u, c) and c.status == KycCase.Status.IN_REVIEW,
+        lambda c, u, d: services.kyc_case_escalate(case=c, actor=u, reason=d["reason"]),
+    ),
+    "approve": Action(
+        "Approve",
+        ApproveForm,
+        _can_decide,
+        lambda c, u, d: services.kyc_case_approve(case=c, actor=u, reason=d["reason"]),
+    ),
+    "reject": Action(
+        "Reject",
+        RejectForm,
+        _can_decide,
+        lambda c, u, d: services.kyc_case_reject(
+            case=c, actor=u, reason_code=d["reason_code"], reason_text=d["reason_text"]
+        ),
+        danger=True,
+    ),
+    "reassign": Action(
+        "Reassign",
+        AssignForm,
+        lambda u, c: u.has_perm("kyc.reassign_kyccase") and c.status not in KycCase.DECIDED,
+        lambda c, u, d: services.kyc_case_assign(case=c, actor=u, assignee=d["assignee"]),
+    ),
+}
+
+
+def _case_context(request: HttpRequest, case: KycCase) -> dict[str, Any]:
+    user = request.user
+    pending = (
+        ApprovalRequest.objects.filter(
+            action=ApprovalRequest.Action.KYC_APPROVE,
+            target_type="kyc.kyccase",
+            target_id=str(case.pk),
+            status=ApprovalRequest.Status.PENDING,
+        )
+        .select_related("requested_by")
+        .first()
+    )
+    actions = [
+        (name, action, action.form(initial={"seen_status": case.status}))
+        for name, action in ACTIONS.items()
+        if action.allowed(user, case)
+    ]
+    can_documents = user.has_perm("kyc.download_kycdocument")
+    return {
+        "case": case,
+        "merchant": case.merchant,
+        "actions": actions,
+        "first_approval": pending,
+        "documents": list(selectors.kyc_documents(case))
+        if user.has_perm("kyc.view_kycdocument")
+        else None,
+        "can_documents": can_documents,
+        "can_review_documents": _is_assignee(user, case)
+        and user.has_perm("kyc.change_kycdocument")
+        and case.status == KycCase.Status.IN_REVIEW,
+        "review_form": DocumentReviewForm,
+        "screening": list(case.screening_results.all()),
+        "notes": list(case.notes.select_related("author")),
+        "note_form": NoteForm() if user.has_perm("kyc.add_casenote") else None,
+        "timeline": selectors.case_timeline(case),
+        "missing": selectors.kyc_case_missing(case),
+        "now": timezone.now(),
+    }
+
+
+@login_required
+@permission_required("kyc.view_kyccase", raise_exception=True)
+def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_object_or_404(
+        KycCase.objects.select_related("merchant", "assignee", "decided_by", "prepared_by"), pk=pk
+    )
+    return render(request, "kyc/case.html", _case_context(request, case))
+
+
+@login_required
+@require_POST
+@permission_required("kyc.view_kyccase", raise_exception=True)
+def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    case = get_object_or_404(KycCase.objects.select_related("merchant"), pk=pk)
+    spec = ACTIONS.get(action)
+    if spec is None:
+        messages.error(request, "Unknown action.")
+        return redirect("kyc:case", pk=pk)
+    form = spec.form(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            label = form.fields[field].label if field in form.fields else ""
+            for error in errors:
+                messages.error(request, f"{spec.label}: {label + ' — ' if label else ''}{error}")
+        return redirect("kyc:case", pk=pk)
+    if form.cleaned_data["seen_status"] != case.status:
+        messages.error(
+            request,
+            f"{case.reference} changed since you opened it (it is now "
+            f"{case.get_status_display()}). Nothing was done; check and try again.",
+        )
+        return redirect("kyc:case", pk=pk)
+    if not spec.allowed(request.user, case):
+        messages.error(request, f"You cannot {spec.label.lower()} on this case now.")
+        return redirect("kyc:case", pk=pk)
+    try:
+        spec.run(case, request.user, form.cleaned_data)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{spec.label}: done.")
+    return redirect("kyc:case", pk=pk)
+
+
+@login_required
+@require_POST
+@permission_required("kyc.add_casenote", raise_exception=True)
+def case_note(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_object_or_404(KycCase, pk=pk)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        services.kyc_case_add_note(case=case, text=form.cleaned_data["text"], actor=request.user)
+        messages.success(request, "Note added.")
+    else:
+        messages.error(request, "Write the note before adding it.")
+    return redirect("kyc:case", pk=pk)
+
+
+@login_required
+@require_POST
+def document_review(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_object_or_404(KycCase, pk=pk)
+    form = DocumentReviewForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a decision and confirm it.")
+        return redirect("kyc:case", pk=pk)
+    if form.cleaned_data["seen_status"] != case.status:
+        messages.error(request, f"{case.reference} changed since you opened it. Nothing was done.")
+        return redirect("kyc:case", pk=pk)
+    document = get_object_or_404(KycDocument, pk=form.cleaned_data["document"], case=case)
+    try:
+        services.kyc_document_review(
+            document=document,
+            actor=request.user,
+            review_status=form.cleaned_data["review_status"],
+            reason=form.cleaned_data["reason"],
+        )
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Document {document.pk}: {form.cleaned_data['review_status'].replace('_', ' ')}.",
+        )
+    return redirect("kyc:case", pk=pk)
+
+
+@login_required
+@permission_required("kyc.download_kycdocument", raise_exception=True)
+def document_file(request: HttpRequest, pk: int, disposition: str) -> FileResponse:
+    """The document itself, for permitted staff only; every view and download is audited."""
+    document = get_object_or_404(KycDocument, pk=pk)
+    if disposition not in ("view", "download"):
+        raise PermissionDenied
+    services.kyc_document_record_access(document=document, actor=request.user, kind=disposition)
+    response = FileResponse(
+        document.file.open("rb"),
+        content_type=document.content_type,
+        as_attachment=disposition == "download",
+        filename=document.original_name or f"document-{document.pk}",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@permission_required("payments.view_merchant", raise_exception=True)
+def merchant_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    merchant = get_object_or_404(Merchant, pk=pk)
+    cases = list(selectors.kyc_cases_for_merchant(merchant))
+    now = timezone.now()
+    ratio = next(
+        (r for r in chargeback_ratios(month=now.date()) if r.merchant_id == merchant.pk), None
+    )
+    can_payments = request.user.has_perm("payments.view_payment")
+    payments = (
+        list(Payment.objects.filter(merchant=merchant).order_by("-pk")[:20])
+        if can_payments
+        else None
+    )
+    open_approvals = ApprovalRequest.objects.filter(
+        status=ApprovalRequest.Status.PENDING,
+        target_type__in=["kyc.kyccase"],
+        target_id__in=[str(c.pk) for c in cases],
+    ).select_related("requested_by")
+    return render(
+        request,
+        "kyc/merchant.html",
+        {
+            "merchant": merchant,
+            "cases": cases,
+            "payments": payments,
+            "ratio": ratio,
+            "approvals": list(open_approvals),
+            "timeline": selectors.merchant_timeline(merchant, cases),
+            "can_suspend": request.user.has_perm("kyc.decide_kyccase")
+            and merchant.status == Merchant.Status.ACTIVE,
+            "suspend_form": ReasonForm(initial={"seen_status": merchant.status}),
+            "payments_timeline": payment_selectors.audit_timeline(
+                objects=[("payments.merchant", merchant.pk)], limit=50
+            ),
+        },
+    )
+
+
+@login_required
+@require_POST
+@permission_required("kyc.decide_kyccase", raise_exception=True)
+def merchant_suspend(request: HttpRequest, pk: int) -> HttpResponse:
+    merchant = get_object_or_404(Merchant, pk=pk)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a reason and tick the confirmation to suspend.")
+    elif form.cleaned_data["seen_status"] != merchant.status:
+        messages.error(request, "The merchant changed since you opened the page. Nothing was done.")
+    else:
+        try:
+            services.merchant_suspend_for_finding(
+                merchant=merchant, actor=request.user, reason=form.cleaned_data["reason"]
+            )
+        except DomainError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{merchant} is suspended.")
+    return redirect("kyc:merchant", pk=pk)

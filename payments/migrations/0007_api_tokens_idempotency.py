@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("payments", "0005_chargeback_assignee"),
+        ("payments", "0006_merchant_business_type"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

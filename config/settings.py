@@ -243,6 +243,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "MerchantStatusEnum": "payments.models.Merchant.Status",
+        "PaymentStatusEnum": "payments.models.Payment.Status",
+        "RefundStatusEnum": "payments.models.Refund.Status",
+        "ChargebackStatusEnum": "payments.models.Chargeback.Status",
+        "ApprovalStatusEnum": "payments.models.ApprovalRequest.Status",
+        "KycCaseStatusEnum": "kyc.models.KycCase.Status",
+        "KycDocumentReviewStatusEnum": "kyc.models.KycDocument.ReviewStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "payments.api.schema.add_error_responses",

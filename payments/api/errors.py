@@ -17,6 +17,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from kyc.exceptions import NotAllowed
+
 from ..approvals import ApprovalAlreadyPending, ApprovalError
 from ..exceptions import (
     DomainError,
@@ -38,6 +40,7 @@ DOMAIN_STATUS: list[tuple[type[Exception], int]] = [
     (GatewayUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),  # outcome unknown: retry
     # The gateway refused this request (its message says why): the client's to fix, not ours.
     (GatewayError, status.HTTP_422_UNPROCESSABLE_ENTITY),
+    (NotAllowed, status.HTTP_403_FORBIDDEN),
     (InvalidTransition, status.HTTP_409_CONFLICT),
     (RefundNotAllowed, status.HTTP_409_CONFLICT),
     (EvidenceAlreadySubmitted, status.HTTP_409_CONFLICT),

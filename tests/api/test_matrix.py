@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 from auditlog.models import LogEntry
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from audits.models import PaymentAudit
+from kyc import services as kyc_services
+from kyc.models import KycCase, KycDocument
 from payments import services
 from payments.models import (
     ApiToken,
@@ -27,6 +30,7 @@ from tests.payments.factories import ChargebackFactory, MerchantFactory
 pytestmark = pytest.mark.django_db
 
 ALL_SCOPES = list(ApiToken.SCOPES)
+PDF = b"%PDF-1.4 passport scan\n%%EOF\n"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Endpoint:
     staff_only: bool = False
     auditor: bool = False
     listing: bool = False
+    format: str = "json"
 
 
 ENDPOINTS = [
@@ -141,6 +146,44 @@ ENDPOINTS = [
         body=lambda w: {"text": "Delivered, signed.", "submit": False},
     ),
     Endpoint(
+        "kyc case create",
+        "post",
+        lambda w: "/api/v1/kyc-cases/",
+        "kyc:write",
+        201,
+        body=lambda w: {"merchant": w.merchant.pk, "kind": "kyb"},
+    ),
+    Endpoint("kyc case list", "get", lambda w: "/api/v1/kyc-cases/", "kyc:read", 200, listing=True),
+    Endpoint(
+        "kyc case status", "get", lambda w: f"/api/v1/kyc-cases/{w.draft.pk}/", "kyc:read", 200
+    ),
+    Endpoint(
+        "kyc case submit",
+        "post",
+        lambda w: f"/api/v1/kyc-cases/{w.draft.pk}/submit/",
+        "kyc:write",
+        200,
+    ),
+    Endpoint(
+        "kyc document upload",
+        "post",
+        lambda w: f"/api/v1/kyc-cases/{w.draft.pk}/documents/",
+        "kyc:write",
+        201,
+        body=lambda w: {
+            "document_type": "passport",
+            "file": SimpleUploadedFile("id.pdf", PDF, content_type="application/pdf"),
+        },
+        format="multipart",
+    ),
+    Endpoint(
+        "kyc case resubmit",
+        "post",
+        lambda w: f"/api/v1/kyc-cases/{w.waiting.pk}/resubmit/",
+        "kyc:write",
+        200,
+    ),
+    Endpoint(
         "audit trail",
         "get",
         lambda w: f"/api/v1/audit-trail/?object_type=payments.payment&object_id={w.captured.pk}",
@@ -161,10 +204,12 @@ class World:
     captured: Payment
     authorized: Payment
     chargeback: Any
+    draft: KycCase
+    waiting: KycCase
 
 
 @pytest.fixture
-def world(local_stripe: str) -> World:
+def world(local_stripe: str, analyst) -> World:
     merchant, other = MerchantFactory(), MerchantFactory()
 
     def pay(capture: bool) -> Payment:
@@ -178,13 +223,32 @@ def world(local_stripe: str) -> World:
         )
 
     captured = pay(True)
-    return World(merchant, other, captured, pay(False), ChargebackFactory(payment=captured))
+    draft = kyc_services.kyc_case_create(merchant=merchant, kind="kyb")
+    waiting = kyc_services.kyc_case_submit(
+        case=kyc_services.kyc_case_create(merchant=merchant, kind="kyc")
+    )
+    kyc_services.kyc_case_assign_self(case=waiting, actor=analyst)
+    kyc_services.kyc_case_start_review(case=waiting, actor=analyst)
+    waiting = kyc_services.kyc_case_request_information(
+        case=waiting, message="A recent proof of address", actor=analyst
+    )
+    return World(
+        merchant,
+        other,
+        captured,
+        pay(False),
+        ChargebackFactory(payment=captured),
+        draft,
+        waiting,
+    )
 
 
 def _counts() -> dict[str, int]:
     return {
         model.__name__: model.objects.count()
         for model in (
+            KycCase,
+            KycDocument,
             Merchant,
             Payment,
             Refund,
@@ -229,7 +293,7 @@ def _expected(case: str, endpoint: Endpoint) -> int:
             return 403
         if endpoint.listing:
             return 200  # the list answers, with none of the other merchant's rows
-        if endpoint.name == "payment create":
+        if endpoint.name in ("payment create", "kyc case create"):
             return 400  # the other merchant's id is unknown to this token
         return 404
     return endpoint.ok
@@ -244,7 +308,7 @@ def test_endpoint_answers_each_kind_of_token(
     client = client_for(raw, HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex) if raw else client_for(None)
     before = _counts()
     body = endpoint.body(world) if endpoint.body else None
-    response = getattr(client, endpoint.method)(endpoint.path(world), body, format="json")
+    response = getattr(client, endpoint.method)(endpoint.path(world), body, format=endpoint.format)
     expected = _expected(case, endpoint)
     assert response.status_code == expected, response.content
     payload = response.json()

@@ -61,6 +61,14 @@ def error_body(type_: str, message: str, errors: dict[str, list[str]] | None = N
     return {"type": type_, "message": message, "errors": errors or {}}
 
 
+def field_error(field: str, message: str) -> Response:
+    """A 400 naming one field, for checks a serializer cannot make alone (e.g. ownership)."""
+    return Response(
+        error_body("validation_error", "The request is not valid.", {field: [message]}),
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
 def _field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested detail flattened to {"field": [...]} ("items.0.amount" for nesting)."""
     out: dict[str, list[str]] = {}

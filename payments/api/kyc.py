@@ -18,6 +18,7 @@ from kyc import services as kyc_services
 from kyc.models import KycCase, KycDocument
 
 from ..models import Merchant
+from .errors import field_error
 from .permissions import merchant_scope
 from .serializers import ErrorSerializer
 from .views import ApiMixin, IdCursorPagination
@@ -91,17 +92,6 @@ class _KycCaseMixin(ApiMixin):
         return get_object_or_404(self.get_queryset(), pk=pk)
 
 
-def _validation_error(field: str, message: str) -> Response:
-    return Response(
-        {
-            "type": "validation_error",
-            "message": "The request is not valid.",
-            "errors": {field: [message]},
-        },
-        status=status.HTTP_400_BAD_REQUEST,
-    )
-
-
 class KycCaseListApi(_KycCaseMixin, generics.GenericAPIView):
     required_scopes = {"GET": "kyc:read", "POST": "kyc:write"}
     pagination_class = IdCursorPagination
@@ -118,13 +108,13 @@ class KycCaseListApi(_KycCaseMixin, generics.GenericAPIView):
         data.is_valid(raise_exception=True)
         bound, asked = merchant_scope(request), data.validated_data.get("merchant")
         if bound is not None and asked not in (None, bound):
-            return _validation_error("merchant", "Unknown merchant.")
+            return field_error("merchant", "Unknown merchant.")
         merchant_id = bound if bound is not None else asked
         if merchant_id is None:
-            return _validation_error("merchant", "This field is required with a staff token.")
+            return field_error("merchant", "This field is required with a staff token.")
         merchant = Merchant.objects.filter(pk=merchant_id).first()
         if merchant is None:
-            return _validation_error("merchant", "Unknown merchant.")
+            return field_error("merchant", "Unknown merchant.")
         case = kyc_services.kyc_case_create(
             merchant=merchant, kind=data.validated_data["kind"], actor=request.user
         )

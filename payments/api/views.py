@@ -20,6 +20,7 @@ from audits.models import PaymentAudit
 from .. import services
 from ..models import ApprovalRequest, Merchant
 from . import selectors
+from .errors import field_error
 from .filters import ChargebackFilter, PaymentFilter
 from .idempotency import HEADER, idempotent
 from .permissions import HasScope, merchant_scope
@@ -165,39 +166,16 @@ class PaymentListApi(ApiMixin, generics.GenericAPIView):
         data = PaymentCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        bound = merchant_scope(request)
-        asked = values.pop("merchant", None)
-        if bound is not None:
-            if asked is not None and asked != bound:
-                # Another merchant's id: as if it did not exist.
-                return Response(
-                    {
-                        "type": "validation_error",
-                        "message": "The request is not valid.",
-                        "errors": {"merchant": ["Unknown merchant."]},
-                    },
-                    status=status.HTTP_400_BAD_REQUEST,
-                )
-            asked = bound
-        if asked is None:
-            return Response(
-                {
-                    "type": "validation_error",
-                    "message": "The request is not valid.",
-                    "errors": {"merchant": ["This field is required with a staff token."]},
-                },
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        merchant = Merchant.objects.filter(pk=asked).first()
+        bound, asked = merchant_scope(request), values.pop("merchant", None)
+        if bound is not None and asked not in (None, bound):
+            # Another merchant's id: as if it did not exist.
+            return field_error("merchant", "Unknown merchant.")
+        merchant_id = bound if bound is not None else asked
+        if merchant_id is None:
+            return field_error("merchant", "This field is required with a staff token.")
+        merchant = Merchant.objects.filter(pk=merchant_id).first()
         if merchant is None:
-            return Response(
-                {
-                    "type": "validation_error",
-                    "message": "The request is not valid.",
-                    "errors": {"merchant": ["Unknown merchant."]},
-                },
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            return field_error("merchant", "Unknown merchant.")
 
         def run() -> Response:
             payment = services.payment_authorize(merchant=merchant, **values, actor=request.user)

@@ -232,7 +232,7 @@ API_THROTTLE_RATES = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Back-office integration API",
-    "DESCRIPTION": "Merchants, payments, refunds, chargebacks and the audit trail. "
+    "DESCRIPTION": "Merchants, payments, refunds, chargebacks, KYC cases and the audit trail. "
     "Every error has the shape {type, message, errors}. Send `Authorization: Bearer <token>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -69,5 +69,6 @@ lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
 clean:
 	rm -rf $(VENV) var/db.sqlite3
 
-bench: install  ## what the audit trail costs per change (see bench/)
-	$(PY) bench/audit_overhead.py $(BENCH_ARGS)
+bench: install  ## the audit trail's cost per change; staff lists at volume (see bench/)
+	$(PY) bench/audit_overhead.py
+	$(PY) bench/console_lists.py $(BENCH_ARGS)

@@ -29,6 +29,24 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ObjectTypeFilter(admin.SimpleListFilter):
+    """Fixed choices: a plain field filter would SELECT DISTINCT over the whole trail."""
+
+    title = "object type"
+    parameter_name = "object_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("payments.merchant", "Merchant"),
+            ("payments.payment", "Payment"),
+            ("payments.refund", "Refund"),
+            ("payments.chargeback", "Chargeback"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(object_type=self.value()) if self.value() else queryset
+
+
 @admin.register(PaymentAudit)
 class PaymentAuditAdmin(ReadOnlyAdmin):
     list_display = [
@@ -41,7 +59,7 @@ class PaymentAuditAdmin(ReadOnlyAdmin):
         "device_id",
     ]
     list_select_related = ["user"]
-    list_filter = ["object_type", "created_at"]
+    list_filter = [ObjectTypeFilter, "created_at"]
     search_fields = ["=object_id", "=ip_address", "=device_id", "=user__username", "action_type"]
     date_hierarchy = None
     readonly_fields = [f.name for f in PaymentAudit._meta.fields]

@@ -63,3 +63,14 @@ class AuditedAdmin(AuditlogHistoryAdminMixin, ConsoleAdmin):
         return format_html(
             '{}<p><a href="{}">Full change log (field by field)</a></p>', listing, history_url
         )
+
+
+class RecordAdmin(AuditedAdmin):
+    """A record that only the services create and nobody deletes: the console reads it and
+    runs the actions it offers."""
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False

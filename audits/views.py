@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 
 from config.pagination import LargeTablePaginator
+from config.streaming import attach, csv_response
 
 from . import selectors
 from .evidence import stream_evidence
@@ -45,14 +43,21 @@ def search(request: HttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _attachment(response: StreamingHttpResponse, stem: str, extension: str) -> None:
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response["Content-Disposition"] = f'attachment; filename="{stem}-{stamp}.{extension}"'
+AUDIT_CSV_HEADER = [
+    "created_at",
+    "action_type",
+    "object_type",
+    "object_id",
+    "user",
+    "ip_address",
+    "device_id",
+    "request_id",
+    "chain",
+    "seq",
+    "row_hash",
+    "before_state",
+    "after_state",
+]
 
 
 @login_required
@@ -60,50 +65,26 @@ def _attachment(response: StreamingHttpResponse, stem: str, extension: str) -> N
 def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The whole filtered result, streamed: not capped, never held in memory."""
     _, filters = _filters(request)
-    rows = selectors.audit_search(**filters)
-    writer = csv.writer(_Echo())
     log.info("audit CSV export by %s with %s", request.user, filters)
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(
-            [
-                "created_at",
-                "action_type",
-                "object_type",
-                "object_id",
-                "user",
-                "ip_address",
-                "device_id",
-                "request_id",
-                "chain",
-                "seq",
-                "row_hash",
-                "before_state",
-                "after_state",
-            ]
-        )
-        for row in rows.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    row.created_at.isoformat(),
-                    row.action_type,
-                    row.object_type,
-                    row.object_id,
-                    row.user.username,
-                    row.ip_address,
-                    row.device_id or "",
-                    row.request_id,
-                    row.chain,
-                    row.seq,
-                    row.row_hash,
-                    json.dumps(row.before_state, sort_keys=True),
-                    json.dumps(row.after_state, sort_keys=True),
-                ]
-            )
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    _attachment(response, "audit-trail", "csv")
-    return response
+    rows = (
+        [
+            row.created_at.isoformat(),
+            row.action_type,
+            row.object_type,
+            row.object_id,
+            row.user.username,
+            row.ip_address,
+            row.device_id or "",
+            row.request_id,
+            row.chain,
+            row.seq,
+            row.row_hash,
+            json.dumps(row.before_state, sort_keys=True),
+            json.dumps(row.after_state, sort_keys=True),
+        ]
+        for row in selectors.audit_search(**filters).iterator(chunk_size=2000)
+    )
+    return csv_response(AUDIT_CSV_HEADER, rows, stem="audit-trail")
 
 
 @login_required
@@ -116,7 +97,7 @@ def export_evidence(request: HttpRequest) -> StreamingHttpResponse:
         stream_evidence(rows.iterator(chunk_size=2000), filters=filters),
         content_type="application/json",
     )
-    _attachment(response, "audit-evidence", "json")
+    attach(response, "audit-evidence", "json")
     return response
 
 

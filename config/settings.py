@@ -43,7 +43,7 @@ INSTALLED_APPS = [
     "audits",
     "payments",
     "kyc",
-    "django.contrib.admin",
+    "config.apps.BackofficeAdminConfig",  # the admin, with a second factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "auditlog",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
 ]
 
 MIDDLEWARE = [
@@ -63,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "config.second_factor.RequireSecondFactorMiddleware",
     # After authentication: the single source of who (user), where (IP) and which device.
     "audits.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -129,6 +133,10 @@ STORAGES = {
 }
 
 LOGIN_URL = "admin:login"
+# Staff sign in with a password and a TOTP code (django-otp). On by default outside DEBUG; the
+# embedded demo and the test suite turn it on where they test it.
+STAFF_REQUIRE_OTP = env.bool("STAFF_REQUIRE_OTP", default=not DEBUG)
+OTP_TOTP_ISSUER = "Back-office"
 
 # Data encrypted at rest: Fernet keys, newest first, so old rows stay readable during rotation.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])

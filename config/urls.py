@@ -5,13 +5,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from payments import webhook_views
 from payments.api.views import NotFoundApi
 
-from . import health
-
-admin.site.site_header = "Back-office console"
-admin.site.site_title = "Back-office"
-admin.site.index_title = "Staff console"
+from . import health, home
 
 urlpatterns = [
+    path("", home.home, name="home"),
     path("admin/", admin.site.urls),
     path("", include("payments.urls")),
     path("kyc/", include("kyc.urls")),

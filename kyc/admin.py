@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from audits.admin_mixins import AuditedAdmin
+from audits.admin_mixins import RecordAdmin
 
 from .models import CaseNote, KycCase, KycDocument
 
@@ -42,7 +42,7 @@ class CaseNoteInline(admin.TabularInline):
 
 
 @admin.register(KycCase)
-class KycCaseAdmin(AuditedAdmin):
+class KycCaseAdmin(RecordAdmin):
     list_display = [
         "reference",
         "merchant",
@@ -78,15 +78,9 @@ class KycCaseAdmin(AuditedAdmin):
     ]
     inlines = [KycDocumentInline, CaseNoteInline]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(KycDocument)
-class KycDocumentAdmin(AuditedAdmin):
+class KycDocumentAdmin(RecordAdmin):
     list_display = [
         "id",
         "case",
@@ -114,25 +108,13 @@ class KycDocumentAdmin(AuditedAdmin):
         "audit_trail",
     ]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(CaseNote)
-class CaseNoteAdmin(AuditedAdmin):
+class CaseNoteAdmin(RecordAdmin):
     list_display = ["case", "author", "short_text", "created_at"]
     list_select_related = ["case", "author"]
     search_fields = ["=case__reference", "text"]
     readonly_fields = ["case", "author", "text", "created_at", "audit_trail"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Text")
     def short_text(self, obj: CaseNote) -> str:

@@ -115,6 +115,8 @@ class KycCase(StatusMachineMixin, models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         ordering = ["due_at", "pk"]
         permissions = [
             ("decide_kyccase", "Can approve or reject a KYC case"),
@@ -208,6 +210,8 @@ class ScreeningResult(models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         ordering = ["case", "-score"]
         constraints = [
             models.CheckConstraint(condition=Q(score__lte=100), name="screening_score_range")
@@ -259,6 +263,8 @@ class KycDocument(models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         ordering = ["case", "uploaded_at"]
         constraints = [
             models.CheckConstraint(
@@ -285,6 +291,8 @@ class CaseNote(models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         ordering = ["case", "created_at"]
         constraints = [
             models.CheckConstraint(condition=~Q(text=""), name="case_note_text_not_empty"),

@@ -184,8 +184,9 @@ def _case_context(request: HttpRequest, case: KycCase) -> dict[str, Any]:
         .select_related("requested_by")
         .first()
     )
+    # Each form gets its own ids, so that every label points at its own field.
     actions = [
-        (name, action, action.form(initial={"seen_status": case.status}))
+        (name, action, action.form(initial={"seen_status": case.status}, auto_id=f"id_{name}_%s"))
         for name, action in ACTIONS.items()
         if action.allowed(user, case)
     ]

@@ -77,6 +77,8 @@ class Merchant(StatusMachineMixin, models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         ordering = ["legal_name", "pk"]
         constraints = [
             models.CheckConstraint(
@@ -156,6 +158,8 @@ class Payment(StatusMachineMixin, models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
@@ -250,6 +254,8 @@ class Refund(StatusMachineMixin, models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
@@ -305,6 +311,8 @@ class Chargeback(StatusMachineMixin, models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         ordering = ["evidence_due_by", "pk"]
         constraints = [
             models.UniqueConstraint(
@@ -361,6 +369,8 @@ class WebhookEvent(models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         ordering = ["-received_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
@@ -412,6 +422,8 @@ class ApprovalRequest(models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         ordering = ["-requested_at", "-pk"]
         permissions = [
             ("approve_refund", "Can approve refunds above the threshold"),
@@ -461,6 +473,8 @@ class ChargebackEvidence(models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         constraints = [
             models.CheckConstraint(
                 condition=Q(submitted_at__isnull=True) | Q(submitted_by__isnull=False),
@@ -489,6 +503,8 @@ class EvidenceFile(models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        # Django's internal paths use the base manager: it refuses bulk writes too.
+        base_manager_name = "objects"
         ordering = ["uploaded_at", "pk"]
         constraints = [
             models.CheckConstraint(
@@ -541,6 +557,7 @@ class ApiToken(models.Model):
     objects = AuditedQuerySet.as_manager()
 
     class Meta:
+        base_manager_name = "objects"  # refuses bulk writes, like every audited model
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(

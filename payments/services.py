@@ -131,12 +131,16 @@ def payment_set_status(
     (the whole amount unless a partial capture is given)."""
     with transaction.atomic(), _acting(actor):
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        payment.transition_to(status)
-        if status == Payment.Status.CAPTURED:
-            payment.captured_amount = payment.amount if captured_amount is None else captured_amount
-            payment.full_clean()
-        payment.save()
+        _move_payment(payment, status, captured_amount)
         return payment
+
+
+def _move_payment(payment: Payment, status: str, captured_amount: int | None) -> None:
+    payment.transition_to(status)
+    if status == Payment.Status.CAPTURED:
+        payment.captured_amount = payment.amount if captured_amount is None else captured_amount
+        payment.full_clean()
+    payment.save()
 
 
 def refund_create(
@@ -155,12 +159,7 @@ def refund_create(
     """
     with transaction.atomic(), _acting(actor):
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status not in Payment.REFUNDABLE:
-            raise RefundNotAllowed(payment_id=payment.pk, status=payment.status)
-        if amount <= 0 or amount > payment.refundable_amount:
-            raise RefundExceedsCaptured(
-                payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
-            )
+        _check_refundable(payment, amount)
         refund = Refund(
             payment=payment,
             amount=amount,
@@ -173,6 +172,15 @@ def refund_create(
         payment.refunded_amount += amount
         payment.save()
         return refund
+
+
+def _check_refundable(payment: Payment, amount: int) -> None:
+    if payment.status not in Payment.REFUNDABLE:
+        raise RefundNotAllowed(payment_id=payment.pk, status=payment.status)
+    if amount <= 0 or amount > payment.refundable_amount:
+        raise RefundExceedsCaptured(
+            payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
+        )
 
 
 def refund_set_status(
@@ -267,11 +275,7 @@ def payment_apply_gateway_state(
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.status == status or status not in payment.allowed_targets(payment.status):
             return False
-        payment.transition_to(status)
-        if status == Payment.Status.CAPTURED:
-            payment.captured_amount = payment.amount if captured_amount is None else captured_amount
-            payment.full_clean()
-        payment.save()
+        _move_payment(payment, status, captured_amount)
         return True
 
 
@@ -488,13 +492,7 @@ def refund_request(
     from . import approvals
 
     if amount > settings.REFUND_APPROVAL_THRESHOLD:
-        payment = Payment.objects.get(pk=payment.pk)
-        if payment.status not in Payment.REFUNDABLE:
-            raise RefundNotAllowed(payment_id=payment.pk, status=payment.status)
-        if amount <= 0 or amount > payment.refundable_amount:
-            raise RefundExceedsCaptured(
-                payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
-            )
+        _check_refundable(Payment.objects.get(pk=payment.pk), amount)
         return approvals.approval_request(
             action=ApprovalRequest.Action.REFUND,
             target=payment,

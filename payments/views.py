@@ -3,9 +3,7 @@ service or selector, render. Domain errors become messages or form errors, never
 
 from __future__ import annotations
 
-import csv
 import datetime
-from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +15,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+
+from config.streaming import csv_response
 
 from . import approvals, selectors, services
 from .exceptions import DomainError
@@ -67,9 +67,21 @@ def payment_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
+PAYMENT_CSV_HEADER = [
+    "id",
+    "created_at",
+    "merchant",
+    "gateway",
+    "gateway_reference",
+    "status",
+    "currency",
+    "amount",
+    "amount_minor",
+    "captured_minor",
+    "refunded_minor",
+    "card_brand",
+    "card_last4",
+]
 
 
 @login_required
@@ -77,50 +89,25 @@ class _Echo:
 def payment_export(request: HttpRequest) -> StreamingHttpResponse:
     """The whole filtered result as CSV, streamed row by row: not capped, not held in memory."""
     _, filters = _filters(request)
-    payments = selectors.payment_search(**filters)
-    writer = csv.writer(_Echo())
-
-    def rows() -> Iterator[str]:
-        yield writer.writerow(
-            [
-                "id",
-                "created_at",
-                "merchant",
-                "gateway",
-                "gateway_reference",
-                "status",
-                "currency",
-                "amount",
-                "amount_minor",
-                "captured_minor",
-                "refunded_minor",
-                "card_brand",
-                "card_last4",
-            ]
-        )
-        for p in payments.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    p.pk,
-                    p.created_at.isoformat(),
-                    p.merchant.legal_name,
-                    p.gateway,
-                    p.gateway_reference,
-                    p.status,
-                    p.currency,
-                    format_major(p.amount, p.currency),
-                    p.amount,
-                    p.captured_amount,
-                    p.refunded_amount,
-                    p.card_brand,
-                    p.card_last4,
-                ]
-            )
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response["Content-Disposition"] = f'attachment; filename="payments-{stamp}.csv"'
-    return response
+    rows = (
+        [
+            p.pk,
+            p.created_at.isoformat(),
+            p.merchant.legal_name,
+            p.gateway,
+            p.gateway_reference,
+            p.status,
+            p.currency,
+            format_major(p.amount, p.currency),
+            p.amount,
+            p.captured_amount,
+            p.refunded_amount,
+            p.card_brand,
+            p.card_last4,
+        ]
+        for p in selectors.payment_search(**filters).iterator(chunk_size=2000)
+    )
+    return csv_response(PAYMENT_CSV_HEADER, rows, stem="payments")
 
 
 @login_required

@@ -48,3 +48,16 @@ def test_readyz_reaches_a_real_broker(client, settings) -> None:
         app.conf.broker_url = None
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fixture", "target"), [("analyst", "/kyc/"), ("ops", "/payments/"), ("auditor", "/audits/")]
+)
+def test_home_sends_each_role_to_its_screen(client, request, fixture, target) -> None:
+    client.force_login(request.getfixturevalue(fixture))
+    assert client.get("/")["Location"] == target
+
+
+def test_home_asks_anonymous_visitors_to_sign_in(client) -> None:
+    assert "/admin/login/" in client.get("/")["Location"]

@@ -49,3 +49,11 @@ def test_queryset_delete_is_audited_row_by_row() -> None:
         str(m.pk) for m in merchants
     )
     assert LogEntry.objects.filter(action=LogEntry.Action.DELETE).count() == 3
+
+
+@pytest.mark.parametrize("model", AUDITED, ids=lambda m: m.__name__)
+def test_the_base_manager_refuses_bulk_writes_too(model) -> None:
+    with pytest.raises(AuditBypassRefused):
+        model._base_manager.all().update(pk=1)
+    with pytest.raises(AuditBypassRefused):
+        model._base_manager.bulk_create([model()])

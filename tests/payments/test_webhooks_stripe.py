@@ -263,3 +263,21 @@ def test_two_deliveries_at_the_same_moment_are_processed_once() -> None:
     assert sorted(r["duplicate"] for r in results) == [False, True]
     event = WebhookEvent.objects.get()
     assert (event.status, event.attempts) == ("processed", 1)
+
+
+def test_a_database_failure_answers_500_so_stripe_delivers_again(monkeypatch) -> None:
+    from django.db import OperationalError
+    from django.test import Client
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("connection lost")
+
+    monkeypatch.setattr(WebhookEvent.objects, "get_or_create", database_down)
+    payload = json.dumps(sh.event("customer.created", {"id": "cus"}))
+    response = Client(raise_request_exception=False).post(
+        "/webhooks/stripe/",
+        data=payload,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sh.sign(payload),
+    )
+    assert response.status_code == 500

@@ -20,6 +20,7 @@ from django.utils import timezone
 from audits import roles
 from audits.commands import AuditedCommand
 from kyc.models import CaseNote, KycCase, KycDocument
+from kyc.services import kyc_case_screen
 from payments import services
 from payments.models import Chargeback, Merchant, Payment, Refund, WebhookEvent
 
@@ -163,6 +164,8 @@ class Command(AuditedCommand):
                 document.file.save("upload", ContentFile(TINY_PDF), save=False)
                 document.save()
             CaseNote.objects.create(case=case, author=analyst, text=f"Demo case in state {status}.")
+            if status != "draft":
+                kyc_case_screen(case=case)
 
         active = [m for m in merchants.values() if m.status == Merchant.Status.ACTIVE]
         plan = [

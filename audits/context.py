@@ -33,6 +33,7 @@ class AuditContext:
     request_id: str = ""
     request: HttpRequest | None = None
     actor: User | None = None  # an explicit actor wins over the request's user
+    token_id: int | None = None  # the API token the request was authenticated with, if any
 
     def resolve_actor(self) -> tuple[int, User | None]:
         """The acting user's id, and the user object when we hold one."""

@@ -108,6 +108,8 @@ def _record(
         extra["detail"] = ctx.detail
     if ctx.device_id:
         extra["device_id"] = ctx.device_id
+    if ctx.token_id is not None:
+        extra["token_id"] = ctx.token_id
     LogEntry.objects.log_create(
         instance,
         action=action,

@@ -50,6 +50,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "auditlog",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -217,10 +220,50 @@ DEVICE_ID_COOKIE = "device_id"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "payments.api.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "payments.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+}
+# API tokens: 24 hours unless the issuer asks for another lifetime, never more than the maximum.
+API_TOKEN_DEFAULT_HOURS = env.int("API_TOKEN_DEFAULT_HOURS", default=24)
+API_TOKEN_MAX_HOURS = env.int("API_TOKEN_MAX_HOURS", default=24 * 90)
+# Rate limits (DRF throttling, counted in the default cache): per token and per client IP.
+API_THROTTLE_RATES = {
+    "token": env.str("API_RATE_PER_TOKEN", default="600/min"),
+    "ip": env.str("API_RATE_PER_IP", default="1200/min"),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Back-office integration API",
+    "DESCRIPTION": "Merchants, payments, refunds, chargebacks, KYC cases and the audit trail. "
+    "Every error has the shape {type, message, errors}. Send `Authorization: Bearer <token>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "MerchantStatusEnum": "payments.models.Merchant.Status",
+        "PaymentStatusEnum": "payments.models.Payment.Status",
+        "RefundStatusEnum": "payments.models.Refund.Status",
+        "ChargebackStatusEnum": "payments.models.Chargeback.Status",
+        "ApprovalStatusEnum": "payments.models.ApprovalRequest.Status",
+        "KycCaseStatusEnum": "kyc.models.KycCase.Status",
+        "KycDocumentReviewStatusEnum": "kyc.models.KycDocument.ReviewStatus",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "payments.api.schema.add_error_responses",
+    ],
 }
 
 LOGGING = {

@@ -430,3 +430,116 @@ class EvidenceFileAdmin(RecordAdmin):
         "uploaded_at",
         "audit_trail",
     ]
+
+
+# --- API tokens (appended with its own imports, to keep this section self-contained) ---------
+
+from django import forms  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.exceptions import ValidationError  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from .api import tokens as api_tokens  # noqa: E402
+from .models import ApiToken  # noqa: E402
+
+
+class ApiTokenCreateForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope, scope) for scope in ApiToken.SCOPES],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    hours = forms.IntegerField(
+        min_value=1,
+        initial=24,
+        help_text="lifetime in hours (24 by default; at most API_TOKEN_MAX_HOURS)",
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "owner", "merchant", "scopes"]
+
+    def clean_hours(self) -> int:
+        hours = self.cleaned_data["hours"]
+        if hours > settings.API_TOKEN_MAX_HOURS:
+            raise ValidationError(f"At most {settings.API_TOKEN_MAX_HOURS} hours.")
+        return hours
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(AuditedAdmin):
+    """Issued here (the full token is shown once, in the message after saving), revoked by the
+    action; never edited: a changed scope is a new token."""
+
+    list_display = [
+        "name",
+        "prefix",
+        "owner",
+        "merchant",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
+    list_filter = ["revoked_at", "expires_at"]
+    list_select_related = ["owner", "merchant"]
+    search_fields = ["name", "=prefix", "owner__username"]
+    raw_id_fields = ["owner", "merchant"]
+    actions = ["revoke"]
+    readonly_fields = [
+        "name",
+        "prefix",
+        "owner",
+        "merchant",
+        "scopes",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+        "last_used_ip",
+        "created_at",
+        "audit_trail",
+    ]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = ApiTokenCreateForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["name", "owner", "merchant", "scopes", "hours"]
+        return self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        if change:
+            return
+        token, raw = api_tokens.api_token_create(
+            owner=form.cleaned_data["owner"],
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            merchant=form.cleaned_data.get("merchant"),
+            hours=form.cleaned_data["hours"],
+            actor=request.user,
+        )
+        obj.pk = token.pk
+        obj.refresh_from_db()
+        self.message_user(
+            request,
+            f"Token created. Copy it now, it will not be shown again: {raw}",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+        now = timezone.now()
+        _run_for_each(
+            self,
+            request,
+            queryset.filter(revoked_at__isnull=True).exclude(expires_at__lte=now),
+            lambda token: api_tokens.api_token_revoke(token=token, actor=request.user),
+            "Revoked",
+        )

@@ -19,6 +19,8 @@ class PaymentsConfig(AppConfig):
         register_audited(models.ApprovalRequest)
         register_audited(models.ChargebackEvidence)
         register_audited(models.EvidenceFile, mask_fields=["file"])
+        # Never the hash; last use is bookkeeping recorded on every request, not a change.
+        register_audited(models.ApiToken, exclude_fields=["digest", "last_used_at", "last_used_ip"])
 
         from .services import register_approval_executors
 

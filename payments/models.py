@@ -515,3 +515,85 @@ class EvidenceFile(models.Model):
 
     def __str__(self) -> str:
         return self.original_name or f"file {self.pk}"
+
+
+class ApiToken(models.Model):
+    """A credential for an integration. Only its prefix is kept in clear (to find it); the
+    secret part is stored as its SHA-256, so a copy of the database cannot be replayed. A token
+    acts as its owner (the audit trail's actor); a merchant-bound token sees only that
+    merchant's data, a staff token (no merchant) whatever its scopes and its owner allow."""
+
+    SCOPES = (
+        "merchants:read",
+        "merchants:write",
+        "payments:read",
+        "payments:write",
+        "kyc:read",
+        "kyc:write",
+        "audit:read",
+    )
+
+    name = models.CharField(max_length=100, help_text="what the token is for")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    digest = models.CharField(
+        max_length=64, editable=False, help_text="SHA-256 of the whole token, hex"
+    )
+    owner = models.ForeignKey("auth.User", models.PROTECT, related_name="api_tokens")
+    merchant = models.ForeignKey(
+        Merchant,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="api_tokens",
+        help_text="empty: a staff token",
+    )
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"  # refuses bulk writes, like every audited model
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(digest__regex=r"^[0-9a-f]{64}$"), name="api_token_digest_hex"
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=F("created_at")), name="api_token_expires_after_created"
+            ),
+        ]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="api_token_owner_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a request made with an `Idempotency-Key`, replayed to retries.
+
+    One row per owner and key (the unique constraint decides a race: the second insert fails
+    and that request answers 409 while the first is in flight). Not audited: it holds a copy of
+    a response, the change itself is audited where it happened."""
+
+    key = models.CharField(max_length=255)
+    owner = models.ForeignKey("auth.User", models.CASCADE, related_name="+")
+    endpoint = models.CharField(max_length=200, help_text="method and path")
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body")
+    in_flight = models.BooleanField(default=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="idempotency_owner_key_unique"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.key}"

@@ -1,6 +1,37 @@
+"""Input and output serializers, kept apart. Outputs never carry a secret, a full card or
+account number, or a file's contents: only the gateway's references and the last four."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
 from rest_framework import serializers
 
-from ..models import Merchant
+from audits.models import PaymentAudit
+
+from ..models import (
+    ApprovalRequest,
+    Chargeback,
+    Gateway,
+    Merchant,
+    Payment,
+    Refund,
+    RiskLevel,
+)
+
+PAN_LIKE = re.compile(r"^[\d\s-]{12,23}$")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error under /api/ has this shape."""
+
+    type = serializers.CharField(help_text="machine-readable, e.g. validation_error, not_found")
+    message = serializers.CharField(help_text="for a person")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="field name -> messages; empty unless the request was invalid",
+    )
 
 
 class MerchantOutputSerializer(serializers.ModelSerializer):
@@ -25,3 +56,161 @@ class MerchantContactInputSerializer(serializers.Serializer):
     contact_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     contact_email = serializers.EmailField(required=False)
     contact_phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+
+class MerchantCreateInputSerializer(serializers.Serializer):
+    legal_name = serializers.CharField(max_length=200)
+    trading_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", help_text="ISO 3166-1 alpha-2")
+    contact_email = serializers.EmailField()
+    contact_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    contact_phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    risk_level = serializers.ChoiceField(choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
+
+
+class PaymentOutputSerializer(serializers.ModelSerializer):
+    merchant = serializers.IntegerField(source="merchant_id", read_only=True)
+
+    class Meta:
+        model = Payment
+        fields = [
+            "id",
+            "merchant",
+            "gateway",
+            "gateway_reference",
+            "amount",
+            "currency",
+            "captured_amount",
+            "refunded_amount",
+            "status",
+            "card_brand",
+            "card_last4",
+            "customer_email",
+            "description",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class PaymentCreateInputSerializer(serializers.Serializer):
+    merchant = serializers.IntegerField(
+        required=False, min_value=1, help_text="required with a staff token; a merchant's own"
+    )
+    gateway = serializers.ChoiceField(choices=Gateway.choices)
+    amount = serializers.IntegerField(
+        min_value=1, max_value=10**12, help_text="minor units of the currency"
+    )
+    currency = serializers.RegexField(r"^[A-Za-z]{3}$", help_text="ISO 4217, e.g. EUR")
+    payment_method = serializers.CharField(
+        max_length=255, help_text="the gateway's payment method token, e.g. pm_card_visa"
+    )
+    capture = serializers.BooleanField(default=True)
+    customer_email = serializers.EmailField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default=""
+    )
+
+    def validate_payment_method(self, value: str) -> str:
+        if PAN_LIKE.match(value):
+            # Never let a card number reach our servers' logs or rows.
+            raise serializers.ValidationError(
+                "Send the gateway's payment method token, never a card number."
+            )
+        return value
+
+
+class RefundCreateInputSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(min_value=1, max_value=10**12)
+    reason = serializers.ChoiceField(choices=Refund.Reason.choices)
+    reason_detail = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, default=""
+    )
+
+
+class RefundOutputSerializer(serializers.ModelSerializer):
+    payment = serializers.IntegerField(source="payment_id", read_only=True)
+
+    class Meta:
+        model = Refund
+        fields = ["id", "payment", "amount", "status", "reason", "reason_detail", "created_at"]
+
+
+class ApprovalOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApprovalRequest
+        fields = ["id", "action", "status", "target_type", "target_id", "expires_at"]
+
+
+class ChargebackOutputSerializer(serializers.ModelSerializer):
+    payment = serializers.IntegerField(source="payment_id", read_only=True)
+    evidence_submitted_at = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Chargeback
+        fields = [
+            "id",
+            "payment",
+            "gateway",
+            "gateway_reference",
+            "reason",
+            "amount",
+            "currency",
+            "status",
+            "evidence_due_by",
+            "evidence_submitted_at",
+            "created_at",
+        ]
+
+    def get_evidence_submitted_at(self, obj: Chargeback) -> Any:
+        evidence = getattr(obj, "evidence", None) if hasattr(obj, "evidence") else None
+        if evidence is None or evidence.submitted_at is None:
+            return None
+        return serializers.DateTimeField().to_representation(evidence.submitted_at)
+
+
+class EvidenceInputSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=20_000, help_text="the answer to the dispute")
+    submit = serializers.BooleanField(
+        default=True, help_text="send it to the gateway now (once); false saves a draft"
+    )
+
+
+class EvidenceOutputSerializer(serializers.Serializer):
+    chargeback = serializers.IntegerField(source="chargeback_id")
+    text = serializers.CharField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+
+
+class AuditQueryInputSerializer(serializers.Serializer):
+    object_type = serializers.ChoiceField(
+        choices=[
+            "payments.merchant",
+            "payments.payment",
+            "payments.refund",
+            "payments.chargeback",
+        ]
+    )
+    object_id = serializers.CharField(max_length=64)
+
+
+class AuditOutputSerializer(serializers.ModelSerializer):
+    user = serializers.IntegerField(source="user_id", read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = PaymentAudit
+        fields = [
+            "id",
+            "created_at",
+            "action_type",
+            "object_type",
+            "object_id",
+            "user",
+            "username",
+            "ip_address",
+            "device_id",
+            "request_id",
+            "before_state",
+            "after_state",
+        ]

@@ -1,0 +1,62 @@
+"""Scopes: what a token may do. A view names the scope each method needs.
+
+A token needs the scope; a staff token's owner also needs the matching Django permission at
+the moment of the request (a role taken away takes the token's power with it). A person
+signed in with a session (the console's own calls, tests) needs the permission.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import permissions
+
+from ..models import ApiToken
+
+SCOPE_PERMISSIONS = {
+    "merchants:read": "payments.view_merchant",
+    "merchants:write": "payments.change_merchant",
+    "payments:read": "payments.view_payment",
+    "payments:write": "payments.change_payment",
+    "kyc:read": "kyc.view_kyccase",
+    "kyc:write": "kyc.change_kyccase",
+    "audit:read": "audits.view_paymentaudit",
+}
+
+
+def token_of(request: Any) -> ApiToken | None:
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, ApiToken) else None
+
+
+def merchant_scope(request: Any) -> int | None:
+    """The merchant a request is bound to (its token's), or None for staff."""
+    token = token_of(request)
+    return token.merchant_id if token is not None else None
+
+
+class HasScope(permissions.BasePermission):
+    message = "This token lacks the scope this endpoint needs."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        method = "GET" if request.method == "HEAD" else request.method
+        scope = view.required_scopes.get(method)
+        if scope is None:
+            return True  # OPTIONS, or a method the view lacks: DRF answers 405
+        token = token_of(request)
+        if token is not None:
+            if scope not in token.scopes:
+                self.message = f"This token lacks the scope '{scope}'."
+                return False
+            if token.merchant_id is not None:
+                if getattr(view, "staff_only", False):
+                    self.message = "Only a staff token (bound to no merchant) may use this."
+                    return False
+                return True
+        if not user.has_perm(SCOPE_PERMISSIONS[scope]):
+            self.message = f"The token's owner lacks the permission for '{scope}'."
+            return False
+        return True

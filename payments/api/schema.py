@@ -1,0 +1,56 @@
+"""OpenAPI: the token scheme, and the error shape on every operation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "payments.api.tokens.ApiTokenAuthentication"
+    name = "ApiToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "bo_<prefix>_<secret>",
+            "description": "An API token from the console or `manage.py create_api_token`: "
+            "scoped, expiring (24 hours by default), bound to one merchant or to staff.",
+        }
+
+
+def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: every operation documents the error shape for the refusals any
+    endpoint can give (bad input, no or bad token, scope, not found, rate limit)."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault(
+        "Error",
+        {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string"},
+                "message": {"type": "string"},
+                "errors": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "required": ["type", "message", "errors"],
+        },
+    )
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    descriptions = {
+        "400": "invalid input; `errors` names each field",
+        "401": "no token, or an unknown, expired or revoked one",
+        "403": "the token lacks the scope (or is not a staff token where one is needed)",
+        "404": "no such object for this token",
+        "429": "rate limited; see Retry-After",
+    }
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for code, description in descriptions.items():
+                responses.setdefault(code, {"description": description, "content": error})
+    return result

@@ -1,0 +1,92 @@
+"""The OpenAPI contract: generated, valid, served offline, and the API honours it under
+fuzzing (schemathesis against the WSGI app, bounded so the suite stays quick)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from django.contrib.staticfiles import finders
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from django.test import Client
+from drf_spectacular.validation import validate_schema
+from hypothesis import HealthCheck, settings
+
+from config.wsgi import application
+from payments.models import ApiToken
+from tests.api.conftest import issue
+from tests.payments.factories import ChargebackFactory, MerchantFactory
+
+SHAPE = {"type", "message", "errors"}
+
+
+@pytest.mark.django_db
+def test_the_schema_is_valid_openapi_and_describes_auth_and_errors() -> None:
+    response = Client().get("/api/schema/?format=json")
+    assert response.status_code == 200
+    schema = json.loads(response.content)
+    validate_schema(schema)
+    assert schema["components"]["securitySchemes"]["ApiToken"]["scheme"] == "bearer"
+    paths = schema["paths"]
+    assert {"/api/v1/payments/", "/api/v1/payments/{id}/refunds/", "/api/v1/audit-trail/"} <= set(
+        paths
+    )
+    create = paths["/api/v1/payments/"]["post"]
+    assert any(p["name"] == "Idempotency-Key" and p["required"] for p in create["parameters"])
+    assert {"201", "400", "401", "403", "409", "422", "429"} <= set(create["responses"])
+    listing = paths["/api/v1/payments/"]["get"]
+    names = {p["name"] for p in listing["parameters"]}
+    assert {"status", "created_after", "created_before", "amount_min", "amount_max", "cursor"} <= (
+        names
+    )
+
+
+@pytest.mark.django_db
+def test_the_docs_are_served_without_a_cdn() -> None:
+    page = Client().get("/api/docs/").content.decode()
+    assert "swagger-ui" in page
+    assert "cdn" not in page.lower() and "https://" not in page.replace("https://swagger", "")
+    assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+
+
+schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+
+
+@pytest.fixture
+def fuzz_tokens(db, administrator, integration_user, settings) -> Iterator[dict[str, str]]:
+    settings.API_THROTTLE_RATES = {"token": "100000/min", "ip": "100000/min"}
+    merchant = MerchantFactory()
+    ChargebackFactory(payment__merchant=merchant)
+    # Called as WSGI, Django would close the test's connection (and its transaction) after
+    # each request; the test client avoids that the same way.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield {
+            "staff": issue(administrator, list(ApiToken.SCOPES)),
+            "merchant": issue(integration_user, list(ApiToken.SCOPES), merchant=merchant),
+        }
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_no_input_the_schema_allows_gets_a_server_error(
+    case, fuzz_tokens, local_stripe, local_braintree
+) -> None:
+    for raw in fuzz_tokens.values():
+        response = case.call(headers={"Authorization": f"Bearer {raw}"})
+        assert response.status_code < 500, (case.method, case.path, response.text)
+        if response.status_code >= 400:
+            assert set(response.json()) == SHAPE, response.text

@@ -207,6 +207,7 @@ CELERY_BEAT_SCHEDULE = {
     "chargebacks-daily": {"task": "payments.tasks.chargebacks_daily", "schedule": 24 * 3600.0},
     "approvals-expire": {"task": "payments.tasks.approvals_expire", "schedule": 300.0},
     "kyc-sla": {"task": "kyc.tasks.kyc_sla_sweep", "schedule": 900.0},
+    "idempotency-purge": {"task": "payments.tasks.idempotency_records_purge", "schedule": 3600.0},
 }
 
 # Audit trail. django-auditlog is fed by our own receivers (audits.receivers), which share the

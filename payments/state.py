@@ -38,5 +38,14 @@ class StatusMachineMixin:
             )
 
     def transition_to(self, target: str) -> None:
+        """An explicit move: staying in the same state is refused too (a second submit, a
+        second approval), unlike a save that leaves the status alone."""
+        if self.status == target:
+            raise InvalidTransition(
+                model=type(self).__name__,
+                pk=getattr(self, "pk", None),
+                current=self.status,
+                target=target,
+            )
         self.check_transition(current=self.status, target=target)
         self.status = target

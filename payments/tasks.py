@@ -85,3 +85,13 @@ def approvals_expire() -> int:
     from .approvals import approvals_expire_due
 
     return approvals_expire_due()
+
+
+@shared_task
+def idempotency_records_purge(older_than_hours: int = 24) -> int:
+    """Saved API answers are replayed for 24 hours; after that their keys are free again."""
+    from .models import IdempotencyRecord
+
+    cutoff = timezone.now() - timedelta(hours=older_than_hours)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import threading
@@ -15,6 +16,15 @@ from django.db import close_old_connections, connection, connections
 from django.db.backends.base.operations import BaseDatabaseOperations
 
 from audits import context, roles, triggers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        # SQLite only: the browser test's live server threads try to close the in-memory
+        # database they share with the test process, after the test. Harmless.
+        config.addinivalue_line(
+            "filterwarnings", "ignore::pytest.PytestUnhandledThreadExceptionWarning"
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

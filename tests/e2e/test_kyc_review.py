@@ -4,14 +4,18 @@ live server. Screenshots of the queue and the case page go to var/screenshots/ (
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from audits import roles
 from kyc import services
 from kyc.models import KycCase
+from payments.api.tokens import api_token_create
 from payments.models import Merchant
 from tests.conftest import make_staff
 from tests.payments.factories import MerchantFactory
@@ -19,9 +23,6 @@ from tests.payments.factories import MerchantFactory
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
-    # On SQLite the live server's request threads try to close the in-memory database they
-    # share with the test; harmless, and absent on PostgreSQL.
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning"),
 ]
 PASSWORD = "a-long-test-passw0rd"
 
@@ -81,8 +82,20 @@ def test_a_high_risk_case_from_queue_to_two_approvals(
     act(page, "request_information", message="Proof of address of the registered office")
     assert page.locator("#case-status").inner_text().lower() == "needs information"
 
-    # The merchant resubmits (through the integration API's service).
-    services.kyc_case_resubmit(case=KycCase.objects.get(pk=case.pk))
+    # The merchant resubmits through the integration API, with its own merchant-bound token.
+    integration = User.objects.create_user("tidewater-integration")
+    _, token = api_token_create(
+        owner=integration, name="tidewater", scopes=["kyc:write"], merchant=merchant
+    )
+    request = urllib.request.Request(
+        f"{live_server.url}/api/v1/kyc-cases/{case.pk}/resubmit/",
+        data=b"{}",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert json.loads(response.read())["status"] == "submitted"
     page.reload()
     act(page, "start_review")
     assert page.locator("#case-status").inner_text().lower() == "in review"

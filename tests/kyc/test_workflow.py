@@ -376,3 +376,11 @@ def test_a_later_adverse_finding_suspends_an_active_merchant(officer) -> None:
     )
     merchant.refresh_from_db()
     assert merchant.status == "suspended" and "adverse media" in merchant.flag_reason
+
+
+def test_submitting_twice_is_refused_and_keeps_the_due_date() -> None:
+    case = _case()
+    due = case.due_at
+    with pytest.raises(InvalidTransition, match="from 'submitted' to 'submitted'"):
+        services.kyc_case_submit(case=case)
+    assert KycCase.objects.get(pk=case.pk).due_at == due

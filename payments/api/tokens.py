@@ -73,7 +73,7 @@ def api_token_create(
 
 
 def api_token_revoke(*, token: ApiToken, actor: User | None = None) -> ApiToken:
-    with transaction.atomic(), context.bind(actor=actor) if actor else context.bind():
+    with transaction.atomic(), context.acting(actor):
         token = ApiToken.objects.select_for_update().get(pk=token.pk)
         if token.revoked_at is None:
             token.revoked_at = timezone.now()

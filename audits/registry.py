@@ -52,7 +52,3 @@ def register_audited(
 
 def options_for(model: type[models.Model]) -> AuditOptions | None:
     return _options.get(model)
-
-
-def audited_models() -> list[type[models.Model]]:
-    return list(_options)

@@ -163,7 +163,11 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 CHARGEBACK_RATIO_THRESHOLD = env.float("CHARGEBACK_RATIO_THRESHOLD", default=0.009)
 CHARGEBACK_DUE_SOON_DAYS = 3
 # Refunds above this amount (minor units, whatever the currency) need a second person's approval.
+# The threshold counts what a payment has refunded already (pending or succeeded) plus the new
+# refund, so splitting one large refund into small ones does not avoid the second person.
 REFUND_APPROVAL_THRESHOLD = env.int("REFUND_APPROVAL_THRESHOLD", default=50_000)
+# And per merchant and currency, what refunds without approval may add up to in one UTC day.
+REFUND_APPROVAL_DAILY_THRESHOLD = env.int("REFUND_APPROVAL_DAILY_THRESHOLD", default=200_000)
 APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=48)
 
 # KYC: turnaround per risk level (hours, the SLA clock), escalation of overdue cases, screening.

@@ -141,6 +141,21 @@ class Payment(StatusMachineMixin, models.Model):
     gateway_reference = models.CharField(
         max_length=128, blank=True, help_text="PaymentIntent id (Stripe) or transaction id"
     )
+    charge_reference = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="Stripe charge id (ch_…): disputes and older refund events name only the charge",
+    )
+    client_key = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="SHA-256 of the caller's Idempotency-Key in its scope: a retried create "
+        "finds this row again instead of charging twice",
+    )
+    gateway_event_at = models.DateTimeField(
+        null=True, blank=True, help_text="creation time of the newest gateway event applied"
+    )
     amount = models.PositiveBigIntegerField(help_text="minor units of the currency")
     currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. EUR")
     captured_amount = models.PositiveBigIntegerField(default=0)
@@ -166,6 +181,11 @@ class Payment(StatusMachineMixin, models.Model):
                 fields=["gateway", "gateway_reference"],
                 condition=~Q(gateway_reference=""),
                 name="payment_gateway_reference_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "client_key"],
+                condition=~Q(client_key=""),
+                name="payment_client_key_unique_per_merchant",
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(
@@ -207,6 +227,7 @@ class Payment(StatusMachineMixin, models.Model):
             models.Index(fields=["-created_at", "-id"], name="payment_created_idx"),
             models.Index(fields=["customer_email"], name="payment_customer_email_idx"),
             models.Index(fields=["gateway_reference"], name="payment_gateway_ref_idx"),
+            models.Index(fields=["charge_reference"], name="payment_charge_ref_idx"),
         ]
 
     def __str__(self) -> str:
@@ -245,6 +266,9 @@ class Refund(StatusMachineMixin, models.Model):
     reason = models.CharField(max_length=32, choices=Reason.choices)
     reason_detail = models.TextField(blank=True)
     gateway_reference = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    gateway_event_at = models.DateTimeField(
+        null=True, blank=True, help_text="creation time of the newest gateway event applied"
+    )
     requested_by = models.ForeignKey(
         "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -302,6 +326,9 @@ class Chargeback(StatusMachineMixin, models.Model):
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEEDS_RESPONSE)
     evidence_due_by = models.DateTimeField(null=True, blank=True)
+    gateway_event_at = models.DateTimeField(
+        null=True, blank=True, help_text="creation time of the newest gateway event applied"
+    )
     assignee = models.ForeignKey(
         "auth.User", models.PROTECT, null=True, blank=True, related_name="assigned_chargebacks"
     )
@@ -359,11 +386,24 @@ class WebhookEvent(models.Model):
     provider = models.CharField(max_length=16, choices=Gateway.choices)
     event_id = models.CharField(max_length=255)
     event_type = models.CharField(max_length=100)
-    payload = models.JSONField()
+    payload = models.JSONField(help_text="the parsed body; NUL characters escaped")
+    raw_body = models.TextField(blank=True, help_text="the body exactly as received")
+    signature = models.TextField(
+        blank=True, help_text="the signature as received (Stripe-Signature or bt_signature)"
+    )
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    event_created_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the gateway created the event"
+    )
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when the sweep runs it (again); empty once processed or its attempts are spent",
+    )
     last_error = models.TextField(blank=True)
 
     objects = AuditedQuerySet.as_manager()
@@ -380,6 +420,11 @@ class WebhookEvent(models.Model):
         indexes = [
             models.Index(fields=["status", "received_at"], name="webhook_status_received_idx"),
             models.Index(fields=["-received_at"], name="webhook_received_idx"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(next_attempt_at__isnull=False),
+                name="webhook_next_attempt_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -582,6 +627,9 @@ class IdempotencyRecord(models.Model):
 
     key = models.CharField(max_length=255)
     owner = models.ForeignKey("auth.User", models.CASCADE, related_name="+")
+    scope = models.CharField(
+        max_length=32, default="staff", help_text="'merchant:<id>' for a merchant-bound token"
+    )
     endpoint = models.CharField(max_length=200, help_text="method and path")
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body")
     in_flight = models.BooleanField(default=True)
@@ -591,9 +639,36 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["owner", "key"], name="idempotency_owner_key_unique"),
+            models.UniqueConstraint(
+                fields=["owner", "scope", "endpoint", "key"],
+                name="idempotency_key_unique_per_caller_endpoint",
+            ),
         ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.endpoint} {self.key}"
+
+
+class ReconcileRun(models.Model):
+    """One `reconcile` pass over a gateway: what it checked, what it fixed (each fix is also in
+    the audit trail) and the differences it could not fix, for a person on the operations
+    screens. A report, written once by the command; not a regulated record."""
+
+    gateway = models.CharField(max_length=16, choices=Gateway.choices)
+    since = models.DateTimeField(help_text="objects created from this time were compared")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    checked = models.PositiveIntegerField(default=0)
+    fixed = models.JSONField(default=list, blank=True)
+    differences = models.JSONField(default=list, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        indexes = [
+            models.Index(fields=["gateway", "-started_at"], name="reconcile_run_gateway_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"reconcile {self.gateway} {self.started_at:%Y-%m-%d %H:%M}"

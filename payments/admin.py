@@ -216,10 +216,10 @@ class PaymentAdmin(RecordAdmin):
             self,
             request,
             queryset,
-            lambda p: services.payment_set_status(
-                payment=p, status=Payment.Status.CANCELED, actor=request.user
-            ),
-            "Canceled",
+            # Through the gateway first: canceling only our row would leave the
+            # authorization holding the customer's funds.
+            lambda p: services.payment_cancel(payment=p, actor=request.user),
+            "Canceled at the gateway",
         )
 
 

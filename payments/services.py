@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from audits import context
@@ -438,7 +439,13 @@ def payment_capture(
 def payment_cancel(*, payment: Payment, actor: User | None = None) -> Payment:
     from .gateways import get_gateway
 
+    payment = Payment.objects.get(pk=payment.pk)
     payment.check_transition(current=payment.status, target=Payment.Status.CANCELED)
+    if not payment.gateway_reference:
+        raise PaymentsError(
+            f"Payment {payment.pk} has no {payment.gateway} reference yet, so there is nothing "
+            f"to cancel at the gateway: `manage.py reconcile` settles it first."
+        )
     get_gateway(payment.gateway).cancel(
         reference=payment.gateway_reference, idempotency_key=f"payment-{payment.pk}-cancel"
     )
@@ -485,28 +492,76 @@ def refund_submit(*, refund: Refund) -> Refund:
 def refund_request(
     *, payment: Payment, amount: int, reason: str, reason_detail: str = "", actor: User
 ) -> Refund | ApprovalRequest:
-    """A refund asked for by a person: executed at once up to REFUND_APPROVAL_THRESHOLD, above
-    it held for a second person's approval (maker-checker). Either way the refundable amount
-    is checked now, so a request that could never be executed is refused at once."""
+    """A refund asked for by a person: executed at once while it stays within the approval
+    limits, otherwise held for a second person's approval (maker-checker).
+
+    The limits count what is refunded already, not only this request: the payment's refunds
+    (pending or succeeded) plus this one against REFUND_APPROVAL_THRESHOLD, and the merchant's
+    refunds in this currency today plus this one against REFUND_APPROVAL_DAILY_THRESHOLD, so
+    four refunds just under the threshold do not avoid the second person. The merchant's row is
+    locked while they are counted: two requests racing are counted one after the other. The
+    refundable amount is checked now either way, so a request that could never be executed is
+    refused at once."""
     from . import approvals
 
-    if amount > settings.REFUND_APPROVAL_THRESHOLD:
-        _check_refundable(Payment.objects.get(pk=payment.pk), amount)
-        return approvals.approval_request(
-            action=ApprovalRequest.Action.REFUND,
-            target=payment,
+    with transaction.atomic():
+        Merchant.objects.select_for_update().get(pk=payment.merchant_id)
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        _check_refundable(payment, amount)
+        over_limit = _refund_limit_exceeded(payment, amount)
+        if over_limit:
+            return approvals.approval_request(
+                action=ApprovalRequest.Action.REFUND,
+                target=payment,
+                requested_by=actor,
+                payload={
+                    "amount": amount,
+                    "reason": reason,
+                    "reason_detail": reason_detail,
+                    "needs_approval_because": over_limit,
+                },
+                reason=reason_detail or reason,
+            )
+        return _refund_and_submit(
+            payment=payment,
+            amount=amount,
+            reason=reason,
+            reason_detail=reason_detail,
             requested_by=actor,
-            payload={"amount": amount, "reason": reason, "reason_detail": reason_detail},
-            reason=reason_detail or reason,
+            actor=actor,
         )
-    return _refund_and_submit(
-        payment=payment,
-        amount=amount,
-        reason=reason,
-        reason_detail=reason_detail,
-        requested_by=actor,
-        actor=actor,
+
+
+def _refund_limit_exceeded(payment: Payment, amount: int) -> str:
+    """Why a refund of `amount` needs a second person ("" if it does not). The caller holds
+    the merchant's and the payment's row locks."""
+    from .money import format_minor
+
+    threshold = settings.REFUND_APPROVAL_THRESHOLD
+    on_payment = payment.refunded_amount + amount
+    if on_payment > threshold:
+        return (
+            f"refunds on this payment would total {format_minor(on_payment, payment.currency)}, "
+            f"above the approval threshold of {format_minor(threshold, payment.currency)}"
+        )
+    daily = settings.REFUND_APPROVAL_DAILY_THRESHOLD
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    today = (
+        Refund.objects.filter(
+            payment__merchant_id=payment.merchant_id,
+            payment__currency=payment.currency,
+            status__in=Refund.HOLDING,
+            created_at__gte=midnight,
+        ).aggregate(total=Sum("amount"))["total"]
+        or 0
     )
+    if today + amount > daily:
+        return (
+            f"the merchant's refunds in {payment.currency} today would total "
+            f"{format_minor(today + amount, payment.currency)}, above the daily approval "
+            f"threshold of {format_minor(daily, payment.currency)}"
+        )
+    return ""
 
 
 def _refund_and_submit(

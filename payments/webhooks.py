@@ -128,7 +128,9 @@ def parse_json_object(text: str) -> dict[str, Any]:
     except ValueError as exc:  # JSONDecodeError, NaN, 1e999, an integer of 5000 digits
         raise WebhookRejected(f"body is not valid JSON ({exc})") from exc
     if not isinstance(parsed, dict):
-        kind = {list: "an array", str: "a string", type(None): "null"}.get(type(parsed), "a number")
+        kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(
+            type(parsed), "a number"
+        )
         raise WebhookRejected(f"not a Stripe event: the body is {kind}, not a JSON object")
     if _depth(parsed) > MAX_JSON_DEPTH:
         raise WebhookRejected(f"body is nested more than {MAX_JSON_DEPTH} levels deep")
@@ -295,14 +297,20 @@ def webhook_event_reverify(event: WebhookEvent) -> bool | None:
             return parse_json_object(event.raw_body) == event.payload
         except WebhookRejected:
             return False
-    bt_payload = QueryDict(event.raw_body).get("bt_payload", "")
+    bt_payload = event.payload.get("bt_payload", "")
+    # Braintree posts a urlencoded form; a multipart one carries the payload as it is.
+    in_body = QueryDict(event.raw_body).get("bt_payload") == bt_payload or (
+        bool(bt_payload) and bt_payload in event.raw_body
+    )
+    if not in_body:
+        return False
     try:
         parse_braintree(signature=event.signature, payload=bt_payload)
     except WebhookNotConfigured:
         return None
     except WebhookRejected:
         return False
-    return storable_text(bt_payload) == event.payload.get("bt_payload")
+    return True
 
 
 # --- Inbox --------------------------------------------------------------------------------

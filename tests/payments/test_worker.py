@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,17 +92,19 @@ def _connects(port: int) -> bool:
         return False
 
 
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
 class Worker:
-    def __init__(self, broker_url: str) -> None:
-        db = connection.settings_dict
+    def __init__(self, broker_url: str, database_url: str | None = None, **extra_env: str) -> None:
         self.env = {
             **os.environ,
             "DEBUG": "1",
-            "DATABASE_URL": (
-                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-                f"{db['PORT'] or 5432}/{db['NAME']}"
-            ),
+            "DATABASE_URL": database_url or _test_database_url(),
             "CELERY_BROKER_URL": broker_url,
+            **extra_env,
         }
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -123,8 +127,7 @@ class Worker:
             ],
             cwd=ROOT,
             env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            **_output(),
         )
 
     def child_pids(self) -> list[int]:
@@ -142,6 +145,15 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
             self.process = None
+
+
+def _output() -> dict[str, Any]:
+    """Subprocess output goes nowhere, or to TEST_SUBPROCESS_LOG when debugging a test."""
+    path = os.environ.get("TEST_SUBPROCESS_LOG")
+    if not path:
+        return {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    log = open(path, "ab")  # noqa: SIM115 - the child process holds it open
+    return {"stdout": log, "stderr": subprocess.STDOUT}
 
 
 @pytest.fixture
@@ -274,3 +286,147 @@ def test_with_the_broker_down_webhooks_are_accepted_and_processed_once_it_is_bac
     finally:
         worker.stop()
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.CAPTURED
+
+
+# --- No retry is ever lost (issue 9, point 3) -----------------------------------------------
+
+
+def _make_due(event_id: str) -> None:
+    """Time passes: the event's next attempt is now."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().get(event_id=event_id)
+        event.next_attempt_at = timezone.now() - timedelta(seconds=1)
+        event.save()
+
+
+def _event(event_id: str) -> WebhookEvent:
+    return WebhookEvent.objects.get(event_id=event_id)
+
+
+def test_a_lost_retry_is_run_by_the_sweep_until_the_attempts_are_spent_then_replayed(
+    broker: RedisServer, celery_app_on: None, settings: Any, ops: Any
+) -> None:
+    from django.utils import timezone
+
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    worker = Worker(broker.url, WEBHOOK_MAX_ATTEMPTS="3")
+    worker.start()
+    try:
+        # Two events whose payments are not here yet: both fail, their retries scheduled.
+        _deliver("pi_lost_a", "evt_lost_a")
+        _deliver("pi_lost_b", "evt_lost_b")
+        wait_until(lambda: {_event(e).attempts for e in ("evt_lost_a", "evt_lost_b")} == {1})
+        first = _event("evt_lost_a")
+        assert first.status == "failed" and first.next_attempt_at is not None
+        # The worker stops and the broker restarts empty: the Celery retries are gone.
+        worker.stop()
+        broker.stop()
+        broker.start()
+        worker = Worker(broker.url, WEBHOOK_MAX_ATTEMPTS="3")
+        worker.start()
+        PaymentFactory(gateway_reference="pi_lost_a")
+        wait_until(lambda: timezone.now() > first.next_attempt_at + timedelta(seconds=1))
+        time.sleep(2)
+        assert _event("evt_lost_a").attempts == 1  # due, and nothing ran it
+        # The beat's sweep does.
+        assert webhook_events_sweep() == 2
+        wait_until(lambda: _status("evt_lost_a") == "processed")
+        wait_until(lambda: _event("evt_lost_b").attempts == 2)
+        assert _event("evt_lost_a").attempts == 2
+        assert Payment.objects.get(gateway_reference="pi_lost_a").status == "captured"
+
+        # The other one keeps failing until its attempts are spent.
+        _make_due("evt_lost_b")
+        assert webhook_events_sweep() == 1
+        wait_until(lambda: _event("evt_lost_b").attempts == 3)
+        spent = _event("evt_lost_b")
+        assert (spent.status, spent.next_attempt_at) == ("failed", None)
+        assert "No stripe payment with reference 'pi_lost_b'" in spent.last_error
+        assert webhook_events_sweep(ahead_seconds=86_400) == 0
+
+        # Shown on the operations screen and in the console, with its error.
+        staff = Client()
+        staff.force_login(ops)
+        page = staff.get("/payments/webhooks/").content.decode()
+        assert "evt_lost_b" in page and "evt_lost_a" not in page
+        assert "3 of 3" in page and "pi_lost_b" in page
+        console = Client()
+        console.force_login(_superuser())
+        listing = console.get(
+            "/admin/payments/webhookevent/", {"attempts": "spent"}
+        ).content.decode()
+        assert "evt_lost_b" in listing and "evt_lost_a" not in listing
+
+        # The payment shows up; replaying from the screen processes the event.
+        PaymentFactory(gateway_reference="pi_lost_b")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert token is not None
+        response = staff.post(
+            f"/payments/webhooks/{spent.pk}/replay", {"csrfmiddlewaretoken": token.group(1)}
+        )
+        assert response.status_code == 302
+        wait_until(lambda: _status("evt_lost_b") == "processed")
+        assert _event("evt_lost_b").attempts == 1  # a fresh set of attempts
+    finally:
+        worker.stop()
+    payment = Payment.objects.get(gateway_reference="pi_lost_b")
+    assert payment.status == "captured"
+    assert (
+        PaymentAudit.objects.filter(
+            object_id=str(payment.pk), action_type__endswith="payment.update"
+        ).count()
+        == 1
+    )
+
+
+def _superuser() -> Any:
+    from django.contrib.auth.models import User
+
+    return User.objects.create_superuser("root", "root@example.com", "a-long-test-passw0rd")
+
+
+def test_a_database_error_during_the_task_is_retried(worker: Worker) -> None:
+    """A real fault: the worker's database session is terminated mid-task (what a PostgreSQL
+    restart or a failover does to it), while the task waits for the payment's row lock."""
+    from django.db import connections
+
+    payment = PaymentFactory(gateway_reference="pi_dberr")
+    blocker = connections.create_connection("default")
+    blocker.set_autocommit(False)
+    with blocker.cursor() as cursor:
+        cursor.execute("SELECT id FROM payments_payment WHERE id = %s FOR UPDATE", [payment.pk])
+    try:
+        _deliver("pi_dberr", "evt_dberr")
+        pid = wait_until(lambda: _lock_waiter_pid(payment.pk))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        cut_at = time.monotonic()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    # Nothing of the cut attempt was written; the task's own retry (10 s later) runs it.
+    assert (_status("evt_dberr"), _event("evt_dberr").attempts) == ("received", 0)
+    wait_until(lambda: _status("evt_dberr") == "processed", timeout=40)
+    assert time.monotonic() - cut_at >= 9  # the retry's countdown, not an immediate rerun
+    assert _event("evt_dberr").attempts == 1  # the cut attempt is not counted
+    assert Payment.objects.get(pk=payment.pk).status == Payment.Status.CAPTURED
+    assert (
+        PaymentAudit.objects.filter(
+            object_id=str(payment.pk), action_type__endswith="payment.update"
+        ).count()
+        == 1
+    )
+
+
+def _lock_waiter_pid(payment_id: int) -> int | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE %s AND datname = current_database()",
+            ["%payments_payment%FOR UPDATE%"],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None

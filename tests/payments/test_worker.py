@@ -7,14 +7,20 @@ process and must see the test's committed rows.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
+import random
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -430,3 +436,232 @@ def _lock_waiter_pid(payment_id: int) -> int | None:
         )
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+# --- A burst of webhooks through a broker restart and a PostgreSQL outage --------------------
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test's own (never the shared server), on a free port, that
+    the test may stop and start. initdb refuses to run as root: then it runs as `postgres`."""
+
+    def __init__(self) -> None:
+        bins = sorted(
+            glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
+        )
+        if not bins:
+            pytest.fail("PostgreSQL server binaries are needed (apt-get install postgresql)")
+        self.bin = Path(bins[-1])
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="bo-private-pg-"))
+        self.data = self.root / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options,
+                  "-w", "start")  # fmt: skip
+
+    def stop(self) -> None:
+        # fast: every session is cut at once, as in a crash or a failover.
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class WebServer:
+    """The web side as its own process (Django's runserver), on the private database."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
+            cwd=ROOT,
+            env=env,
+            **_output(),
+        )
+        wait_until(lambda: _connects(self.port), timeout=30)
+
+    def post_stripe(self, body: str) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/webhooks/stripe/",
+            data=body.encode(),
+            headers={"Content-Type": "application/json", "Stripe-Signature": sh.sign(body)},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+def _manage(env: dict[str, str], code: str) -> str:
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+
+
+def _query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://"), autocommit=True) as db:
+        cursor = db.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+BURST_PAYMENTS = 150
+BURST_REDELIVERIES = 40
+
+
+def test_a_burst_of_webhooks_survives_a_broker_restart_and_a_postgresql_outage(
+    broker: RedisServer,
+) -> None:
+    """Every event ends processed, with one effect each: the web side answers 500 while the
+    database is down (Stripe delivers again), accepts while the broker is down (the sweep
+    enqueues), and the worker's attempts cut by the outage are retried."""
+    pg = PrivatePostgres()
+    web = worker = None
+    try:
+        pg.start()
+        _query(pg.url(), "CREATE DATABASE burst")
+        env = {
+            **os.environ,
+            "DEBUG": "1",
+            "DATABASE_URL": pg.url("burst"),
+            "CELERY_BROKER_URL": broker.url,
+            "STRIPE_WEBHOOK_SECRET": sh.SECRET,
+        }
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+        )
+        _manage(
+            env,
+            "from tests.payments.factories import PaymentFactory\n"
+            f"for i in range({BURST_PAYMENTS}):\n"
+            "    PaymentFactory(gateway_reference=f'pi_burst_{i}')",
+        )
+        worker = Worker(broker.url, pg.url("burst"))
+        worker.start()
+        web = WebServer(env)
+
+        events = [
+            json.dumps(
+                sh.event(
+                    "payment_intent.succeeded", sh.intent(f"pi_burst_{i}", "succeeded"), f"evt_b{i}"
+                )
+            )
+            for i in range(BURST_PAYMENTS)
+        ]
+        rng = random.Random(9)
+        posts = events + rng.sample(events, BURST_REDELIVERIES)  # redeliveries
+        rng.shuffle(posts)
+        answers: dict[int, int] = {}
+        resend: list[str] = []
+
+        def deliver(batch: list[str]) -> None:
+            for body in batch:
+                status = web.post_stripe(body)
+                answers[status] = answers.get(status, 0) + 1
+                if status != 200:
+                    resend.append(body)  # what Stripe does with a 5xx
+
+        # The first event's payment is held by another session: the worker is mid-task on it,
+        # with the rest queued behind, when the broker and then the database go away.
+        import psycopg
+
+        holder = psycopg.connect(pg.url("burst").replace("postgres://", "postgresql://"))
+        first = json.loads(posts[0])["data"]["object"]["id"]
+        holder.execute(
+            "SELECT id FROM payments_payment WHERE gateway_reference = %s FOR UPDATE", [first]
+        )
+        # A third as usual, a fifth with the broker down, a sixth with the database down.
+        broker_down = len(posts) // 3
+        database_down = broker_down + len(posts) // 5
+        database_up = database_down + len(posts) // 6
+        deliver(posts[:broker_down])
+        broker.stop()
+        deliver(posts[broker_down:database_down])  # accepted and stored; the enqueue fails
+        broker.start()
+        pg.stop()
+        deliver(posts[database_down:database_up])  # 500: the database is down
+        holder.close()
+        time.sleep(3)  # the worker's attempts meanwhile fail on the database
+        pg.start()
+        deliver(posts[database_up:])
+        while resend:
+            batch, resend[:] = list(resend), []
+            deliver(batch)
+        assert answers.get(500, 0) >= database_up - database_down and set(answers) <= {200, 500}, (
+            answers
+        )
+
+        def all_processed() -> bool:
+            # The beat's sweep, run every few seconds instead of every minute, taking the
+            # events whose enqueue grace has not passed yet as due.
+            _manage(
+                env,
+                "from payments.tasks import webhook_events_sweep\n"
+                "webhook_events_sweep(ahead_seconds=120)",
+            )
+            rows = _query(
+                pg.url("burst"), "SELECT status, count(*) FROM payments_webhookevent GROUP BY 1"
+            )
+            return dict(rows) == {"processed": BURST_PAYMENTS}
+
+        wait_until(all_processed, timeout=180)
+        captured = _query(
+            pg.url("burst"),
+            "SELECT count(*) FROM payments_payment WHERE status = 'captured' "
+            "AND captured_amount = amount",
+        )[0][0]
+        assert captured == BURST_PAYMENTS
+        effects = _query(
+            pg.url("burst"),
+            "SELECT object_id, count(*) FROM payment_audits WHERE object_type = 'payments.payment'"
+            " AND action_type LIKE '%%payment.update' GROUP BY 1",
+        )
+        assert len(effects) == BURST_PAYMENTS and {n for _, n in effects} == {1}
+        attempts = _query(
+            pg.url("burst"), "SELECT attempts, count(*) FROM payments_webhookevent GROUP BY 1"
+        )
+        print(f"answers {answers}; attempts per event {dict(attempts)}")
+        subprocess.run(
+            [sys.executable, "manage.py", "verify_audit_chain"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    finally:
+        if web is not None:
+            web.stop()
+        if worker is not None:
+            worker.stop()
+        pg.remove()

@@ -301,6 +301,21 @@ class ChargebackAdmin(RecordAdmin):
         return format_minor(obj.amount, obj.currency)
 
 
+class WebhookAttemptsFilter(admin.SimpleListFilter):
+    title = "attempts"
+    parameter_name = "attempts"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("spent", "Attempts spent"), ("scheduled", "Next attempt scheduled")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "spent":
+            return queryset.filter(status=WebhookEvent.Status.FAILED, next_attempt_at__isnull=True)
+        if self.value() == "scheduled":
+            return queryset.filter(next_attempt_at__isnull=False)
+        return queryset
+
+
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(RecordAdmin):
     list_display = [
@@ -309,31 +324,61 @@ class WebhookEventAdmin(RecordAdmin):
         "event_type",
         "status",
         "attempts",
+        "attempts_spent",
+        "next_attempt_at",
         "received_at",
         "processed_at",
         "short_error",
     ]
-    list_filter = ["provider", "status", "received_at"]
+    list_filter = [WebhookAttemptsFilter, "provider", "status", "received_at"]
     search_fields = ["=event_id", "event_type"]
     readonly_fields = [
         "provider",
         "event_id",
         "event_type",
-        "payload",
+        "event_created_at",
         "received_at",
+        "source_ip",
+        "signature",
+        "signature_reverified",
+        "raw_body",
+        "payload",
         "processed_at",
         "status",
         "attempts",
+        "next_attempt_at",
         "last_error",
         "audit_trail",
     ]
     actions = ["replay"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The list never shows the bodies: up to WEBHOOK_MAX_BYTES each, twice, per row.
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            queryset = queryset.defer("payload", "raw_body")
+        return queryset
+
     @admin.display(description="Last error")
     def short_error(self, obj: WebhookEvent) -> str:
         return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
 
-    @admin.action(description="Replay selected events", permissions=["change"])
+    @admin.display(description="Attempts spent", boolean=True)
+    def attempts_spent(self, obj: WebhookEvent) -> bool:
+        return obj.status == WebhookEvent.Status.FAILED and obj.next_attempt_at is None
+
+    @admin.display(description="Signature re-verified")
+    def signature_reverified(self, obj: WebhookEvent) -> str:
+        from .webhooks import webhook_event_reverify
+
+        verdict = webhook_event_reverify(obj)
+        if verdict is None:
+            return "cannot tell (no evidence stored, or the gateway is not configured)"
+        return "yes, against the current secrets" if verdict else "NO: does not match"
+
+    @admin.action(
+        description="Replay selected events (a fresh set of attempts)", permissions=["change"]
+    )
     def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
         _run_for_each(
             self,

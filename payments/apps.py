@@ -14,8 +14,8 @@ class PaymentsConfig(AppConfig):
         register_audited(models.Payment, payment_audit=True, mask_fields=["customer_email"])
         register_audited(models.Refund, payment_audit=True)
         register_audited(models.Chargeback, payment_audit=True)
-        # The payload is the gateway's raw event: it may carry customer details, keep it out.
-        register_audited(models.WebhookEvent, exclude_fields=["payload"])
+        # The payload and raw body are the gateway's event: they may carry customer details.
+        register_audited(models.WebhookEvent, exclude_fields=["payload", "raw_body"])
         register_audited(models.ApprovalRequest)
         register_audited(models.ChargebackEvidence)
         register_audited(models.EvidenceFile, mask_fields=["file"])

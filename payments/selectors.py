@@ -7,7 +7,7 @@ from django.db.models import F, Q, QuerySet
 from audits.models import PaymentAudit
 
 from .exceptions import PaymentsError
-from .models import ApprovalRequest, Chargeback, Merchant, Payment
+from .models import ApprovalRequest, Chargeback, Merchant, Payment, WebhookEvent
 
 
 class PaymentNotFound(PaymentsError):
@@ -80,6 +80,27 @@ def keyset_page(
     more = len(rows) > size
     rows = rows[:size]
     return rows, (rows[-1].pk if more and rows else None)
+
+
+WEBHOOK_DESK_VIEWS = {
+    "spent": "Attempts spent",
+    "scheduled": "Retrying",
+    "all": "All",
+}
+
+
+def webhook_event_desk(*, show: str = "spent", provider: str = "") -> QuerySet[WebhookEvent]:
+    """Webhook events for the operations screen, newest first (by id, for keyset pages).
+    `spent`: failed with no attempt left, waiting for a person; `scheduled`: not finished,
+    with a next attempt the sweep will run."""
+    events = WebhookEvent.objects.order_by("-pk")
+    if show == "spent":
+        events = events.filter(status=WebhookEvent.Status.FAILED, next_attempt_at__isnull=True)
+    elif show == "scheduled":
+        events = events.filter(next_attempt_at__isnull=False)
+    if provider:
+        events = events.filter(provider=provider)
+    return events
 
 
 def audit_timeline(*, objects: list[tuple[str, Any]], limit: int = 200) -> list[PaymentAudit]:

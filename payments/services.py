@@ -247,14 +247,19 @@ def chargeback_set_status(
 
 
 def webhook_event_requeue(*, event: WebhookEvent, actor: User | None = None) -> WebhookEvent:
-    """Process a stored event again (replay), failed or not: handlers only move rows forward,
-    so replaying an event that already took effect changes nothing."""
+    """Process a stored event again (replay), failed or not, with a fresh set of attempts:
+    handlers only move rows forward, so replaying an event that already took effect changes
+    nothing. The last error stays on the row until an attempt succeeds."""
     from .tasks import enqueue_webhook_event
+    from .webhooks import ENQUEUE_GRACE
 
     with transaction.atomic(), _acting(actor):
         event = WebhookEvent.objects.select_for_update().get(pk=event.pk)
         event.status = WebhookEvent.Status.RECEIVED
         event.processed_at = None
+        event.attempts = 0
+        # The enqueue below runs it now; if that message is lost, the sweep does after the grace.
+        event.next_attempt_at = timezone.now() + ENQUEUE_GRACE
         event.save()
         transaction.on_commit(lambda: enqueue_webhook_event(event.pk), robust=True)
         return event

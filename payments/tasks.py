@@ -6,7 +6,6 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
-from django.conf import settings
 from django.utils import timezone
 
 from .models import WebhookEvent
@@ -17,6 +16,7 @@ MAX_BACKOFF_SECONDS = 600  # far below the broker's visibility timeout (one hour
 
 
 def backoff_seconds(retries: int) -> int:
+    """Wait before retry number `retries` + 1: 10 s doubling, at most 10 minutes."""
     return min(10 * 2**retries, MAX_BACKOFF_SECONDS)
 
 
@@ -24,39 +24,56 @@ def enqueue_webhook_event(event_id: int) -> None:
     process_webhook_event.delay(event_id)
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=max(settings.WEBHOOK_MAX_ATTEMPTS - 1, 0),
-)
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors of the machinery, not of the event: the attempt did not happen, so it is made
+    again (and is not counted against the event's attempts)."""
+    from django.db import DatabaseError, InterfaceError
+    from kombu.exceptions import OperationalError as BrokerError
+
+    return (DatabaseError, InterfaceError, BrokerError)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def process_webhook_event(self, event_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Run one event. The event row decides when it runs again (its next_attempt_at); the
+    Celery retry is the fast path, the sweep the one that cannot be lost."""
     from .webhooks import WebhookProcessingFailed, webhook_event_process
 
     try:
         return webhook_event_process(event_id=event_id)
     except WebhookProcessingFailed as exc:
+        if self.request.is_eager or exc.retry_at is None:
+            # In-process mode: the sweep or a replay runs it again. Spent: a person decides.
+            return WebhookEvent.Status.FAILED
+        wait = max((exc.retry_at - timezone.now()).total_seconds(), 0.0)
+        raise self.retry(exc=exc, countdown=wait) from exc
+    except _transient_errors() as exc:
+        log.warning("webhook event %s: %s, retrying", event_id, exc)
         if self.request.is_eager:
-            return WebhookEvent.Status.FAILED  # in-process mode: replay from the console
+            return "retry"  # the row is as it was: the sweep runs it when due
+        # If this retry cannot be sent either, the row's next_attempt_at still brings it back.
         raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
 
 
 @shared_task
-def webhook_events_sweep(older_than_seconds: int = 120) -> int:
-    """Enqueue stored events whose processing never started (the broker was down, or the
-    process died between commit and enqueue). Processing is idempotent, so an event that is
-    merely still queued costs one no-op run."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stale = list(
-        WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED, received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:1000]
+def webhook_events_sweep(ahead_seconds: int = 0, limit: int = 1000) -> int:
+    """Enqueue every event whose next attempt is due, whatever its state: a receive whose
+    enqueue never happened, a retry whose message was lost with the broker or a killed worker,
+    an attempt cut short by a database outage. Events whose attempts are spent have no next
+    attempt and stay failed until replayed. A message sent twice for one attempt costs one
+    no-op run (see webhooks._is_due). `ahead_seconds` also takes events due that much later."""
+    due_by = timezone.now() + timedelta(seconds=ahead_seconds)
+    due = list(
+        WebhookEvent.objects.filter(next_attempt_at__lte=due_by)
+        .exclude(status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED])
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
     )
-    for event_id in stale:
+    for event_id in due:
         process_webhook_event.delay(event_id)
-    if stale:
-        log.info("re-enqueued %s webhook events", len(stale))
-    return len(stale)
+    if due:
+        log.info("enqueued %s due webhook events", len(due))
+    return len(due)
 
 
 @shared_task

@@ -1,5 +1,5 @@
-"""Operations screens: payments, disputes and the approvals inbox. Thin: validate, call one
-service or selector, render. Domain errors become messages or form errors, never a 500."""
+"""Operations screens: payments, disputes, the approvals inbox, webhook events. Thin: validate,
+call one service or selector, render. Domain errors become messages or form errors, never a 500."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -29,7 +30,14 @@ from .forms import (
     ReasonForm,
     RefundForm,
 )
-from .models import ApprovalRequest, Chargeback, ChargebackEvidence, Payment
+from .models import (
+    ApprovalRequest,
+    Chargeback,
+    ChargebackEvidence,
+    Gateway,
+    Payment,
+    WebhookEvent,
+)
 from .money import format_major
 
 
@@ -347,3 +355,54 @@ def approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, str(exc))
     return redirect("payments:approvals")
+
+
+@login_required
+@permission_required("payments.view_webhookevent", raise_exception=True)
+def webhook_list(request: HttpRequest) -> HttpResponse:
+    """Webhook events that need a person (attempts spent, by default) with their error and
+    evidence; replay from here."""
+    from .webhooks import webhook_event_reverify
+
+    show = request.GET.get("show", "spent")
+    if show not in selectors.WEBHOOK_DESK_VIEWS:
+        show = "spent"
+    provider = request.GET.get("provider", "")
+    if provider not in Gateway.values:
+        provider = ""
+    events, next_after = selectors.keyset_page(
+        selectors.webhook_event_desk(show=show, provider=provider), after=_after(request)
+    )
+    query = request.GET.copy()
+    query.pop("after", None)
+    return render(
+        request,
+        "payments/webhook_list.html",
+        {
+            "rows": [(event, webhook_event_reverify(event)) for event in events],
+            "show": show,
+            "views": selectors.WEBHOOK_DESK_VIEWS,
+            "provider": provider,
+            "next_after": next_after,
+            "query": query.urlencode(),
+            "max_attempts": settings.WEBHOOK_MAX_ATTEMPTS,
+            "can_replay": request.user.has_perm("payments.change_webhookevent"),
+        },
+    )
+
+
+@login_required
+@require_POST
+def webhook_replay(request: HttpRequest, pk: int) -> HttpResponse:
+    if not request.user.has_perm("payments.change_webhookevent"):
+        raise PermissionDenied
+    event = get_object_or_404(WebhookEvent, pk=pk)
+    event = services.webhook_event_requeue(event=event, actor=request.user)
+    messages.success(
+        request,
+        f"{event.get_provider_display()} event {event.event_id} ({event.event_type}) is queued "
+        f"for processing again, with a fresh set of {settings.WEBHOOK_MAX_ATTEMPTS} attempts.",
+    )
+    show = request.POST.get("show", "")
+    url = reverse("payments:webhook-list")
+    return redirect(f"{url}?show={show}" if show in selectors.WEBHOOK_DESK_VIEWS else url)

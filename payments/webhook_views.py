@@ -46,7 +46,17 @@ def _receive(
     except WebhookNotConfigured as exc:
         log.error("%s webhook refused: %s", provider, exc)
         return JsonResponse({"error": str(exc)}, status=503)
-    stored, created = webhook_event_receive(event)
+    except Exception:
+        # Verifying touches no database: whatever else fails here failed on the body's content,
+        # which is never a reason for a 5xx (the gateway would resend it for days).
+        log.exception("%s webhook: unreadable notification", provider)
+        return _refuse(provider, request, "the notification could not be read")
+    # The address the audit middleware settled on (a trusted proxy's X-Forwarded-For, else the
+    # peer): the same one the audit trail records for this request.
+    audit_context = getattr(request, "audit_context", None)
+    stored, created = webhook_event_receive(
+        event, source_ip=audit_context.ip_address if audit_context else None
+    )
     return JsonResponse({"received": True, "event_id": stored.event_id, "duplicate": not created})
 
 
@@ -80,6 +90,8 @@ def braintree_webhook(request: HttpRequest) -> JsonResponse:
         request,
         "braintree",
         lambda r: verify_braintree(
-            signature=r.POST.get("bt_signature", ""), payload=r.POST.get("bt_payload", "")
+            signature=r.POST.get("bt_signature", ""),
+            payload=r.POST.get("bt_payload", ""),
+            raw_body=r.body,
         ),
     )

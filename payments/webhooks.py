@@ -1,16 +1,25 @@
 """The webhook inbox: verify a gateway's notification, store it once, process it after commit.
 
-A verified event is stored (unique per provider and event id) before it is acknowledged, and
-processed by a Celery task started when the row has committed. Processing can run any number
-of times: the event row is locked, a finished event is left alone, and each handler applies the
+A verified event is stored (unique per provider and event id) with the evidence to check it
+again later (the raw body, the signature as sent, the source IP, the receive time) before it is
+acknowledged, and processed by a Celery task started when the row has committed. Processing can
+run any number of times: the event row is locked, a finished event is left alone, a run that
+comes before the event's next attempt is due does nothing, and each handler applies the
 gateway's state only when it moves a row forward.
+
+The row's `next_attempt_at` is what guarantees a retry: it is set on receive (a short grace
+for the enqueue after commit), pushed back by the backoff after each failure, and cleared once
+the event is finished or its attempts are spent. The beat sweep runs every event that is due,
+so a retry message lost with the broker, a killed worker or a database outage only delays it.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +27,24 @@ from typing import Any
 import stripe
 from django.conf import settings
 from django.db import transaction
+from django.http import QueryDict
 from django.utils import timezone
 
 from .exceptions import PaymentsError
 from .models import WebhookEvent
 
 log = logging.getLogger(__name__)
+
+# A received event gets this long for its after-commit enqueue before the sweep takes it.
+ENQUEUE_GRACE = datetime.timedelta(seconds=60)
+# A run this early for its attempt still counts as due: a Celery retry's countdown and the row's
+# next_attempt_at are computed from two clock readings a few milliseconds apart.
+DUE_SLACK = datetime.timedelta(seconds=5)
+# Stripe's events nest a few levels (event, data, object, a list, its items, metadata). Anything
+# much deeper is not an event, and would blow the recursion limit of json or of the database
+# driver's encoder: refused before it gets there.
+MAX_JSON_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class WebhookRejected(PaymentsError):
@@ -35,7 +56,9 @@ class WebhookNotConfigured(PaymentsError):
 
 
 class WebhookProcessingFailed(PaymentsError):
-    pass
+    def __init__(self, message: str, *, retry_at: datetime.datetime | None = None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at  # None once the event's attempts are spent
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,83 @@ class VerifiedEvent:
     event_id: str
     event_type: str
     payload: dict[str, Any]
+    raw_body: str = ""
+    signature: str = ""
+    event_created_at: datetime.datetime | None = None
+
+
+# --- Untrusted JSON -----------------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: JSONB refuses them
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("number out of range")  # 1e999: would be stored as Infinity
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def storable_text(text: str) -> str:
+    """What PostgreSQL can hold of a string: a NUL becomes the six characters `\\u0000` (JSONB
+    and text refuse the character itself), a lone UTF-16 surrogate becomes U+FFFD (it cannot be
+    encoded as UTF-8)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """Parse an untrusted body into something the database can store, or refuse it."""
+    try:
+        parsed = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise WebhookRejected("body is nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, NaN, 1e999, an integer of 5000 digits
+        raise WebhookRejected(f"body is not valid JSON ({exc})") from exc
+    if not isinstance(parsed, dict):
+        kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(
+            type(parsed), "a number"
+        )
+        raise WebhookRejected(f"not a Stripe event: the body is {kind}, not a JSON object")
+    if _depth(parsed) > MAX_JSON_DEPTH:
+        raise WebhookRejected(f"body is nested more than {MAX_JSON_DEPTH} levels deep")
+    return _storable(parsed)
+
+
+def _unix_time(value: Any) -> datetime.datetime | None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    try:
+        return datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 # --- Stripe -------------------------------------------------------------------------------
@@ -57,9 +157,19 @@ def _stripe_timestamp(header: str) -> int:
     raise WebhookRejected("Stripe-Signature header has no timestamp")
 
 
+def _stripe_signature_matches(text: str, signature_header: str) -> bool:
+    for secret in settings.STRIPE_WEBHOOK_SECRET:  # several during a rotation
+        try:
+            # No tolerance here: the timestamp is checked by the caller, both ways.
+            stripe.WebhookSignature.verify_header(text, signature_header, secret)
+            return True
+        except stripe.SignatureVerificationError:
+            continue
+    return False
+
+
 def verify_stripe(*, body: bytes, signature_header: str) -> VerifiedEvent:
-    secrets = settings.STRIPE_WEBHOOK_SECRET
-    if not secrets:
+    if not settings.STRIPE_WEBHOOK_SECRET:
         raise WebhookNotConfigured(
             "Stripe webhooks are disabled: STRIPE_WEBHOOK_SECRET is not set."
         )
@@ -73,17 +183,11 @@ def verify_stripe(*, body: bytes, signature_header: str) -> VerifiedEvent:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WebhookRejected("body is not UTF-8") from exc
-    for secret in secrets:  # several during a rotation
-        try:
-            stripe.Webhook.construct_event(text, signature_header, secret, tolerance=tolerance)
-            break
-        except stripe.SignatureVerificationError:
-            continue
-        except ValueError as exc:
-            raise WebhookRejected("body is not valid JSON") from exc
-    else:
+    if not _stripe_signature_matches(text, signature_header):
         raise WebhookRejected("signature does not match")
-    payload = json.loads(text)
+    # Parsed by us, not by stripe.Webhook.construct_event: its Event object recurses once per
+    # level (100,000 nested arrays: RecursionError, a 500) and we need only the plain dict.
+    payload = parse_json_object(text)
     event_id, event_type = payload.get("id"), payload.get("type")
     data = payload.get("data")
     if not (
@@ -94,7 +198,16 @@ def verify_stripe(*, body: bytes, signature_header: str) -> VerifiedEvent:
         and isinstance(data.get("object"), dict)
     ):
         raise WebhookRejected("not a Stripe event: needs id, type and data.object")
-    return VerifiedEvent("stripe", event_id[:255], event_type[:100], payload)
+    return VerifiedEvent(
+        "stripe",
+        event_id[:255],
+        event_type[:100],
+        payload,
+        # Valid JSON holds no raw NUL, so this is the body byte for byte.
+        raw_body=text,
+        signature=storable_text(signature_header),
+        event_created_at=_unix_time(payload.get("created")),
+    )
 
 
 # --- Braintree ----------------------------------------------------------------------------
@@ -132,56 +245,133 @@ def braintree_subject_id(notification: Any) -> str:
     return ""
 
 
-def verify_braintree(*, signature: str, payload: str) -> VerifiedEvent:
+def _aware(moment: Any) -> datetime.datetime | None:
+    if not isinstance(moment, datetime.datetime):
+        return None
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=datetime.UTC)
+
+
+def verify_braintree(*, signature: str, payload: str, raw_body: bytes = b"") -> VerifiedEvent:
     notification = parse_braintree(signature=signature, payload=payload)
+    kind, timestamp = getattr(notification, "kind", None), getattr(notification, "timestamp", None)
+    if not isinstance(kind, str) or not kind or _aware(timestamp) is None:
+        # Signed, so from Braintree (or whoever holds our key), but not a notification we read.
+        raise WebhookRejected("malformed notification (no kind or timestamp)")
     # Braintree notifications carry no id: this one is stable across redeliveries.
-    timestamp = notification.timestamp.isoformat()
-    subject = braintree_subject_id(notification)
-    digest = hashlib.sha256(f"{notification.kind}|{subject}|{timestamp}".encode()).hexdigest()
+    subject = storable_text(braintree_subject_id(notification))
+    stamp = timestamp.isoformat()
+    digest = hashlib.sha256(f"{kind}|{subject}|{stamp}".encode()).hexdigest()
     return VerifiedEvent(
         "braintree",
         f"bt_{digest[:40]}",
-        notification.kind[:100],
+        storable_text(kind)[:100],
         # The signed original is kept, so processing and replays re-verify and re-read it.
         {
-            "kind": notification.kind,
+            "kind": storable_text(kind),
             "subject_id": subject,
-            "timestamp": timestamp,
-            "bt_signature": signature,
-            "bt_payload": payload,
+            "timestamp": stamp,
+            "bt_signature": storable_text(signature),
+            "bt_payload": storable_text(payload),
         },
+        raw_body=storable_text(raw_body.decode("utf-8", "backslashreplace")),
+        signature=storable_text(signature),
+        event_created_at=_aware(timestamp),
     )
+
+
+# --- Evidence -----------------------------------------------------------------------------
+
+
+def webhook_event_reverify(event: WebhookEvent) -> bool | None:
+    """Check a stored event again against the secrets configured now: its signature over the
+    raw body, and that the parsed copy we processed is that body. None when it cannot be told
+    (stored before the evidence was kept, or the gateway is not configured any more)."""
+    if not event.raw_body or not event.signature:
+        return None
+    if event.provider == "stripe":
+        if not settings.STRIPE_WEBHOOK_SECRET:
+            return None
+        if not _stripe_signature_matches(event.raw_body, event.signature):
+            return False
+        try:
+            return parse_json_object(event.raw_body) == event.payload
+        except WebhookRejected:
+            return False
+    bt_payload = event.payload.get("bt_payload", "")
+    # Braintree posts a urlencoded form; a multipart one carries the payload as it is.
+    in_body = QueryDict(event.raw_body).get("bt_payload") == bt_payload or (
+        bool(bt_payload) and bt_payload in event.raw_body
+    )
+    if not in_body:
+        return False
+    try:
+        parse_braintree(signature=event.signature, payload=bt_payload)
+    except WebhookNotConfigured:
+        return None
+    except WebhookRejected:
+        return False
+    return True
 
 
 # --- Inbox --------------------------------------------------------------------------------
 
 
-def webhook_event_receive(event: VerifiedEvent) -> tuple[WebhookEvent, bool]:
-    """Store a verified event once; start its processing after commit. Returns the row and
-    whether it is new (a redelivery is acknowledged and not processed again)."""
+def webhook_event_receive(
+    event: VerifiedEvent, *, source_ip: str | None = None
+) -> tuple[WebhookEvent, bool]:
+    """Store a verified event once, with its evidence; start its processing after commit.
+    Returns the row and whether it is new (a redelivery is acknowledged and not processed
+    again)."""
     from .tasks import enqueue_webhook_event
 
     with transaction.atomic():
         stored, created = WebhookEvent.objects.get_or_create(
             provider=event.provider,
             event_id=event.event_id,
-            defaults={"event_type": event.event_type, "payload": event.payload},
+            defaults={
+                "event_type": event.event_type,
+                "payload": event.payload,
+                "raw_body": event.raw_body,
+                "signature": event.signature,
+                "source_ip": source_ip,
+                "event_created_at": event.event_created_at,
+                # The sweep's safety net if the enqueue below never happens (the broker is
+                # down, or this process dies between commit and enqueue).
+                "next_attempt_at": timezone.now() + ENQUEUE_GRACE,
+            },
         )
         if created:
-            # robust: a broker that is down must not turn an accepted webhook into an error;
-            # the periodic sweep enqueues it once the broker is back.
+            # robust: a broker that is down must not turn an accepted webhook into an error.
             transaction.on_commit(lambda: enqueue_webhook_event(stored.pk), robust=True)
     return stored, created
 
 
+def _is_due(event: WebhookEvent, now: datetime.datetime) -> bool:
+    """A failed event runs again only at its next attempt: a second message for the same attempt
+    (a Celery retry and the sweep, or the sweep twice while the queue is long) finds the attempt
+    already made and its successor scheduled, and does nothing."""
+    if event.status != WebhookEvent.Status.FAILED:
+        return True
+    return event.next_attempt_at is not None and event.next_attempt_at <= now + DUE_SLACK
+
+
 def webhook_event_process(*, event_id: int) -> str:
-    """Process one stored event. Safe to run again: a finished event is left as it is."""
+    """Process one stored event, under its row lock. Safe to run again: a finished event is
+    left as it is, a failed one runs only when its next attempt is due.
+
+    A handler's failure is kept on the row (attempts, last error, next attempt). A failure that
+    leaves nothing writable (the database connection is gone) propagates: the task retries it,
+    and if that message is lost too, the row's unchanged next_attempt_at brings it back."""
+    from .tasks import backoff_seconds
     from .webhook_handlers import handler_for
 
     failure: Exception | None = None
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().get(pk=event_id)
+        now = timezone.now()
         if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
+            return event.status
+        if not _is_due(event, now):
             return event.status
         event.attempts += 1
         handler = handler_for(event)
@@ -192,22 +382,38 @@ def webhook_event_process(*, event_id: int) -> str:
                 with transaction.atomic():
                     handler(event)
             except Exception as exc:  # any failure is kept on the row and retried
+                if transaction.get_rollback():
+                    # Not even the savepoint could be rolled back: the connection is gone, so
+                    # nothing of this attempt can be recorded. Not counted; retried as is.
+                    raise
                 failure = exc
         if failure is None:
             event.status = event.status if handler is None else WebhookEvent.Status.PROCESSED
             event.processed_at = timezone.now()
             event.last_error = ""
+            event.next_attempt_at = None
         else:
             event.status = WebhookEvent.Status.FAILED
-            event.last_error = f"{type(failure).__name__}: {failure}"[:2000]
-            log.warning(
-                "webhook %s %s failed (attempt %s): %s",
+            event.last_error = storable_text(f"{type(failure).__name__}: {failure}")[:2000]
+            spent = event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+            event.next_attempt_at = (
+                None
+                if spent
+                else now + datetime.timedelta(seconds=backoff_seconds(event.attempts - 1))
+            )
+            log.log(
+                logging.ERROR if spent else logging.WARNING,
+                "webhook %s %s failed (attempt %s of %s%s): %s",
                 event.provider,
                 event.event_id,
                 event.attempts,
+                settings.WEBHOOK_MAX_ATTEMPTS,
+                ", attempts spent: replay it from the console or /payments/webhooks/"
+                if spent
+                else "",
                 event.last_error,
             )
         event.save()
     if failure is not None:
-        raise WebhookProcessingFailed(event.last_error) from failure
+        raise WebhookProcessingFailed(event.last_error, retry_at=event.next_attempt_at) from failure
     return event.status

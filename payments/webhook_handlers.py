@@ -142,9 +142,14 @@ def _stripe_payment(obj: dict[str, Any], *, charge: str = "") -> Payment:
         found = Payment.objects.filter(gateway="stripe", charge_reference=charge).first()
         if found is not None:
             return found
-        from .gateways import get_gateway
+        from .gateways import GatewayError, GatewayUnavailable, get_gateway
 
-        intent = get_gateway("stripe").payment_reference_for_charge(charge_reference=charge)
+        try:
+            intent = get_gateway("stripe").payment_reference_for_charge(charge_reference=charge)
+        except GatewayUnavailable:
+            raise  # retried
+        except GatewayError as exc:  # Stripe does not know the charge either
+            raise PaymentNotFound(gateway="stripe", reference=charge) from exc
         if not intent:
             raise PaymentNotFound(gateway="stripe", reference=charge)
         payment = payment_by_gateway_reference(gateway="stripe", reference=intent)

@@ -314,12 +314,13 @@ def braintree_dispute(event: WebhookEvent) -> None:
 
     dispute = _notification(event).dispute
     payment = payment_by_gateway_reference(gateway="braintree", reference=dispute.transaction.id)
-    amount = dispute.amount_disputed or dispute.amount
-    due = dispute.reply_by_date
+    # The older dispute shape carries only `amount`; the current one `amount_disputed` too.
+    amount = getattr(dispute, "amount_disputed", None) or dispute.amount
+    due = getattr(dispute, "reply_by_date", None)
     services.chargeback_apply_gateway_state(
         payment=payment,
         gateway_reference=dispute.id,
-        reason=dispute.reason or "",
+        reason=getattr(dispute, "reason", None) or "",
         amount=to_minor(amount, payment.currency),
         status=BRAINTREE_DISPUTE_STATUS.get(dispute.status, Chargeback.Status.NEEDS_RESPONSE),
         evidence_due_by=(

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import services
+from .exceptions import PaymentsError
 from .gateways.stripe import PAYMENT_STATUS as STRIPE_PAYMENT_STATUS
 from .gateways.stripe import object_id, our_refund_id
 from .models import Chargeback, Payment, Refund, WebhookEvent
@@ -286,6 +287,9 @@ def braintree_transaction(event: WebhookEvent) -> None:
     from .gateways.braintree import PAYMENT_STATUS, to_minor
 
     transaction = _notification(event).transaction
+    if event.event_type == "refund_failed" or getattr(transaction, "type", None) == "credit":
+        braintree_refund(event, transaction)
+        return
     payment = payment_by_gateway_reference(gateway="braintree", reference=transaction.id)
     status = PAYMENT_STATUS.get(transaction.status, Payment.Status.PENDING)
     _refuse_taken_money_for_lost_payment(payment, status, "braintree")
@@ -305,6 +309,37 @@ def braintree_transaction(event: WebhookEvent) -> None:
         captured_amount=to_minor(transaction.amount, payment.currency)
         if getattr(transaction, "amount", None) is not None
         else None,
+        event_at=event_time(event),
+    )
+
+
+def braintree_refund(event: WebhookEvent, transaction: Any) -> None:
+    """A refund is a credit transaction at Braintree: ours by its order id, else by its id,
+    else one made at Braintree, found through the transaction it refunds."""
+    from .gateways.braintree import REFUND_STATUS, our_refund_id, to_minor
+
+    refund_id = our_refund_id(transaction)
+    refunds = Refund.objects.filter(payment__gateway="braintree").select_related("payment")
+    refund = refunds.filter(gateway_reference=transaction.id).first() or (
+        refunds.filter(pk=refund_id).first() if refund_id is not None else None
+    )
+    if refund is not None:
+        payment = refund.payment
+    else:
+        refunded = getattr(transaction, "refunded_transaction_id", None)
+        if not refunded:
+            # Perhaps ours, before refund_submit stored the reference: retried later.
+            raise PaymentsError(
+                f"No Braintree refund {transaction.id} here, and the notification names "
+                "neither our refund (order id) nor the transaction it refunds."
+            )
+        payment = payment_by_gateway_reference(gateway="braintree", reference=refunded)
+    services.refund_apply_gateway_state(
+        payment=payment,
+        gateway_reference=transaction.id,
+        amount=to_minor(transaction.amount, payment.currency),
+        status=REFUND_STATUS.get(transaction.status, Refund.Status.PENDING),
+        refund_id=refund_id,
         event_at=event_time(event),
     )
 
@@ -339,6 +374,7 @@ def braintree_check(event: WebhookEvent) -> None:
 BRAINTREE_HANDLERS: dict[str, Handler] = {
     "transaction_settled": braintree_transaction,
     "transaction_settlement_declined": braintree_transaction,
+    "refund_failed": braintree_transaction,
     **dict.fromkeys(
         [
             "dispute_opened",

@@ -120,6 +120,13 @@ def _call(method: Any, *args: Any) -> Any:
     return result
 
 
+def our_refund_id(transaction: Any) -> int | None:
+    """Our Refund's id from a refund transaction's order id ("refund-<pk>", which we send)."""
+    order_id = getattr(transaction, "order_id", None) or ""
+    ours = order_id.removeprefix("refund-")
+    return int(ours) if order_id.startswith("refund-") and ours.isdigit() else None
+
+
 class BraintreeGateway:
     name = "braintree"
 
@@ -228,13 +235,11 @@ class BraintreeGateway:
 
     @staticmethod
     def _refund(refund: Any, currency: str) -> GatewayRefund:
-        order_id = getattr(refund, "order_id", None) or ""
-        ours = order_id.removeprefix("refund-")
         return GatewayRefund(
             reference=refund.id,
             amount=to_minor(refund.amount, currency),
             status=REFUND_STATUS.get(refund.status, "pending"),
-            refund_id=int(ours) if order_id.startswith("refund-") and ours.isdigit() else None,
+            refund_id=our_refund_id(refund),
         )
 
     def refunds_for_payment(self, *, reference: str) -> list[GatewayRefund]:

@@ -4,8 +4,12 @@ partial refunds against our local Braintree server, matched on the order id we s
 
 from __future__ import annotations
 
+import base64
+
 import braintree
 import pytest
+from braintree.util.crypto import Crypto
+from django.db import transaction
 
 from audits.models import PaymentAudit
 from payments import services
@@ -39,11 +43,30 @@ def _sample(kind: str, subject_id: str) -> dict[str, str]:
     }
 
 
+def _credit_settled(refund_reference: str, *, order_id: str, refunded: str) -> dict[str, str]:
+    """The SDK's transaction_settled sample made a refund: Braintree refunds are credit
+    transactions carrying our order id and the id of the transaction they refund. Signed
+    the way the SDK signs its samples."""
+    sample = _sample(Kind.TransactionSettled, refund_reference)
+    xml = base64.b64decode(sample["bt_payload"]).decode()
+    xml = xml.replace(
+        "<type>sale</type>",
+        f"<type>credit</type><order-id>{order_id}</order-id>"
+        f"<refunded-transaction-id>{refunded}</refunded-transaction-id>",
+    )
+    payload = base64.encodebytes(xml.encode()).decode()
+    return {
+        "bt_signature": f"public_test|{Crypto.sha1_hmac_hash('private_test', payload)}",
+        "bt_payload": payload,
+    }
+
+
 @pytest.fixture
 def deliver(client, django_capture_on_commit_callbacks):
-    def post(kind: str, subject_id: str) -> WebhookEvent:
+    def post(kind: str | dict[str, str], subject_id: str = "") -> WebhookEvent:
+        form = kind if isinstance(kind, dict) else _sample(kind, subject_id)
         with django_capture_on_commit_callbacks(execute=True):
-            response = client.post("/webhooks/braintree/", _sample(kind, subject_id))
+            response = client.post("/webhooks/braintree/", form)
         assert response.status_code == 200, response.content
         return WebhookEvent.objects.get(event_id=response.json()["event_id"])
 
@@ -159,7 +182,9 @@ def test_check_is_stored_and_processed(deliver) -> None:
 # --- Refunds against our local Braintree --------------------------------------------------
 
 
-def test_three_partial_refunds_are_each_sent_once_and_counted_once(local_braintree) -> None:
+def test_three_partial_refunds_are_each_sent_once_and_counted_once(
+    local_braintree, deliver
+) -> None:
     payment = services.payment_authorize(
         merchant=MerchantFactory(),
         gateway="braintree",
@@ -182,7 +207,65 @@ def test_three_partial_refunds_are_each_sent_once_and_counted_once(local_braintr
     assert {r.reference: r.refund_id for r in at_braintree} == {
         r.gateway_reference: r.pk for r in refunds
     }
-    for refund in refunds:  # Braintree's settlement reported later, through reconcile or ops
-        services.refund_set_status(refund=refund, status=Refund.Status.SUCCEEDED)
+    for n, refund in enumerate(refunds):  # Braintree reports each credit settled
+        form = _credit_settled(
+            refund.gateway_reference,
+            order_id=f"refund-{refund.pk}",
+            refunded=payment.gateway_reference,
+        )
+        assert deliver(form).status == "processed"
+        payment.refresh_from_db()
+        assert payment.status == ("refunded" if n == 2 else "partially_refunded")
+    assert payment.refunded_amount == 10_000
+    assert set(Refund.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert Refund.objects.count() == 3
+
+
+def test_a_settled_credit_before_our_reference_is_stored_settles_our_refund(deliver) -> None:
+    payment = CapturedPaymentFactory(gateway="braintree", gateway_reference="bt_paid")
+    ours = services.refund_create(payment=payment, amount=10_000, reason="duplicate")
+    form = _credit_settled("bt_credit_1", order_id=f"refund-{ours.pk}", refunded="bt_paid")
+    assert deliver(form).status == "processed"
+    refund = Refund.objects.get()  # ours, not a second one
+    assert (refund.pk, refund.gateway_reference, refund.status) == (
+        ours.pk,
+        "bt_credit_1",
+        "succeeded",
+    )
     payment.refresh_from_db()
     assert (payment.status, payment.refunded_amount) == ("refunded", 10_000)
+
+
+def test_a_credit_made_at_braintree_is_recorded_once(deliver) -> None:
+    payment = CapturedPaymentFactory(gateway="braintree", gateway_reference="bt_paid2")
+    form = _credit_settled("bt_credit_2", order_id="", refunded="bt_paid2")
+    deliver(form)
+    deliver(form)  # a redelivery
+    refund = Refund.objects.get()
+    assert (refund.gateway_reference, refund.amount, refund.status) == (
+        "bt_credit_2",
+        10_000,
+        "succeeded",
+    )
+    assert Payment.objects.get(pk=payment.pk).refunded_amount == 10_000
+
+
+def test_refund_failed_releases_the_amount_our_refund_held(deliver) -> None:
+    payment = CapturedPaymentFactory(gateway="braintree", gateway_reference="bt_rf")
+    ours = services.refund_create(payment=payment, amount=4_000, reason="duplicate")
+    with transaction.atomic():
+        ours.gateway_reference = "bt_refund_1"
+        ours.save()
+    assert Payment.objects.get(pk=payment.pk).refunded_amount == 4_000
+    stored = deliver(Kind.RefundFailed, "bt_refund_1")  # <status>processor_declined</status>
+    assert (stored.status, stored.last_error) == ("processed", "")
+    assert Refund.objects.get().status == "failed"
+    payment.refresh_from_db()
+    assert (payment.status, payment.refunded_amount) == ("captured", 0)
+
+
+def test_refund_failed_for_an_unknown_refund_fails_the_event_and_writes_nothing(deliver) -> None:
+    stored = deliver(Kind.RefundFailed, "bt_refund_unknown")
+    assert stored.status == "failed"
+    assert "No Braintree refund bt_refund_unknown here" in stored.last_error
+    assert not Refund.objects.exists()

@@ -481,6 +481,41 @@ def test_three_partial_refunds_through_the_service_against_stripe(local_stripe) 
     assert len(ours) == 3
 
 
+def test_three_partial_refunds_through_the_api(
+    local_stripe, django_capture_on_commit_callbacks
+) -> None:
+    from django.contrib.auth.models import User
+
+    from tests.api.conftest import client_for, issue
+
+    merchant = MerchantFactory()
+    owner = User.objects.create_user("integration", email="integration@example.com")
+    raw = issue(owner, ["payments:read", "payments:write"], merchant=merchant)
+    payment = services.payment_authorize(
+        merchant=merchant,
+        gateway="stripe",
+        amount=10_000,
+        currency="EUR",
+        payment_method="pm_card_visa",
+    )
+    steps = [
+        (2_000, "partially_refunded", 2_000),
+        (3_000, "partially_refunded", 5_000),
+        (5_000, "refunded", 10_000),
+    ]
+    for n, (amount, status, total) in enumerate(steps):
+        with django_capture_on_commit_callbacks(execute=True):  # the submit task, eager
+            response = client_for(raw, HTTP_IDEMPOTENCY_KEY=f"partial-{n}").post(
+                f"/api/v1/payments/{payment.pk}/refunds/",
+                {"amount": amount, "reason": "requested_by_customer"},
+                format="json",
+            )
+        assert response.status_code == 201, response.content
+        payment.refresh_from_db()
+        assert (payment.status, payment.refunded_amount) == (status, total)
+    assert list(Refund.objects.values_list("status", flat=True)) == ["succeeded"] * 3
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_three_partial_refunds_through_webhooks(deliver, version) -> None:
     payment = CapturedPaymentFactory(

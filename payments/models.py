@@ -321,7 +321,9 @@ class Chargeback(StatusMachineMixin, models.Model):
         # dispute_won after dispute_lost).
         Status.LOST: frozenset({Status.WON}),
         Status.ACCEPTED: frozenset(),
-        Status.EXPIRED: frozenset(),
+        # Expired records that the reply date passed without our evidence (chargebacks_daily,
+        # or Braintree): the network's outcome still follows, Stripe's as lost (or won).
+        Status.EXPIRED: frozenset({Status.LOST, Status.WON}),
     }
     OPEN = frozenset({Status.NEEDS_RESPONSE, Status.UNDER_REVIEW})
 

@@ -602,3 +602,26 @@ def test_a_refund_webhook_racing_the_submit_finds_our_refund(
     assert WebhookEvent.objects.get().status == "processed"
     payment.refresh_from_db()
     assert (payment.status, payment.refunded_amount) == ("partially_refunded", 4_000)
+
+
+def test_an_expired_dispute_takes_the_outcome_stripe_reports(deliver) -> None:
+    payment = CapturedPaymentFactory(gateway_reference="pi_ex", charge_reference="ch_ex")
+    with transaction.atomic():  # as chargebacks_daily leaves it once the reply date passed
+        Chargeback.objects.create(
+            payment=payment,
+            gateway="stripe",
+            gateway_reference="dp_ex",
+            reason="fraudulent",
+            amount=10_000,
+            currency="EUR",
+            status=Chargeback.Status.EXPIRED,
+        )
+    deliver(event(CURRENT, "charge.dispute.closed", dispute_obj(CURRENT, "dp_ex", "ch_ex", "lost")))
+    deliver(
+        event(
+            CURRENT,
+            "charge.dispute.updated",
+            dispute_obj(CURRENT, "dp_ex", "ch_ex", "needs_response"),
+        )
+    )
+    assert Chargeback.objects.get().status == "lost"

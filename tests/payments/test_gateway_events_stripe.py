@@ -392,6 +392,10 @@ def test_a_charge_only_dispute_reads_the_charge_from_stripe(local_stripe, delive
     with transaction.atomic():  # as a payment recorded before we kept charge ids
         payment.charge_reference = ""
         payment.save()
+    # The adapter names the charge too (for payment_authorize to keep from the start).
+    assert get_gateway("stripe").fetch(reference=payment.gateway_reference).charge_reference == (
+        charge
+    )
     obj = dispute_obj(CURRENT, "dp_fetch", charge, "needs_response")
     assert deliver(event(CURRENT, "charge.dispute.created", obj)).status == "processed"
     assert Chargeback.objects.get().payment_id == payment.pk
@@ -625,3 +629,29 @@ def test_an_expired_dispute_takes_the_outcome_stripe_reports(deliver) -> None:
         )
     )
     assert Chargeback.objects.get().status == "lost"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_events_for_one_refund_processed_at_once_record_it_once(settings) -> None:
+    from payments.webhooks import webhook_event_process
+
+    settings.STRIPE_WEBHOOK_SECRET = [sh.SECRET]
+    payment = CapturedPaymentFactory(
+        gateway_reference="pi_two", charge_reference="ch_two", amount=10_000
+    )
+    obj = refund_obj(CURRENT, "re_two", 3_000, "succeeded", charge="ch_two", intent="pi_two")
+    stored = []
+    for event_type in ("refund.created", "charge.refund.updated"):
+        body = event(CURRENT, event_type, obj)
+        with transaction.atomic():
+            stored.append(
+                WebhookEvent.objects.create(
+                    provider="stripe", event_id=body["id"], event_type=event_type, payload=body
+                )
+            )
+    results = run_at_once(*[lambda pk=row.pk: webhook_event_process(event_id=pk) for row in stored])
+    assert results == ["processed", "processed"], results
+    assert Refund.objects.get().gateway_reference == "re_two"
+    payment.refresh_from_db()
+    assert (payment.status, payment.refunded_amount) == ("partially_refunded", 3_000)

@@ -127,8 +127,10 @@ class Payment(StatusMachineMixin, models.Model):
             {Status.AUTHORIZED, Status.CAPTURED, Status.FAILED, Status.CANCELED}
         ),
         Status.AUTHORIZED: frozenset({Status.CAPTURED, Status.FAILED, Status.CANCELED}),
-        # A capture can still fail at settlement (e.g. a declined bank debit).
-        Status.CAPTURED: frozenset({Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.FAILED}),
+        # Money taken is never "failed": a settlement the bank declines after capture (Braintree
+        # settlement_declined) is left captured for a person (see payments.webhook_handlers).
+        Status.CAPTURED: frozenset({Status.PARTIALLY_REFUNDED, Status.REFUNDED}),
+        # Any number of partial refunds keep it here (a save, not a move) until fully refunded.
         Status.PARTIALLY_REFUNDED: frozenset({Status.REFUNDED}),
         Status.REFUNDED: frozenset(),
         Status.FAILED: frozenset(),
@@ -253,6 +255,8 @@ class Refund(StatusMachineMixin, models.Model):
 
     STATUS_TRANSITIONS = {
         Status.PENDING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED}),
+        # Stripe documents a rare succeeded -> failed; it is not applied here but held for a
+        # person (services.GatewayStateNeedsAttention), so the books never move backwards.
         Status.SUCCEEDED: frozenset(),
         Status.FAILED: frozenset(),
         Status.CANCELED: frozenset(),
@@ -312,9 +316,14 @@ class Chargeback(StatusMachineMixin, models.Model):
         ),
         Status.UNDER_REVIEW: frozenset({Status.WON, Status.LOST}),
         Status.WON: frozenset(),
-        Status.LOST: frozenset(),
+        # A closed dispute never reopens; only a loss can still turn into a win, when the
+        # gateway reinstates the funds (Stripe charge.dispute.funds_reinstated, Braintree
+        # dispute_won after dispute_lost).
+        Status.LOST: frozenset({Status.WON}),
         Status.ACCEPTED: frozenset(),
-        Status.EXPIRED: frozenset(),
+        # Expired records that the reply date passed without our evidence (chargebacks_daily,
+        # or Braintree): the network's outcome still follows, Stripe's as lost (or won).
+        Status.EXPIRED: frozenset({Status.LOST, Status.WON}),
     }
     OPEN = frozenset({Status.NEEDS_RESPONSE, Status.UNDER_REVIEW})
 

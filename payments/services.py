@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audits import context
@@ -169,8 +170,7 @@ def refund_create(
         )
         refund.full_clean()
         refund.save()
-        payment.refunded_amount += amount
-        payment.save()
+        _settle_refunded_amount(payment)
         return refund
 
 
@@ -195,20 +195,28 @@ def refund_set_status(
         if gateway_reference is not None:
             refund.gateway_reference = gateway_reference
         refund.save()
-        if status == Refund.Status.SUCCEEDED:
-            succeeded = sum(
-                payment.refunds.filter(status=Refund.Status.SUCCEEDED).values_list(
-                    "amount", flat=True
-                )
-            )
-            fully = succeeded == payment.captured_amount
-            payment.transition_to(
-                Payment.Status.REFUNDED if fully else Payment.Status.PARTIALLY_REFUNDED
-            )
-        elif status not in Refund.HOLDING:
-            payment.refunded_amount -= refund.amount
-        payment.save()
+        _settle_refunded_amount(payment)
         return refund
+
+
+def _settle_refunded_amount(payment: Payment) -> None:
+    """The payment's refunded amount and status from its refund rows; the caller holds the
+    payment's row lock. Never incremented: a refund counted twice (our row and a webhook's, a
+    retried settle) would show money leaving twice, so the total is always recomputed."""
+    totals = payment.refunds.aggregate(
+        holding=Coalesce(Sum("amount", filter=Q(status__in=Refund.HOLDING)), 0),
+        succeeded=Coalesce(Sum("amount", filter=Q(status=Refund.Status.SUCCEEDED)), 0),
+    )
+    changed = payment.refunded_amount != totals["holding"]
+    payment.refunded_amount = totals["holding"]
+    if totals["succeeded"]:
+        fully = totals["succeeded"] >= payment.captured_amount
+        target = Payment.Status.REFUNDED if fully else Payment.Status.PARTIALLY_REFUNDED
+        if payment.status != target:  # a further partial refund leaves it where it is
+            payment.transition_to(target)
+            changed = True
+    if changed:
+        payment.save()
 
 
 def chargeback_record(
@@ -267,51 +275,151 @@ def webhook_event_requeue(*, event: WebhookEvent, actor: User | None = None) -> 
 
 # --- State reported by a gateway (webhooks, reconciliation) --------------------------------
 #
-# A gateway's report is applied only when it moves a row forward along its state machine: an
-# older event arriving late (processing after succeeded, needs_response after under_review)
-# finds its move not allowed and changes nothing.
+# A gateway's report is applied by the status of the object it carries, and only when it moves
+# a row forward along its state machine. `event_at` is the gateway's creation time of the event:
+# each row keeps the newest one applied (gateway_event_at), and an older event arriving late
+# changes nothing at all, neither the status nor fields such as amounts and due dates.
+
+
+class GatewayStateNeedsAttention(PaymentsError):
+    """The gateway reports a state that our books must not follow on their own: money moved
+    at the gateway in a way the state machine refuses (a captured payment whose settlement was
+    declined, a refund that failed after it succeeded). Nothing is changed; the event fails
+    with this message, so it stays visible with its error until a person settles it."""
+
+
+def _is_stale(newest_applied: Any, event_at: Any) -> bool:
+    return event_at is not None and newest_applied is not None and event_at < newest_applied
+
+
+def _is_newer(newest_applied: Any, event_at: Any) -> bool:
+    return event_at is not None and (newest_applied is None or event_at > newest_applied)
 
 
 def payment_apply_gateway_state(
-    *, payment: Payment, status: str, captured_amount: int | None = None
+    *,
+    payment: Payment,
+    status: str,
+    captured_amount: int | None = None,
+    event_at: Any = None,
+    charge_reference: str = "",
 ) -> bool:
-    """Returns whether the payment changed."""
+    """Returns whether the payment's status moved."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status == status or status not in payment.allowed_targets(payment.status):
+        if _is_stale(payment.gateway_event_at, event_at):
             return False
-        _move_payment(payment, status, captured_amount)
-        return True
+        changed = moved = False
+        if charge_reference and not payment.charge_reference:
+            payment.charge_reference, changed = charge_reference, True
+        if payment.status != status and status in payment.allowed_targets(payment.status):
+            payment.transition_to(status)
+            if status == Payment.Status.CAPTURED:
+                payment.captured_amount = (
+                    payment.amount if captured_amount is None else captured_amount
+                )
+                payment.full_clean()
+            changed = moved = True
+        if (moved or payment.status == status) and _is_newer(payment.gateway_event_at, event_at):
+            payment.gateway_event_at, changed = event_at, True
+        if changed:
+            payment.save()
+        return moved
+
+
+def payment_set_charge_reference(*, payment: Payment, charge_reference: str) -> Payment:
+    """Remember the gateway's charge id once we learn it: disputes (and refunds of old API
+    versions) may name only the charge."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if charge_reference and not payment.charge_reference:
+            payment.charge_reference = charge_reference
+            payment.save()
+        return payment
 
 
 def refund_apply_gateway_state(
-    *, payment: Payment, gateway_reference: str, amount: int, status: str
+    *,
+    payment: Payment,
+    gateway_reference: str,
+    amount: int,
+    status: str,
+    refund_id: int | None = None,
+    event_at: Any = None,
 ) -> Refund:
-    """Record a refund the gateway reports: ours (matched by its reference) or one made at the
-    gateway directly (created here, counted against the refundable amount)."""
+    """Record a refund the gateway reports: ours (matched by the id we sent with it, then by
+    its reference) or one made at the gateway directly (created here, counted against the
+    refundable amount). The payment's refunded total is recomputed from its refund rows."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        refund = (
-            Refund.objects.select_for_update().filter(gateway_reference=gateway_reference).first()
-        )
+        refund = _refund_for_gateway_report(payment, gateway_reference, refund_id)
         if refund is None:
-            if amount > payment.refundable_amount:
-                raise RefundExceedsCaptured(
-                    payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
-                )
-            refund = Refund(
-                payment=payment,
-                amount=amount,
-                gateway_reference=gateway_reference,
-                reason=Refund.Reason.OTHER,
-                reason_detail="made at the gateway, recorded from its webhook",
-            )
+            return _refund_made_at_gateway(payment, gateway_reference, amount, status, event_at)
+        changed = False
+        if refund.gateway_reference is None:
+            # The webhook came before refund_submit stored the reference: this is that refund.
+            refund.gateway_reference, changed = gateway_reference, True
+        if not _is_stale(refund.gateway_event_at, event_at):
+            if refund.status != status:
+                if status in refund.allowed_targets(refund.status):
+                    refund.transition_to(status)
+                    changed = True
+                elif refund.status == Refund.Status.SUCCEEDED and status in (
+                    Refund.Status.FAILED,
+                    Refund.Status.CANCELED,
+                ):
+                    raise GatewayStateNeedsAttention(
+                        f"Refund {refund.pk} ({gateway_reference}) is {status} at the gateway "
+                        "after it had succeeded: the customer may not have the money back. It "
+                        "stays succeeded here until a person decides."
+                    )
+            if (changed or refund.status == status) and _is_newer(
+                refund.gateway_event_at, event_at
+            ):
+                refund.gateway_event_at, changed = event_at, True
+        if changed:
             refund.save()
-            payment.refunded_amount += amount
-            payment.save()
-        if refund.status != status and status in refund.allowed_targets(refund.status):
-            refund = refund_set_status(refund=refund, status=status)
+            _settle_refunded_amount(payment)
         return refund
+
+
+def _refund_for_gateway_report(
+    payment: Payment, gateway_reference: str, refund_id: int | None
+) -> Refund | None:
+    refunds = Refund.objects.select_for_update()
+    if refund_id is not None:
+        ours = refunds.filter(pk=refund_id, payment=payment).first()
+        if ours is not None and ours.gateway_reference in (None, gateway_reference):
+            return ours
+    found = refunds.filter(gateway_reference=gateway_reference).first()
+    if found is not None and found.payment_id != payment.pk:
+        raise PaymentsError(
+            f"Refund {gateway_reference} belongs to payment {found.payment_id}, "
+            f"not to payment {payment.pk}."
+        )
+    return found
+
+
+def _refund_made_at_gateway(
+    payment: Payment, gateway_reference: str, amount: int, status: str, event_at: Any
+) -> Refund:
+    if status in Refund.HOLDING and amount > payment.refundable_amount:
+        raise RefundExceedsCaptured(
+            payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
+        )
+    refund = Refund(
+        payment=payment,
+        amount=amount,
+        status=status,
+        gateway_reference=gateway_reference,
+        gateway_event_at=event_at,
+        reason=Refund.Reason.OTHER,
+        reason_detail="made at the gateway, recorded from its webhook",
+    )
+    refund.full_clean()
+    refund.save()
+    _settle_refunded_amount(payment)
+    return refund
 
 
 def chargeback_apply_gateway_state(
@@ -322,8 +430,10 @@ def chargeback_apply_gateway_state(
     amount: int,
     status: str,
     evidence_due_by: Any = None,
+    event_at: Any = None,
 ) -> Chargeback:
     with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
         chargeback = (
             Chargeback.objects.select_for_update()
             .filter(gateway=payment.gateway, gateway_reference=gateway_reference)
@@ -339,17 +449,25 @@ def chargeback_apply_gateway_state(
                 currency=payment.currency,
                 status=status,
                 evidence_due_by=evidence_due_by,
+                gateway_event_at=event_at,
             )
             chargeback.full_clean()
             chargeback.save()
             return chargeback
+        if _is_stale(chargeback.gateway_event_at, event_at):
+            return chargeback
         changed = False
         if evidence_due_by is not None and chargeback.evidence_due_by != evidence_due_by:
             chargeback.evidence_due_by, changed = evidence_due_by, True
+        if amount > 0 and chargeback.amount != amount:
+            chargeback.amount, changed = amount, True
         if chargeback.status != status and status in chargeback.allowed_targets(chargeback.status):
             chargeback.transition_to(status)
             changed = True
+        if _is_newer(chargeback.gateway_event_at, event_at):
+            chargeback.gateway_event_at, changed = event_at, True
         if changed:
+            chargeback.full_clean()
             chargeback.save()
         return chargeback
 
@@ -461,7 +579,8 @@ def payment_cancel(*, payment: Payment, actor: User | None = None) -> Payment:
 
 def refund_submit(*, refund: Refund) -> Refund:
     """Send a pending refund to its gateway, once: a refund that already has the gateway's
-    reference is not sent again, and the gateway sees the same idempotency key on a retry."""
+    reference is not sent again, and the gateway sees the same idempotency key on a retry.
+    Our refund id travels with it, so a webhook that overtakes the answer finds this row."""
     from .gateways import GatewayDeclined, GatewayError, GatewayUnavailable, get_gateway
 
     refund = Refund.objects.select_related("payment").get(pk=refund.pk)
@@ -475,6 +594,7 @@ def refund_submit(*, refund: Refund) -> Refund:
             amount=refund.amount,
             currency=payment.currency,
             idempotency_key=f"refund-{refund.pk}",
+            refund_id=refund.pk,
         )
     except GatewayUnavailable:
         raise  # outcome unknown: the task retries with the same key
@@ -482,13 +602,22 @@ def refund_submit(*, refund: Refund) -> Refund:
         refund_set_status(refund=refund, status=Refund.Status.FAILED)
         raise
     with transaction.atomic():
+        # Same lock order as the webhook's refund_apply_gateway_state (payment, then refund):
+        # whichever comes second sees what the first did and only moves the row forward.
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        changed = False
         if refund.gateway_reference is None:
-            refund.gateway_reference = result.reference
+            refund.gateway_reference, changed = result.reference, True
+        if result.status != refund.status and result.status in refund.allowed_targets(
+            refund.status
+        ):
+            refund.transition_to(result.status)
+            changed = True
+        if changed:
             refund.save()
-    if result.status != refund.status:
-        refund = refund_set_status(refund=refund, status=result.status)
-    return refund
+            _settle_refunded_amount(payment)
+        return refund
 
 
 # --- Requests that may need a second person -------------------------------------------------

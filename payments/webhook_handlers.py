@@ -1,33 +1,97 @@
 """What each gateway event does. Handlers read the stored event and call services; they run
-inside the processing transaction and raise to have the event retried."""
+inside the processing transaction and raise to have the event retried.
+
+An event is applied by the status of the object it carries and by its creation time, never by
+its type alone: a late `payment_intent.payment_failed` (created before the `succeeded` we
+applied) changes nothing. When an event does not carry what we need (a charge of API version
+2022-11-15 or later no longer embeds its refunds; a dispute may name only the charge), the
+handler reads the current object from the gateway through its adapter, as Stripe advises:
+treat the event as a notification. Those reads happen before any payment row is locked; the
+event's own row stays locked, which keeps a second run of the same event waiting.
+"""
 
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from . import services
+from .exceptions import PaymentsError
+from .gateways.stripe import PAYMENT_STATUS as STRIPE_PAYMENT_STATUS
+from .gateways.stripe import object_id, our_refund_id
 from .models import Chargeback, Payment, Refund, WebhookEvent
-from .selectors import payment_by_gateway_reference
+from .selectors import PaymentNotFound, payment_by_gateway_reference
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[WebhookEvent], None]
+
+# Statuses in which the money has reached us: a gateway reporting one of them for a payment
+# we hold as failed or canceled (or the reverse, on Braintree) is a difference for a person.
+MONEY_TAKEN = frozenset(
+    {Payment.Status.CAPTURED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED}
+)
+MONEY_NOT_TAKEN = frozenset({Payment.Status.FAILED, Payment.Status.CANCELED})
+
+
+def event_time(event: WebhookEvent) -> datetime.datetime | None:
+    """When the gateway created the event: stored on receipt, else read from the payload."""
+    if event.event_created_at is not None:
+        return event.event_created_at
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    created = payload.get("created")  # Stripe: unix seconds
+    if isinstance(created, int) and not isinstance(created, bool) and created > 0:
+        return datetime.datetime.fromtimestamp(created, tz=datetime.UTC)
+    stamp = payload.get("timestamp")  # Braintree: the notification's timestamp, ISO 8601
+    if isinstance(stamp, str) and stamp:
+        try:
+            moment = datetime.datetime.fromisoformat(stamp)
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+    return None
+
+
+def _refuse_taken_money_for_lost_payment(payment: Payment, status: str, gateway: str) -> None:
+    if status == Payment.Status.CAPTURED and payment.status in MONEY_NOT_TAKEN:
+        log.warning("%s captured payment %s which is %s here", gateway, payment.pk, payment.status)
+        raise services.GatewayStateNeedsAttention(
+            f"{gateway} reports payment {payment.pk} ({payment.gateway_reference}) captured, "
+            f"but it is {payment.status} here: the money was taken. It stays {payment.status} "
+            "until a person decides (refund it at the gateway, or correct our record)."
+        )
 
 
 # --- Stripe -------------------------------------------------------------------------------
 
-STRIPE_INTENT_OUTCOME = {
-    "payment_intent.succeeded": Payment.Status.CAPTURED,
-    "payment_intent.payment_failed": Payment.Status.FAILED,
-    "payment_intent.canceled": Payment.Status.CANCELED,
-    "payment_intent.processing": Payment.Status.PROCESSING,
-}
+STRIPE_INTENT_EVENTS = [
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "payment_intent.processing",
+    "payment_intent.amount_capturable_updated",
+]
+STRIPE_REFUND_EVENTS = [
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.refund.updated",
+]
+STRIPE_DISPUTE_EVENTS = [
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+]
 STRIPE_REFUND_STATUS = {
-    "pending": "pending",
-    "requires_action": "pending",
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "canceled": "canceled",
+    "pending": Refund.Status.PENDING,
+    "requires_action": Refund.Status.PENDING,
+    "succeeded": Refund.Status.SUCCEEDED,
+    "failed": Refund.Status.FAILED,
+    "canceled": Refund.Status.CANCELED,
 }
 STRIPE_DISPUTE_STATUS = {
     "warning_needs_response": Chargeback.Status.NEEDS_RESPONSE,
@@ -44,51 +108,137 @@ def _object(event: WebhookEvent) -> dict[str, Any]:
     return event.payload["data"]["object"]
 
 
-def _stripe_intent_id(obj: dict[str, Any]) -> str:
-    intent = obj.get("payment_intent")
-    if isinstance(intent, dict):
-        intent = intent.get("id")
-    if not isinstance(intent, str) or not intent:
-        raise ValueError("the event names no payment_intent")
-    return intent
+def stripe_intent_status(intent: dict[str, Any]) -> str:
+    """Our status for a PaymentIntent as Stripe reports it. A failed attempt leaves the intent
+    in requires_payment_method with its last_payment_error: that is our failed."""
+    status = intent.get("status") or ""
+    if status == "requires_payment_method" and intent.get("last_payment_error"):
+        return Payment.Status.FAILED
+    return STRIPE_PAYMENT_STATUS.get(status, Payment.Status.PENDING)
+
+
+def _intent_charge(intent: dict[str, Any]) -> str:
+    """The charge that holds an intent's money: `latest_charge` since 2022-11-15, the
+    embedded `charges` list before."""
+    if intent.get("status") not in ("succeeded", "requires_capture"):
+        return ""
+    latest = object_id(intent.get("latest_charge"))
+    if latest:
+        return latest
+    charges = intent.get("charges")
+    for charge in (charges.get("data") if isinstance(charges, dict) else None) or []:
+        if isinstance(charge, dict) and charge.get("status") == "succeeded":
+            return object_id(charge)
+    return ""
+
+
+def _stripe_payment(obj: dict[str, Any], *, charge: str = "") -> Payment:
+    """The payment an object belongs to: by its payment_intent, else by the charge it names
+    (our stored charge id, else the charge read from Stripe, whose id we then keep)."""
+    intent = object_id(obj.get("payment_intent"))
+    charge = charge or object_id(obj.get("charge"))
+    if intent:
+        payment = payment_by_gateway_reference(gateway="stripe", reference=intent)
+    elif charge:
+        found = Payment.objects.filter(gateway="stripe", charge_reference=charge).first()
+        if found is not None:
+            return found
+        from .gateways import GatewayError, GatewayUnavailable, get_gateway
+
+        try:
+            intent = get_gateway("stripe").payment_reference_for_charge(charge_reference=charge)
+        except GatewayUnavailable:
+            raise  # retried
+        except GatewayError as exc:  # Stripe does not know the charge either
+            raise PaymentNotFound(gateway="stripe", reference=charge) from exc
+        if not intent:
+            raise PaymentNotFound(gateway="stripe", reference=charge)
+        payment = payment_by_gateway_reference(gateway="stripe", reference=intent)
+    else:
+        raise ValueError("the event names neither a payment_intent nor a charge")
+    if charge and not payment.charge_reference:
+        payment = services.payment_set_charge_reference(payment=payment, charge_reference=charge)
+    return payment
 
 
 def stripe_payment_intent(event: WebhookEvent) -> None:
     intent = _object(event)
     payment = payment_by_gateway_reference(gateway="stripe", reference=intent["id"])
+    status = stripe_intent_status(intent)
+    # Stripe documents no failure after success, so a failed report for a captured payment is
+    # always an older attempt's: the machine refuses it and nothing changes. A success for a
+    # payment we hold as failed or canceled is money taken: that needs a person.
+    _refuse_taken_money_for_lost_payment(payment, status, "stripe")
+    received = intent.get("amount_received")
     services.payment_apply_gateway_state(
         payment=payment,
-        status=STRIPE_INTENT_OUTCOME[event.event_type],
-        captured_amount=intent.get("amount_received") or None,
+        status=status,
+        captured_amount=received if isinstance(received, int) and received > 0 else None,
+        event_at=event_time(event),
+        charge_reference=_intent_charge(intent),
     )
 
 
+def _stripe_refund_args(refund: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "gateway_reference": refund["id"],
+        "amount": int(refund["amount"]),
+        "status": STRIPE_REFUND_STATUS.get(refund.get("status") or "", Refund.Status.PENDING),
+        "refund_id": our_refund_id(refund.get("metadata")),
+    }
+
+
+def _embedded_refunds(charge: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The refunds a charge embeds (API versions before 2022-11-15), if the list is whole."""
+    embedded = charge.get("refunds")
+    if not isinstance(embedded, dict) or embedded.get("has_more"):
+        return None
+    refunds = [r for r in embedded.get("data") or [] if isinstance(r, dict)]
+    holding = sum(
+        int(r.get("amount") or 0) for r in refunds if r.get("status") in ("pending", "succeeded")
+    )
+    if holding < int(charge.get("amount_refunded") or 0):
+        return None  # a page short of what the charge says was refunded
+    return refunds
+
+
 def stripe_charge_refunded(event: WebhookEvent) -> None:
+    from .gateways import get_gateway
+
     charge = _object(event)
-    payment = payment_by_gateway_reference(gateway="stripe", reference=_stripe_intent_id(charge))
-    for refund in (charge.get("refunds") or {}).get("data", []):
-        services.refund_apply_gateway_state(
-            payment=payment,
-            gateway_reference=refund["id"],
-            amount=int(refund["amount"]),
-            status=STRIPE_REFUND_STATUS.get(refund.get("status", ""), Refund.Status.PENDING),
-        )
+    payment = _stripe_payment(charge, charge=charge["id"])
+    embedded = _embedded_refunds(charge)
+    if embedded is not None:
+        reports, event_at = [_stripe_refund_args(r) for r in embedded], event_time(event)
+    else:
+        # The current shape says only amount_refunded: read the refunds themselves. They are
+        # the present state, newer than any event, so no event time goes with them.
+        fetched = get_gateway("stripe").refunds_for_payment(reference=payment.gateway_reference)
+        reports = [
+            {
+                "gateway_reference": refund.reference,
+                "amount": refund.amount,
+                "status": refund.status,
+                "refund_id": refund.refund_id,
+            }
+            for refund in fetched
+        ]
+        event_at = None
+    for report in reports:
+        services.refund_apply_gateway_state(payment=payment, event_at=event_at, **report)
 
 
-def stripe_refund_updated(event: WebhookEvent) -> None:
+def stripe_refund(event: WebhookEvent) -> None:
     refund = _object(event)
-    payment = payment_by_gateway_reference(gateway="stripe", reference=_stripe_intent_id(refund))
+    payment = _stripe_payment(refund)
     services.refund_apply_gateway_state(
-        payment=payment,
-        gateway_reference=refund["id"],
-        amount=int(refund["amount"]),
-        status=STRIPE_REFUND_STATUS.get(refund.get("status", ""), Refund.Status.PENDING),
+        payment=payment, event_at=event_time(event), **_stripe_refund_args(refund)
     )
 
 
 def stripe_dispute(event: WebhookEvent) -> None:
     dispute = _object(event)
-    payment = payment_by_gateway_reference(gateway="stripe", reference=_stripe_intent_id(dispute))
+    payment = _stripe_payment(dispute)
     due = (dispute.get("evidence_details") or {}).get("due_by")
     services.chargeback_apply_gateway_state(
         payment=payment,
@@ -99,23 +249,15 @@ def stripe_dispute(event: WebhookEvent) -> None:
             dispute.get("status", ""), Chargeback.Status.NEEDS_RESPONSE
         ),
         evidence_due_by=datetime.datetime.fromtimestamp(due, tz=datetime.UTC) if due else None,
+        event_at=event_time(event),
     )
 
 
 STRIPE_HANDLERS: dict[str, Handler] = {
-    **dict.fromkeys(STRIPE_INTENT_OUTCOME, stripe_payment_intent),
+    **dict.fromkeys(STRIPE_INTENT_EVENTS, stripe_payment_intent),
     "charge.refunded": stripe_charge_refunded,
-    "charge.refund.updated": stripe_refund_updated,
-    **dict.fromkeys(
-        [
-            "charge.dispute.created",
-            "charge.dispute.updated",
-            "charge.dispute.closed",
-            "charge.dispute.funds_withdrawn",
-            "charge.dispute.funds_reinstated",
-        ],
-        stripe_dispute,
-    ),
+    **dict.fromkeys(STRIPE_REFUND_EVENTS, stripe_refund),
+    **dict.fromkeys(STRIPE_DISPUTE_EVENTS, stripe_dispute),
 }
 
 
@@ -142,14 +284,64 @@ def _notification(event: WebhookEvent) -> Any:
 
 
 def braintree_transaction(event: WebhookEvent) -> None:
+    from .gateways.braintree import PAYMENT_STATUS, to_minor
+
     transaction = _notification(event).transaction
+    if event.event_type == "refund_failed" or getattr(transaction, "type", None) == "credit":
+        braintree_refund(event, transaction)
+        return
     payment = payment_by_gateway_reference(gateway="braintree", reference=transaction.id)
-    status = (
-        Payment.Status.CAPTURED
-        if event.event_type == "transaction_settled"
-        else Payment.Status.FAILED
+    status = PAYMENT_STATUS.get(transaction.status, Payment.Status.PENDING)
+    _refuse_taken_money_for_lost_payment(payment, status, "braintree")
+    if status == Payment.Status.FAILED and payment.status in MONEY_TAKEN:
+        # settlement_declined is final at Braintree and comes after submit_for_settlement,
+        # which is our captured. A captured payment never becomes failed, so it is held here:
+        # the event fails with this message until a person settles it with the merchant.
+        log.warning("braintree declined settlement of captured payment %s", payment.pk)
+        raise services.GatewayStateNeedsAttention(
+            f"Braintree declined the settlement of transaction {transaction.id} "
+            f"({transaction.status}) after payment {payment.pk} was captured: the money was "
+            f"not received. The payment stays {payment.status} until a person decides."
+        )
+    services.payment_apply_gateway_state(
+        payment=payment,
+        status=status,
+        captured_amount=to_minor(transaction.amount, payment.currency)
+        if getattr(transaction, "amount", None) is not None
+        else None,
+        event_at=event_time(event),
     )
-    services.payment_apply_gateway_state(payment=payment, status=status)
+
+
+def braintree_refund(event: WebhookEvent, transaction: Any) -> None:
+    """A refund is a credit transaction at Braintree: ours by its order id, else by its id,
+    else one made at Braintree, found through the transaction it refunds."""
+    from .gateways.braintree import REFUND_STATUS, our_refund_id, to_minor
+
+    refund_id = our_refund_id(transaction)
+    refunds = Refund.objects.filter(payment__gateway="braintree").select_related("payment")
+    refund = refunds.filter(gateway_reference=transaction.id).first() or (
+        refunds.filter(pk=refund_id).first() if refund_id is not None else None
+    )
+    if refund is not None:
+        payment = refund.payment
+    else:
+        refunded = getattr(transaction, "refunded_transaction_id", None)
+        if not refunded:
+            # Perhaps ours, before refund_submit stored the reference: retried later.
+            raise PaymentsError(
+                f"No Braintree refund {transaction.id} here, and the notification names "
+                "neither our refund (order id) nor the transaction it refunds."
+            )
+        payment = payment_by_gateway_reference(gateway="braintree", reference=refunded)
+    services.refund_apply_gateway_state(
+        payment=payment,
+        gateway_reference=transaction.id,
+        amount=to_minor(transaction.amount, payment.currency),
+        status=REFUND_STATUS.get(transaction.status, Refund.Status.PENDING),
+        refund_id=refund_id,
+        event_at=event_time(event),
+    )
 
 
 def braintree_dispute(event: WebhookEvent) -> None:
@@ -157,12 +349,13 @@ def braintree_dispute(event: WebhookEvent) -> None:
 
     dispute = _notification(event).dispute
     payment = payment_by_gateway_reference(gateway="braintree", reference=dispute.transaction.id)
-    amount = dispute.amount_disputed or dispute.amount
-    due = dispute.reply_by_date
+    # The older dispute shape carries only `amount`; the current one `amount_disputed` too.
+    amount = getattr(dispute, "amount_disputed", None) or dispute.amount
+    due = getattr(dispute, "reply_by_date", None)
     services.chargeback_apply_gateway_state(
         payment=payment,
         gateway_reference=dispute.id,
-        reason=dispute.reason or "",
+        reason=getattr(dispute, "reason", None) or "",
         amount=to_minor(amount, payment.currency),
         status=BRAINTREE_DISPUTE_STATUS.get(dispute.status, Chargeback.Status.NEEDS_RESPONSE),
         evidence_due_by=(
@@ -170,6 +363,7 @@ def braintree_dispute(event: WebhookEvent) -> None:
             if due
             else None
         ),
+        event_at=event_time(event),
     )
 
 
@@ -180,6 +374,7 @@ def braintree_check(event: WebhookEvent) -> None:
 BRAINTREE_HANDLERS: dict[str, Handler] = {
     "transaction_settled": braintree_transaction,
     "transaction_settlement_declined": braintree_transaction,
+    "refund_failed": braintree_transaction,
     **dict.fromkeys(
         [
             "dispute_opened",

@@ -36,6 +36,7 @@ class GatewayPayment:
     captured_amount: int = 0
     card_brand: str = ""
     card_last4: str = ""
+    charge_reference: str = ""  # Stripe's charge id (ch_...), which disputes name
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class GatewayRefund:
     reference: str
     status: str  # a payments.models.Refund.Status value
     amount: int
+    refund_id: int | None = None  # our Refund's id, as we sent it (metadata or order id)
 
 
 class PaymentGateway(Protocol):
@@ -65,8 +67,18 @@ class PaymentGateway(Protocol):
     def cancel(self, *, reference: str, idempotency_key: str) -> GatewayPayment: ...
 
     def refund(
-        self, *, reference: str, amount: int, currency: str, idempotency_key: str
+        self,
+        *,
+        reference: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        refund_id: int | None = None,
     ) -> GatewayRefund: ...
+
+    def refunds_for_payment(self, *, reference: str) -> list[GatewayRefund]: ...
+
+    def payment_reference_for_charge(self, *, charge_reference: str) -> str: ...
 
     def fetch(self, *, reference: str) -> GatewayPayment: ...
 

@@ -120,6 +120,13 @@ def _call(method: Any, *args: Any) -> Any:
     return result
 
 
+def our_refund_id(transaction: Any) -> int | None:
+    """Our Refund's id from a refund transaction's order id ("refund-<pk>", which we send)."""
+    order_id = getattr(transaction, "order_id", None) or ""
+    ours = order_id.removeprefix("refund-")
+    return int(ours) if order_id.startswith("refund-") and ours.isdigit() else None
+
+
 class BraintreeGateway:
     name = "braintree"
 
@@ -203,11 +210,18 @@ class BraintreeGateway:
         return self._payment(_call(self.gateway.transaction.void, reference).transaction)
 
     def refund(
-        self, *, reference: str, amount: int, currency: str, idempotency_key: str
+        self,
+        *,
+        reference: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        refund_id: int | None = None,
     ) -> GatewayRefund:
+        # Our refund id already travels as the order id ("refund-<pk>", the idempotency key).
         original = _call(self.gateway.transaction.find, reference)
-        for refund_id in getattr(original, "refund_ids", None) or []:
-            earlier = _call(self.gateway.transaction.find, refund_id)
+        for refund_reference in getattr(original, "refund_ids", None) or []:
+            earlier = _call(self.gateway.transaction.find, refund_reference)
             if getattr(earlier, "order_id", None) == idempotency_key:
                 refund = earlier  # a retry of a refund that went through
                 break
@@ -217,11 +231,27 @@ class BraintreeGateway:
                 reference,
                 {"amount": to_decimal(amount, currency), "order_id": idempotency_key},
             ).transaction
+        return self._refund(refund, currency)
+
+    @staticmethod
+    def _refund(refund: Any, currency: str) -> GatewayRefund:
         return GatewayRefund(
             reference=refund.id,
             amount=to_minor(refund.amount, currency),
             status=REFUND_STATUS.get(refund.status, "pending"),
+            refund_id=our_refund_id(refund),
         )
+
+    def refunds_for_payment(self, *, reference: str) -> list[GatewayRefund]:
+        original = _call(self.gateway.transaction.find, reference)
+        currency = (getattr(original, "currency_iso_code", None) or "USD").upper()
+        return [
+            self._refund(_call(self.gateway.transaction.find, refund_reference), currency)
+            for refund_reference in getattr(original, "refund_ids", None) or []
+        ]
+
+    def payment_reference_for_charge(self, *, charge_reference: str) -> str:
+        return charge_reference  # a Braintree transaction is its own charge
 
     def fetch(self, *, reference: str) -> GatewayPayment:
         return self._payment(_call(self.gateway.transaction.find, reference))

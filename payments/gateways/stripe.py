@@ -56,6 +56,31 @@ def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
         ) from exc
 
 
+def _field(obj: Any, key: str) -> Any:
+    # Webhook payloads are dicts; SDK answers are StripeObjects, which are not.
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+
+def object_id(value: Any) -> str:
+    """An id whether Stripe sent the object expanded or as its id."""
+    found = value if isinstance(value, str) else _field(value, "id") if value else None
+    return found if isinstance(found, str) else ""
+
+
+def our_refund_id(metadata: Any) -> int | None:
+    value = _field(metadata, "refund_id") if metadata else None
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def gateway_refund(refund: Any) -> GatewayRefund:
+    return GatewayRefund(
+        reference=refund.id,
+        amount=refund.amount,
+        status=REFUND_STATUS.get(refund.status, "pending"),
+        refund_id=our_refund_id(getattr(refund, "metadata", None)),
+    )
+
+
 class StripeGateway:
     name = "stripe"
 
@@ -87,6 +112,13 @@ class StripeGateway:
             captured_amount=captured,
             card_brand=card[0],
             card_last4=card[1],
+            # Only the charge that holds the money: a failed attempt's charge is not the one
+            # a dispute or refund will name.
+            charge_reference=(
+                object_id(getattr(intent, "latest_charge", None))
+                if status in ("captured", "authorized")
+                else ""
+            ),
         )
 
     def _card(self, intent: Any) -> tuple[str, str]:
@@ -142,18 +174,32 @@ class StripeGateway:
         return self._payment(intent)
 
     def refund(
-        self, *, reference: str, amount: int, currency: str, idempotency_key: str
+        self,
+        *,
+        reference: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        refund_id: int | None = None,
     ) -> GatewayRefund:
-        refund = _call(
-            self.client.v1.refunds.create,
-            {"payment_intent": reference, "amount": amount},
-            {"idempotency_key": idempotency_key},
-        )
-        return GatewayRefund(
-            reference=refund.id,
-            amount=refund.amount,
-            status=REFUND_STATUS.get(refund.status, "pending"),
-        )
+        params: dict[str, Any] = {"payment_intent": reference, "amount": amount}
+        if refund_id is not None:
+            # Our id travels with the refund, so its webhooks find our row even when they
+            # arrive before we have stored Stripe's reference.
+            params["metadata"] = {"refund_id": str(refund_id)}
+        refund = _call(self.client.v1.refunds.create, params, {"idempotency_key": idempotency_key})
+        return gateway_refund(refund)
+
+    def refunds_for_payment(self, *, reference: str) -> list[GatewayRefund]:
+        """Every refund of a PaymentIntent, as Stripe holds them now (since API version
+        2022-11-15 a charge no longer embeds its refunds)."""
+        page = _call(self.client.v1.refunds.list, {"payment_intent": reference, "limit": 100})
+        return _call(lambda: [gateway_refund(refund) for refund in page.auto_paging_iter()])
+
+    def payment_reference_for_charge(self, *, charge_reference: str) -> str:
+        """The PaymentIntent a charge belongs to (disputes may name only the charge)."""
+        charge = _call(self.client.v1.charges.retrieve, charge_reference)
+        return object_id(getattr(charge, "payment_intent", None))
 
     def fetch(self, *, reference: str) -> GatewayPayment:
         return self._payment(_call(self.client.v1.payment_intents.retrieve, reference))

@@ -8,6 +8,7 @@ urlpatterns = [
     path("payments/", views.payment_list, name="payment-list"),
     path("payments/export.csv", views.payment_export, name="payment-export"),
     path("payments/approvals/", views.approval_inbox, name="approvals"),
+    path("payments/reconciliation/", views.reconciliation, name="reconciliation"),
     path("payments/approvals/<int:pk>/decide", views.approval_decide, name="approval-decide"),
     path("payments/<int:pk>/", views.payment_detail, name="payment-detail"),
     path("disputes/", views.dispute_list, name="dispute-list"),

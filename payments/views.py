@@ -347,3 +347,15 @@ def approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, str(exc))
     return redirect("payments:approvals")
+
+
+@login_required
+@permission_required("payments.view_payment", raise_exception=True)
+def reconciliation(request: HttpRequest) -> HttpResponse:
+    """The newest reconcile run of each gateway: what it fixed, and the differences and errors
+    left for a person."""
+    return render(
+        request,
+        "payments/reconciliation.html",
+        {"runs": selectors.reconcile_runs_latest()},
+    )

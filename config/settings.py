@@ -212,6 +212,7 @@ CELERY_BEAT_SCHEDULE = {
     "approvals-expire": {"task": "payments.tasks.approvals_expire", "schedule": 300.0},
     "kyc-sla": {"task": "kyc.tasks.kyc_sla_sweep", "schedule": 900.0},
     "idempotency-purge": {"task": "payments.tasks.idempotency_records_purge", "schedule": 3600.0},
+    "reconcile-daily": {"task": "payments.tasks.reconcile_daily", "schedule": 24 * 3600.0},
 }
 
 # Audit trail. django-auditlog is fed by our own receivers (audits.receivers), which share the

@@ -4,6 +4,7 @@ from .state import DomainError, InvalidTransition
 
 __all__ = [
     "DomainError",
+    "IdempotencyKeyReused",
     "InvalidTransition",
     "MerchantCannotTakePayments",
     "PaymentsError",
@@ -36,4 +37,15 @@ class RefundExceedsCaptured(PaymentsError):
         super().__init__(
             f"Payment {payment_id}: a refund of {requested} exceeds the "
             f"{refundable} still refundable."
+        )
+
+
+class IdempotencyKeyReused(PaymentsError):
+    """A create retried with the caller's key but another payment (amount, currency,
+    gateway): the key names one payment, never two."""
+
+    def __init__(self, *, payment_id: int) -> None:
+        super().__init__(
+            f"This Idempotency-Key already created payment {payment_id} with other values; "
+            "use a new key."
         )

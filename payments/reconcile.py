@@ -1,16 +1,35 @@
-"""Reconciliation: compare our payments with the gateway's view and fix what webhooks missed."""
+"""Reconciliation: compare our records with the gateway's and fix what webhooks and lost answers
+missed. Four passes over one gateway:
+
+1. payments left without a gateway reference (a create whose answer was lost and never
+   retried): found at the gateway by our id (Stripe metadata, Braintree order id) and settled;
+   not there after UNREACHED_GRACE, failed with the reason in the audit trail;
+2. open payments: the gateway's state applied when it is a forward move;
+3. refunds of those payments and of any payment with a pending refund: pending ones settled,
+   ones made at the gateway directly recorded;
+4. open chargebacks: the dispute's state at the gateway applied.
+
+Every fix goes through a service under the audit context source "reconcile"; what cannot be
+fixed automatically is a difference for a person, kept on the ReconcileRun with the errors.
+"""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
 
 from audits import context
 
 from . import services
+from .exceptions import DomainError
 from .gateways import GatewayError, get_gateway
-from .models import Payment
+from .models import Chargeback, Gateway, Payment, ReconcileRun, Refund
 
 # Payments whose state can still change at the gateway.
 OPEN_STATES = [
@@ -19,6 +38,18 @@ OPEN_STATES = [
     Payment.Status.AUTHORIZED,
     Payment.Status.CAPTURED,
 ]
+# Payments that may have refunds at the gateway.
+REFUNDABLE_STATES = [
+    Payment.Status.CAPTURED,
+    Payment.Status.PARTIALLY_REFUNDED,
+    Payment.Status.REFUNDED,
+]
+# A create still in flight (or its client about to retry) has no reference yet either: only
+# after this long is "not found at the gateway" taken to mean it never got there.
+UNREACHED_GRACE = datetime.timedelta(hours=1)
+PROGRESS_EVERY = 100
+
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -27,41 +58,286 @@ class ReconcileReport:
     fixed: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)  # seen, not fixable automatically
     errors: list[str] = field(default_factory=list)
+    run_id: int | None = None
 
 
 def reconcile(
-    *, gateway: str, since: datetime.datetime, progress: Callable[[int, int], None] | None = None
+    *,
+    gateway: str,
+    since: datetime.datetime,
+    progress: Progress | None = None,
 ) -> ReconcileReport:
-    adapter = get_gateway(gateway)
+    """Compare and fix one gateway's records created since `since`; stores a ReconcileRun."""
+    adapter = get_gateway(gateway)  # not configured: refused before anything is stored
+    run = ReconcileRun.objects.create(gateway=gateway, since=since)
+    report = ReconcileReport(run_id=run.pk)
+    passes = (_unreferenced_payments, _open_payments, _refunds, _disputes)
+    with context.bind(source="reconcile", detail=f"reconcile {gateway}"):
+        for one_pass in passes:
+            one_pass(adapter, gateway, since, report, progress)
+    run.checked = report.checked
+    run.fixed, run.differences, run.errors = report.fixed, report.differences, report.errors
+    run.finished_at = timezone.now()
+    run.save()
+    return report
+
+
+def _walk(
+    label: str, items: Any, report: ReconcileReport, progress: Progress | None
+) -> Iterable[Any]:
+    """Yield each item, counting it checked and telling `progress` how far the pass is."""
+    total = items.count()
+    for done, item in enumerate(items.iterator(chunk_size=500), start=1):
+        yield item
+        report.checked += 1
+        if progress and (done % PROGRESS_EVERY == 0 or done == total):
+            progress(label, done, total)
+    if progress and total == 0:
+        progress(label, 0, 0)
+
+
+def _unreferenced_payments(
+    adapter: Any,
+    gateway: str,
+    since: datetime.datetime,
+    report: ReconcileReport,
+    progress: Progress | None,
+) -> None:
+    payments = Payment.objects.filter(
+        gateway=gateway, created_at__gte=since, status=Payment.Status.PENDING, gateway_reference=""
+    ).order_by("pk")
+    for payment in _walk("payments without a gateway reference", payments, report, progress):
+        label = f"payment {payment.pk} (no gateway reference)"
+        try:
+            found = adapter.find_payment(
+                payment_id=payment.pk,
+                order_id=f"payment-{payment.pk}",
+                created_after=payment.created_at - services.GATEWAY_CLOCK_SKEW,
+            )
+        except GatewayError as exc:
+            report.errors.append(f"{label}: {exc}")
+            continue
+        if found is not None:
+            try:
+                settled = services.payment_settle_from_gateway(payment=payment, result=found)
+            except (DomainError, ValidationError) as exc:  # e.g. the reference is another row's
+                report.differences.append(
+                    f"{label}: found at {gateway} as {found.reference}: {exc}"
+                )
+                continue
+            report.fixed.append(
+                f"{label}: found at {gateway} as {found.reference}, now {settled.status}"
+            )
+        elif payment.created_at < timezone.now() - UNREACHED_GRACE:
+            reason = (
+                f"not found at {gateway} by our id {payment.pk} "
+                f"{_hours(UNREACHED_GRACE)} after it was created: it never reached the gateway"
+            )
+            if services.payment_fail_unreached(payment=payment, reason=reason):
+                report.fixed.append(f"{label}: failed, {reason}")
+        else:
+            report.differences.append(
+                f"{label}: not at {gateway} yet; failed by a later run if it stays missing"
+            )
+
+
+def _hours(delta: datetime.timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:g} hour" + ("" if hours == 1 else "s")
+
+
+def _open_payments(
+    adapter: Any,
+    gateway: str,
+    since: datetime.datetime,
+    report: ReconcileReport,
+    progress: Progress | None,
+) -> None:
     payments = (
         Payment.objects.filter(gateway=gateway, created_at__gte=since, status__in=OPEN_STATES)
         .exclude(gateway_reference="")
         .order_by("pk")
     )
-    total = payments.count()
-    report = ReconcileReport()
-    with context.bind(source="reconcile", detail=f"reconcile {gateway}"):
-        for payment in payments.iterator(chunk_size=500):
-            report.checked += 1
-            if progress and report.checked % 100 == 0:
-                progress(report.checked, total)
-            try:
-                theirs = adapter.fetch(reference=payment.gateway_reference)
-            except GatewayError as exc:
-                report.errors.append(f"payment {payment.pk} ({payment.gateway_reference}): {exc}")
-                continue
-            if theirs.status == payment.status:
-                continue
-            label = (
-                f"payment {payment.pk} ({payment.gateway_reference}): ours {payment.status}, "
-                f"{gateway} {theirs.status}"
+    for payment in _walk("open payments", payments, report, progress):
+        try:
+            theirs = adapter.fetch(reference=payment.gateway_reference)
+        except GatewayError as exc:
+            report.errors.append(f"payment {payment.pk} ({payment.gateway_reference}): {exc}")
+            continue
+        if theirs.status == payment.status:
+            continue
+        label = (
+            f"payment {payment.pk} ({payment.gateway_reference}): ours {payment.status}, "
+            f"{gateway} {theirs.status}"
+        )
+        if services.payment_apply_gateway_state(
+            payment=payment,
+            status=theirs.status,
+            captured_amount=theirs.captured_amount or None,
+        ):
+            report.fixed.append(label)
+        else:
+            report.differences.append(label + " (not a forward move; left for a person)")
+
+
+def _refunds(
+    adapter: Any,
+    gateway: str,
+    since: datetime.datetime,
+    report: ReconcileReport,
+    progress: Progress | None,
+) -> None:
+    pending = Refund.objects.filter(status=Refund.Status.PENDING).values("payment_id")
+    payments = (
+        Payment.objects.filter(gateway=gateway)
+        .filter(
+            Q(created_at__gte=since, status__in=REFUNDABLE_STATES) | Q(pk__in=pending),
+        )
+        .exclude(gateway_reference="")
+        .order_by("pk")
+    )
+    for payment in _walk("refunds of captured payments", payments, report, progress):
+        try:
+            theirs = adapter.list_refunds(
+                reference=payment.gateway_reference, currency=payment.currency
             )
-            if services.payment_apply_gateway_state(
+        except GatewayError as exc:
+            report.errors.append(
+                f"refunds of payment {payment.pk} ({payment.gateway_reference}): {exc}"
+            )
+            continue
+        _refunds_of_payment(payment, theirs, gateway, report)
+
+
+def _refunds_of_payment(
+    payment: Payment, theirs: list[Any], gateway: str, report: ReconcileReport
+) -> None:
+    ours = list(payment.refunds.all())
+    by_reference = {r.gateway_reference: r for r in ours if r.gateway_reference}
+    by_id = {r.pk: r for r in ours}
+    unsent = [r for r in ours if not r.gateway_reference and r.status == Refund.Status.PENDING]
+    seen = set()
+    for refund in theirs:
+        seen.add(refund.reference)
+        mine = by_reference.get(refund.reference)
+        if mine is None and refund.our_id in by_id and not by_id[refund.our_id].gateway_reference:
+            mine = by_id[refund.our_id]
+            # Ours, its answer lost: give it the gateway's reference (and state, if settled).
+            label = (
+                f"refund {mine.pk} of payment {payment.pk}: "
+                f"found at {gateway} as {refund.reference}"
+            )
+            if refund.status == mine.status:
+                report.differences.append(
+                    f"{label}, still pending; the refund task records the reference on retry"
+                )
+                continue
+            try:
+                services.refund_set_status(
+                    refund=mine, status=refund.status, gateway_reference=refund.reference
+                )
+            except DomainError as exc:
+                report.differences.append(f"{label}: {exc}")
+                continue
+            report.fixed.append(f"{label}, now {refund.status}")
+            continue
+        if mine is None:
+            label = (
+                f"refund {refund.reference} of payment {payment.pk} "
+                f"({refund.amount} {payment.currency})"
+            )
+            if unsent:
+                # It may be one of ours whose answer was lost: recording it as a new refund
+                # could count the money twice.
+                report.differences.append(
+                    f"{label}: at {gateway} only, while our refund "
+                    f"{', '.join(str(r.pk) for r in unsent)} has no reference; a person decides"
+                )
+                continue
+            try:
+                services.refund_apply_gateway_state(
+                    payment=payment,
+                    gateway_reference=refund.reference,
+                    amount=refund.amount,
+                    status=refund.status,
+                )
+            except DomainError as exc:
+                report.differences.append(f"{label}: made at {gateway}, not recorded: {exc}")
+                continue
+            report.fixed.append(f"{label}: made at {gateway}, recorded here as {refund.status}")
+            continue
+        if mine.status == refund.status:
+            continue
+        label = (
+            f"refund {mine.pk} of payment {payment.pk} ({refund.reference}): ours {mine.status}, "
+            f"{gateway} {refund.status}"
+        )
+        if refund.status not in mine.allowed_targets(mine.status):
+            report.differences.append(label + " (not a forward move; left for a person)")
+            continue
+        try:
+            services.refund_apply_gateway_state(
                 payment=payment,
-                status=theirs.status,
-                captured_amount=theirs.captured_amount or None,
-            ):
-                report.fixed.append(label)
-            else:
-                report.differences.append(label + " (not a forward move; left for a person)")
-    return report
+                gateway_reference=refund.reference,
+                amount=refund.amount,
+                status=refund.status,
+            )
+        except DomainError as exc:
+            report.differences.append(f"{label}: {exc}")
+            continue
+        report.fixed.append(label)
+    for mine in ours:
+        if mine.gateway_reference and mine.gateway_reference not in seen:
+            report.differences.append(
+                f"refund {mine.pk} of payment {payment.pk} ({mine.gateway_reference}): "
+                f"ours {mine.status}, not at {gateway}"
+            )
+
+
+def _disputes(
+    adapter: Any,
+    gateway: str,
+    since: datetime.datetime,
+    report: ReconcileReport,
+    progress: Progress | None,
+) -> None:
+    # Every open dispute, however old: its outcome can come months after it was opened.
+    chargebacks = (
+        Chargeback.objects.filter(gateway=gateway, status__in=Chargeback.OPEN)
+        .select_related("payment")
+        .order_by("pk")
+    )
+    for chargeback in _walk("open disputes", chargebacks, report, progress):
+        label = f"chargeback {chargeback.pk} ({chargeback.gateway_reference})"
+        try:
+            theirs = adapter.fetch_dispute(dispute_reference=chargeback.gateway_reference)
+        except GatewayError as exc:
+            report.errors.append(f"{label}: {exc}")
+            continue
+        if theirs.status == chargeback.status:
+            continue
+        label += f": ours {chargeback.status}, {gateway} {theirs.status}"
+        if theirs.status not in chargeback.allowed_targets(chargeback.status):
+            report.differences.append(label + " (not a forward move; left for a person)")
+            continue
+        services.chargeback_apply_gateway_state(
+            payment=chargeback.payment,
+            gateway_reference=chargeback.gateway_reference,
+            reason=chargeback.reason,
+            amount=chargeback.amount,
+            status=theirs.status,
+        )
+        report.fixed.append(label)
+
+
+def reconcile_all(*, since: datetime.datetime) -> dict[str, ReconcileReport | str]:
+    """Every configured gateway; one not configured is skipped with its reason."""
+    from .gateways import GatewayNotConfigured
+
+    results: dict[str, ReconcileReport | str] = {}
+    for gateway in Gateway.values:
+        try:
+            results[gateway] = reconcile(gateway=gateway, since=since)
+        except GatewayNotConfigured as exc:
+            results[gateway] = str(exc)
+    return results

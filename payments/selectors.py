@@ -7,7 +7,15 @@ from django.db.models import F, Q, QuerySet
 from audits.models import PaymentAudit
 
 from .exceptions import PaymentsError
-from .models import ApprovalRequest, Chargeback, Merchant, Payment, WebhookEvent
+from .models import (
+    ApprovalRequest,
+    Chargeback,
+    Gateway,
+    Merchant,
+    Payment,
+    ReconcileRun,
+    WebhookEvent,
+)
 
 
 class PaymentNotFound(PaymentsError):
@@ -162,3 +170,12 @@ def approvals_for(target: Any) -> QuerySet[ApprovalRequest]:
         .select_related("requested_by", "decided_by")
         .order_by("-requested_at")
     )
+
+
+def reconcile_runs_latest() -> list[tuple[str, ReconcileRun | None]]:
+    """The newest reconcile run of each gateway (None if it never ran): one query per gateway,
+    each an index scan on (gateway, -started_at)."""
+    return [
+        (label, ReconcileRun.objects.filter(gateway=value).order_by("-started_at", "-pk").first())
+        for value, label in Gateway.choices
+    ]

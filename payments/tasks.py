@@ -112,3 +112,23 @@ def idempotency_records_purge(older_than_hours: int = 24) -> int:
     cutoff = timezone.now() - timedelta(hours=older_than_hours)
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+@shared_task
+def reconcile_daily(days: int = 2) -> dict[str, str]:
+    """Reconcile every configured gateway over the last `days` days (each run overlaps the
+    previous one, so a day the task missed is still covered). One summary line per gateway."""
+    from .reconcile import reconcile_all
+
+    since = timezone.now() - timedelta(days=days)
+    summary = {}
+    for gateway, report in reconcile_all(since=since).items():
+        if isinstance(report, str):
+            summary[gateway] = f"skipped: {report}"
+            continue
+        summary[gateway] = (
+            f"checked {report.checked}, fixed {len(report.fixed)}, "
+            f"differences {len(report.differences)}, errors {len(report.errors)}"
+        )
+        log.info("reconcile %s: %s", gateway, summary[gateway])
+    return summary

@@ -406,3 +406,15 @@ def webhook_replay(request: HttpRequest, pk: int) -> HttpResponse:
     show = request.POST.get("show", "")
     url = reverse("payments:webhook-list")
     return redirect(f"{url}?show={show}" if show in selectors.WEBHOOK_DESK_VIEWS else url)
+
+
+@login_required
+@permission_required("payments.view_payment", raise_exception=True)
+def reconciliation(request: HttpRequest) -> HttpResponse:
+    """The newest reconcile run of each gateway: what it fixed, and the differences and errors
+    left for a person."""
+    return render(
+        request,
+        "payments/reconciliation.html",
+        {"runs": selectors.reconcile_runs_latest()},
+    )

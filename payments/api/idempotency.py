@@ -2,6 +2,10 @@
 answer again (kept 24 hours); the same key with another body is a 422; a retry while the
 first request is still running is a 409.
 
+A key belongs to its caller and endpoint: the token's owner and scope ('merchant:<id>' for a
+merchant-bound token, 'staff' otherwise), so two merchants' tokens of one owner never see each
+other's answers, and a key used for a payment means nothing to a refund.
+
 The race between two requests with one key is decided by the database: both try to insert the
 record, the unique constraint lets one through, and the other reads what the first left.
 """
@@ -22,6 +26,7 @@ from rest_framework.response import Response
 from ..exceptions import DomainError
 from ..models import IdempotencyRecord
 from .errors import api_exception_handler, error_body
+from .permissions import merchant_scope
 
 HEADER = "Idempotency-Key"
 KEEP_FOR = timedelta(hours=24)
@@ -33,16 +38,38 @@ def fingerprint(request: Any) -> str:
     return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
 
 
-def _claim(*, owner: Any, key: str, endpoint: str, digest: str) -> IdempotencyRecord | None:
+def caller_scope(request: Any) -> str:
+    merchant_id = merchant_scope(request)
+    return f"merchant:{merchant_id}" if merchant_id is not None else "staff"
+
+
+def client_key(request: Any) -> str:
+    """What a payment created with this request's key is stored under (Payment.client_key):
+    a SHA-256 of the caller (owner and scope) and the key, so a retry finds that payment again
+    and no other caller's."""
+    key = request.headers.get(HEADER, "")
+    if not key:
+        return ""
+    caller = f"{request.user.pk}\n{caller_scope(request)}\n{key}"
+    return hashlib.sha256(caller.encode()).hexdigest()
+
+
+def _claim(
+    *, owner: Any, scope: str, key: str, endpoint: str, digest: str
+) -> IdempotencyRecord | None:
     """Insert our in-flight record; None if another request holds the key already."""
     try:
         with transaction.atomic():
             # A record older than KEEP_FOR is forgotten: the key may be used afresh.
             IdempotencyRecord.objects.filter(
-                owner=owner, key=key, created_at__lt=timezone.now() - KEEP_FOR
+                owner=owner,
+                scope=scope,
+                endpoint=endpoint,
+                key=key,
+                created_at__lt=timezone.now() - KEEP_FOR,
             ).delete()
             return IdempotencyRecord.objects.create(
-                owner=owner, key=key, endpoint=endpoint, fingerprint=digest
+                owner=owner, scope=scope, key=key, endpoint=endpoint, fingerprint=digest
             )
     except IntegrityError:
         return None
@@ -69,13 +96,14 @@ def idempotent(request: Any, view: Any, run: Callable[[], Response]) -> Response
             ),
             status=status.HTTP_400_BAD_REQUEST,
         )
-    owner, digest = request.user, fingerprint(request)
+    owner, scope, digest = request.user, caller_scope(request), fingerprint(request)
     endpoint = f"{request.method} {request.path}"[:200]
-    record = _claim(owner=owner, key=key, endpoint=endpoint, digest=digest)
+    caller = {"owner": owner, "scope": scope, "key": key, "endpoint": endpoint}
+    record = _claim(**caller, digest=digest)
     if record is None:
-        earlier = IdempotencyRecord.objects.filter(owner=owner, key=key).first()
+        earlier = IdempotencyRecord.objects.filter(**caller).first()
         if earlier is None:  # it was released (the first attempt failed): try again
-            record = _claim(owner=owner, key=key, endpoint=endpoint, digest=digest)
+            record = _claim(**caller, digest=digest)
         elif earlier.fingerprint != digest:
             return Response(
                 error_body(
@@ -110,7 +138,7 @@ def idempotent(request: Any, view: Any, run: Callable[[], Response]) -> Response
         response = api_exception_handler(exc, {"view": view, "request": request})
     except BaseException:
         # Unknown outcome (a crash, a gateway timeout): free the key so a retry runs again;
-        # the services' own gateway idempotency keys keep that retry from charging twice.
+        # the retry finds the payment row by its client key and reuses its gateway key.
         IdempotencyRecord.objects.filter(pk=record.pk).delete()
         raise
     if response.status_code >= 500:

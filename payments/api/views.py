@@ -22,7 +22,7 @@ from ..models import ApprovalRequest, Merchant
 from . import selectors
 from .errors import field_error
 from .filters import ChargebackFilter, PaymentFilter
-from .idempotency import HEADER, idempotent
+from .idempotency import HEADER, client_key, idempotent
 from .permissions import HasScope, merchant_scope
 from .serializers import (
     ApprovalOutputSerializer,
@@ -178,7 +178,10 @@ class PaymentListApi(ApiMixin, generics.GenericAPIView):
             return field_error("merchant", "Unknown merchant.")
 
         def run() -> Response:
-            payment = services.payment_authorize(merchant=merchant, **values, actor=request.user)
+            # A retry after a lost gateway answer finds the first attempt's row by this key.
+            payment = services.payment_authorize(
+                merchant=merchant, **values, client_key=client_key(request), actor=request.user
+            )
             return Response(PaymentOutputSerializer(payment).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, self, run)

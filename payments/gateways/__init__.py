@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from .base import (
     GatewayDeclined,
+    GatewayDispute,
     GatewayError,
     GatewayNotConfigured,
     GatewayPayment,
     GatewayRefund,
+    GatewayRefundSeen,
     GatewayUnavailable,
     PaymentGateway,
 )
@@ -30,10 +32,12 @@ def get_gateway(name: str) -> PaymentGateway:
 
 __all__ = [
     "GatewayDeclined",
+    "GatewayDispute",
     "GatewayError",
     "GatewayNotConfigured",
     "GatewayPayment",
     "GatewayRefund",
+    "GatewayRefundSeen",
     "GatewayUnavailable",
     "PaymentGateway",
     "get_gateway",

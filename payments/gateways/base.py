@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,6 +48,21 @@ class GatewayRefund:
     refund_id: int | None = None  # our Refund's id, as we sent it (metadata or order id)
 
 
+@dataclass(frozen=True)
+class GatewayRefundSeen(GatewayRefund):
+    """A refund as the gateway lists it; `our_id` is our refund's id when the gateway carries
+    the one we sent (Stripe metadata, Braintree order id), so one whose answer was lost is
+    still matched to our row."""
+
+    our_id: int | None = None
+
+
+@dataclass(frozen=True)
+class GatewayDispute:
+    reference: str
+    status: str  # a payments.models.Chargeback.Status value
+
+
 class PaymentGateway(Protocol):
     name: str
 
@@ -58,6 +74,7 @@ class PaymentGateway(Protocol):
         payment_method: str,
         capture: bool,
         idempotency_key: str,
+        payment_id: int | None = None,
     ) -> GatewayPayment: ...
 
     def capture(
@@ -81,6 +98,17 @@ class PaymentGateway(Protocol):
     def payment_reference_for_charge(self, *, charge_reference: str) -> str: ...
 
     def fetch(self, *, reference: str) -> GatewayPayment: ...
+
+    def find_payment(
+        self, *, payment_id: int, order_id: str, created_after: datetime.datetime
+    ) -> GatewayPayment | None:
+        """The gateway's payment for our row `payment_id` (its idempotency key `order_id`),
+        created no earlier than `created_after`, or None if the gateway has none."""
+        ...
+
+    def list_refunds(self, *, reference: str, currency: str) -> list[GatewayRefundSeen]: ...
+
+    def fetch_dispute(self, *, dispute_reference: str) -> GatewayDispute: ...
 
     def submit_dispute_evidence(
         self, *, dispute_reference: str, text: str, idempotency_key: str

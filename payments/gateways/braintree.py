@@ -8,6 +8,7 @@ A sale whose answer was lost is found by `manage.py reconcile` through its order
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,10 +18,12 @@ from django.conf import settings
 from ..money import exponent
 from .base import (
     GatewayDeclined,
+    GatewayDispute,
     GatewayError,
     GatewayNotConfigured,
     GatewayPayment,
     GatewayRefund,
+    GatewayRefundSeen,
     GatewayUnavailable,
 )
 
@@ -57,6 +60,16 @@ REFUND_STATUS = {
     "gateway_rejected": "failed",
     "failed": "failed",
     "settlement_declined": "failed",
+}
+DISPUTE_STATUS = {
+    "open": "needs_response",
+    "disputed": "under_review",
+    "under_review": "under_review",
+    "won": "won",
+    "lost": "lost",
+    "accepted": "accepted",
+    "auto_accepted": "accepted",
+    "expired": "expired",
 }
 
 ENVIRONMENTS = {
@@ -180,6 +193,7 @@ class BraintreeGateway:
         payment_method: str,
         capture: bool,
         idempotency_key: str,
+        payment_id: int | None = None,
     ) -> GatewayPayment:
         result = _call(
             self.gateway.transaction.sale,
@@ -255,6 +269,44 @@ class BraintreeGateway:
 
     def fetch(self, *, reference: str) -> GatewayPayment:
         return self._payment(_call(self.gateway.transaction.find, reference))
+
+    def find_payment(
+        self, *, payment_id: int, order_id: str, created_after: datetime.datetime
+    ) -> GatewayPayment | None:
+        """The sale we sent with `order_id` (our idempotency key), by a transaction search."""
+
+        def search() -> list[Any]:
+            # The SDK fetches the pages while we iterate: inside _call, so errors map too.
+            query = braintree.TransactionSearch.order_id == order_id
+            return list(self.gateway.transaction.search(query).items)
+
+        for transaction in _call(search):
+            if getattr(transaction, "type", "sale") == "sale":
+                return self._payment(transaction)
+        return None
+
+    def list_refunds(self, *, reference: str, currency: str) -> list[GatewayRefundSeen]:
+        original = _call(self.gateway.transaction.find, reference)
+        found = []
+        for refund_id in getattr(original, "refund_ids", None) or []:
+            refund = _call(self.gateway.transaction.find, refund_id)
+            order_id = getattr(refund, "order_id", None) or ""
+            ours = order_id.removeprefix("refund-")
+            found.append(
+                GatewayRefundSeen(
+                    reference=refund.id,
+                    amount=to_minor(refund.amount, currency),
+                    status=REFUND_STATUS.get(refund.status, "pending"),
+                    our_id=int(ours) if order_id.startswith("refund-") and ours.isdigit() else None,
+                )
+            )
+        return found
+
+    def fetch_dispute(self, *, dispute_reference: str) -> GatewayDispute:
+        dispute = _call(self.gateway.dispute.find, dispute_reference)
+        return GatewayDispute(
+            reference=dispute.id, status=DISPUTE_STATUS.get(dispute.status, "needs_response")
+        )
 
     def submit_dispute_evidence(
         self, *, dispute_reference: str, text: str, idempotency_key: str

@@ -7,6 +7,7 @@ cover its own network retries.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import stripe
@@ -14,10 +15,12 @@ from django.conf import settings
 
 from .base import (
     GatewayDeclined,
+    GatewayDispute,
     GatewayError,
     GatewayNotConfigured,
     GatewayPayment,
     GatewayRefund,
+    GatewayRefundSeen,
     GatewayUnavailable,
 )
 
@@ -36,6 +39,16 @@ REFUND_STATUS = {
     "succeeded": "succeeded",
     "failed": "failed",
     "canceled": "canceled",
+}
+
+DISPUTE_STATUS = {
+    "warning_needs_response": "needs_response",
+    "needs_response": "needs_response",
+    "warning_under_review": "under_review",
+    "under_review": "under_review",
+    "warning_closed": "won",
+    "won": "won",
+    "lost": "lost",
 }
 
 
@@ -79,6 +92,10 @@ def gateway_refund(refund: Any) -> GatewayRefund:
         status=REFUND_STATUS.get(refund.status, "pending"),
         refund_id=our_refund_id(getattr(refund, "metadata", None)),
     )
+
+
+def _metadata(obj: Any) -> dict[str, Any]:
+    return (obj.to_dict().get("metadata") if hasattr(obj, "to_dict") else None) or {}
 
 
 class StripeGateway:
@@ -138,16 +155,21 @@ class StripeGateway:
         payment_method: str,
         capture: bool,
         idempotency_key: str,
+        payment_id: int | None = None,
     ) -> GatewayPayment:
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "payment_method": payment_method,
+            "confirm": True,
+            "capture_method": "automatic" if capture else "manual",
+        }
+        if payment_id is not None:
+            # Our row's id on the intent: reconcile finds an intent whose answer was lost.
+            params["metadata"] = {"payment_id": str(payment_id)}
         intent = _call(
             self.client.v1.payment_intents.create,
-            {
-                "amount": amount,
-                "currency": currency.lower(),
-                "payment_method": payment_method,
-                "confirm": True,
-                "capture_method": "automatic" if capture else "manual",
-            },
+            params,
             {"idempotency_key": idempotency_key},
         )
         return self._payment(intent, self._card(intent))
@@ -203,6 +225,50 @@ class StripeGateway:
 
     def fetch(self, *, reference: str) -> GatewayPayment:
         return self._payment(_call(self.client.v1.payment_intents.retrieve, reference))
+
+    def find_payment(
+        self, *, payment_id: int, order_id: str, created_after: datetime.datetime
+    ) -> GatewayPayment | None:
+        """The intent carrying metadata payment_id. Listed, not searched: the search API's
+        index lags by up to a minute, and a retry comes sooner. Stripe lists newest first, so
+        the walk stops at the first intent older than the window."""
+        since = int(created_after.timestamp())
+        params: dict[str, Any] = {"limit": 100}
+        while True:
+            page = _call(self.client.v1.payment_intents.list, params)
+            for intent in page.data:
+                if _metadata(intent).get("payment_id") == str(payment_id):
+                    return self._payment(intent, self._card(intent))
+                if intent.created < since:
+                    return None
+            if not page.has_more or not page.data:
+                return None
+            params["starting_after"] = page.data[-1].id
+
+    def list_refunds(self, *, reference: str, currency: str) -> list[GatewayRefundSeen]:
+        found: list[GatewayRefundSeen] = []
+        params: dict[str, Any] = {"payment_intent": reference, "limit": 100}
+        while True:
+            page = _call(self.client.v1.refunds.list, params)
+            for refund in page.data:
+                ours = str(_metadata(refund).get("refund_id") or "")
+                found.append(
+                    GatewayRefundSeen(
+                        reference=refund.id,
+                        amount=refund.amount,
+                        status=REFUND_STATUS.get(refund.status, "pending"),
+                        our_id=int(ours) if ours.isdigit() else None,
+                    )
+                )
+            if not page.has_more or not page.data:
+                return found
+            params["starting_after"] = page.data[-1].id
+
+    def fetch_dispute(self, *, dispute_reference: str) -> GatewayDispute:
+        dispute = _call(self.client.v1.disputes.retrieve, dispute_reference)
+        return GatewayDispute(
+            reference=dispute.id, status=DISPUTE_STATUS.get(dispute.status, "needs_response")
+        )
 
     def submit_dispute_evidence(
         self, *, dispute_reference: str, text: str, idempotency_key: str

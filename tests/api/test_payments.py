@@ -6,6 +6,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from audits.models import PaymentAudit
@@ -67,11 +68,12 @@ def test_the_same_key_with_another_body_is_422_and_changes_nothing(local_stripe,
 
 
 @pytest.mark.django_db
-def test_a_request_still_in_flight_is_409(raw, integration_user) -> None:
+def test_a_request_still_in_flight_is_409(raw, integration_user, merchant) -> None:
     # What the first request leaves while it runs: the record, no answer yet.
     request = SimpleNamespace(method="POST", path="/api/v1/payments/", data=BODY)
     IdempotencyRecord.objects.create(
         owner=integration_user,
+        scope=f"merchant:{merchant.pk}",
         key="order-1",
         endpoint="POST /api/v1/payments/",
         fingerprint=fingerprint(request),
@@ -85,6 +87,10 @@ def test_a_request_still_in_flight_is_409(raw, integration_user) -> None:
 def test_a_key_is_forgotten_after_24_hours(local_stripe, raw) -> None:
     _create(raw)
     IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    with transaction.atomic():  # the payment made with the key is as old
+        first = Payment.objects.get()
+        first.created_at = timezone.now() - timedelta(hours=25)
+        first.save()
     assert _create(raw).status_code == 201
     assert Payment.objects.count() == 2
 

@@ -1,5 +1,6 @@
 """A small local Braintree server: answers the SDK over HTTP with Braintree's documented XML
-for sale, submit_for_settlement, void, refund and find, keeping transactions in memory."""
+for sale, submit_for_settlement, void, refund, find, transaction search by order id and
+dispute find, keeping transactions and disputes in memory."""
 
 from __future__ import annotations
 
@@ -28,6 +29,26 @@ TRANSACTION_XML = """<?xml version="1.0" encoding="UTF-8"?>
     <expired type="boolean">false</expired>
   </credit-card>
 </transaction>"""
+
+SEARCH_IDS_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<search-results>
+  <page-size type="integer">50</page-size>
+  <ids type="array">{ids}</ids>
+</search-results>"""
+
+DISPUTE_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<dispute>
+  <id>{id}</id>
+  <status>{status}</status>
+  <kind>chargeback</kind>
+  <reason>fraud</reason>
+  <amount-disputed>{amount}</amount-disputed>
+  <currency-iso-code>{currency}</currency-iso-code>
+  <transaction>
+    <id>{transaction_id}</id>
+    <amount>{amount}</amount>
+  </transaction>
+</dispute>"""
 
 ERROR_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <api-error-response>
@@ -65,6 +86,11 @@ class BraintreeServer:
         self.dispute_calls: list[tuple[str, str, str]] = []
         self.requests: list[tuple[str, str, str]] = []
         self.fail_with: tuple[int, str] | None = None  # (status, message) for the next calls
+        # Disputes by id: (status, transaction id, amount), for dispute find.
+        self.disputes: dict[str, tuple[str, str, str]] = {}
+        # Create this many sales and then drop the connection instead of answering: a lost
+        # answer, the sale done at the gateway.
+        self.drop_sale_answers = 0
         self.delay = 0.0
         self._ids = itertools.count(1)
         server = self
@@ -92,7 +118,16 @@ class BraintreeServer:
                 if server.fail_with is not None:
                     status, message = server.fail_with
                     return self._send(status, ERROR_XML.format(message=escape(message)))
+                drop = (
+                    server.drop_sale_answers > 0
+                    and self.command == "POST"
+                    and re.fullmatch(r"/merchants/[^/]+/transactions", self.path) is not None
+                )
                 status, reply = server.answer(self.command, self.path, body)
+                if drop and status == 201:
+                    server.drop_sale_answers -= 1
+                    self.close_connection = True
+                    return  # no answer at all: the client sees the connection closed
                 self._send(status, reply)
 
             do_GET = do_POST = do_PUT = _handle
@@ -126,6 +161,35 @@ class BraintreeServer:
                     "</evidence>"
                 )
             return 200, '<?xml version="1.0" encoding="UTF-8"?><success>true</success>'
+        found = re.fullmatch(r"/merchants/[^/]+/disputes/([^/]+)", path)
+        if found and method == "GET":
+            if found[1] not in self.disputes:
+                return 404, ""
+            status, transaction_id, amount = self.disputes[found[1]]
+            return 200, DISPUTE_XML.format(
+                id=escape(found[1]),
+                status=status,
+                transaction_id=escape(transaction_id),
+                amount=amount,
+                currency="EUR",
+            )
+        if method == "POST" and path.endswith("/transactions/advanced_search_ids"):
+            wanted = re.search(r"<order_id>\s*<is>([^<]*)</is>", body)
+            ids = [
+                t.id
+                for t in self.transactions.values()
+                if wanted is not None and t.order_id == wanted[1]
+            ]
+            return 200, SEARCH_IDS_XML.format(ids="".join(f"<item>{i}</item>" for i in ids))
+        if method == "POST" and path.endswith("/transactions/advanced_search"):
+            ids = re.findall(r"<item>([^<]*)</item>", body)
+            items = "".join(
+                self.transactions[i].xml().split("\n", 1)[1] for i in ids if i in self.transactions
+            )
+            return 200, (
+                '<?xml version="1.0" encoding="UTF-8"?>'
+                f'<credit-card-transactions type="collection">{items}</credit-card-transactions>'
+            )
         match = re.fullmatch(r"/merchants/[^/]+/transactions(?:/([^/]+)(?:/(\w+))?)?", path)
         if not match:
             return 404, ""

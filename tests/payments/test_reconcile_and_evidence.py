@@ -1,53 +1,14 @@
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
-from django.core.management.base import CommandError
 
-from audits.models import PaymentAudit
 from payments import services
-from payments.gateways import get_gateway
-from payments.models import Chargeback, ChargebackEvidence, EvidenceFile, Payment
+from payments.models import Chargeback, ChargebackEvidence, EvidenceFile
 from payments.uploads import UploadRejected
-from tests.payments.factories import CapturedPaymentFactory, ChargebackFactory, MerchantFactory
+from tests.payments.factories import CapturedPaymentFactory, ChargebackFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def test_reconcile_fixes_what_webhooks_missed(local_stripe) -> None:
-    merchant = MerchantFactory()
-    payments = [
-        services.payment_authorize(
-            merchant=merchant,
-            gateway="stripe",
-            amount=2_000,
-            currency="EUR",
-            payment_method="pm_card_visa",
-            capture=False,
-        )
-        for _ in range(3)
-    ]
-    client = get_gateway("stripe").client
-    client.v1.payment_intents.capture(payments[0].gateway_reference)  # webhook lost
-    client.v1.payment_intents.cancel(payments[1].gateway_reference)  # webhook lost
-    out = io.StringIO()
-    call_command("reconcile", "--gateway", "stripe", "--since", "2000-01-01", stdout=out)
-    statuses = [Payment.objects.get(pk=p.pk).status for p in payments]
-    assert statuses == ["captured", "canceled", "authorized"]
-    assert "Checked 3 payments: 2 fixed" in out.getvalue()
-    assert f"FIXED payment {payments[0].pk}" in out.getvalue()
-    assert PaymentAudit.objects.filter(action_type="reconcile.payment.update").count() == 2
-
-
-def test_reconcile_refuses_a_bad_date_and_an_unconfigured_gateway(settings) -> None:
-    with pytest.raises(CommandError, match="takes a date"):
-        call_command("reconcile", "--gateway", "stripe", "--since", "yesterday")
-    settings.STRIPE_API_KEY = ""
-    with pytest.raises(CommandError, match="STRIPE_API_KEY"):
-        call_command("reconcile", "--gateway", "stripe", "--since", "2026-01-01")
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ def _date(value: str) -> datetime.datetime:
 
 class Command(AuditedCommand):
     help = (
-        "Fetch the gateway's view of our open payments created since a date, fix states "
-        "that webhooks missed (audited as reconciliation) and print the differences."
+        "Compare a gateway's payments, refunds and disputes with ours since a date: settle "
+        "payments left without a gateway reference, apply the states webhooks missed (audited "
+        "as reconciliation), record refunds made at the gateway, and print what differs."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -29,21 +30,21 @@ class Command(AuditedCommand):
         parser.add_argument("--since", required=True, type=_date, metavar="YYYY-MM-DD")
 
     def handle(self, *args: Any, gateway: str, since: datetime.datetime, **options: Any) -> None:
-        self.stdout.write(f"Reconciling {gateway} payments created since {since:%Y-%m-%d}...")
+        self.stdout.write(f"Reconciling {gateway} since {since:%Y-%m-%d}...")
         try:
             report = reconcile(
                 gateway=gateway,
                 since=since,
-                progress=lambda done, total: self.stdout.write(
-                    f"  {done:,} of {total:,} payments checked"
+                progress=lambda label, done, total: self.stdout.write(
+                    f"  {label}: {done:,} of {total:,} checked"
                 ),
             )
         except GatewayNotConfigured as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
-            f"Checked {report.checked:,} payments: {len(report.fixed)} fixed, "
+            f"Checked {report.checked:,} records: {len(report.fixed)} fixed, "
             f"{len(report.differences)} other differences, "
-            f"{len(report.errors)} errors."
+            f"{len(report.errors)} errors (run {report.run_id})."
         )
         for line in report.fixed:
             self.stdout.write(f"  FIXED {line}")

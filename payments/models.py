@@ -133,7 +133,11 @@ class Payment(StatusMachineMixin, models.Model):
         # Any number of partial refunds keep it here (a save, not a move) until fully refunded.
         Status.PARTIALLY_REFUNDED: frozenset({Status.REFUNDED}),
         Status.REFUNDED: frozenset(),
-        Status.FAILED: frozenset(),
+        # A failed attempt is not the end of a Stripe PaymentIntent: it waits in
+        # requires_payment_method and a later attempt on it can still succeed. Only a newer
+        # gateway event makes this move (services.payment_apply_gateway_state compares event
+        # times); a Braintree transaction, once declined, never reports success.
+        Status.FAILED: frozenset({Status.PROCESSING, Status.AUTHORIZED, Status.CAPTURED}),
         Status.CANCELED: frozenset(),
     }
     REFUNDABLE = frozenset({Status.CAPTURED, Status.PARTIALLY_REFUNDED})

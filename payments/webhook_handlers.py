@@ -29,11 +29,15 @@ log = logging.getLogger(__name__)
 Handler = Callable[[WebhookEvent], None]
 
 # Statuses in which the money has reached us: a gateway reporting one of them for a payment
-# we hold as failed or canceled (or the reverse, on Braintree) is a difference for a person.
+# we hold as canceled (or the reverse, on Braintree) is a difference for a person. A failed
+# Stripe attempt is not final (see Payment.STATUS_TRANSITIONS): a newer success applies.
 MONEY_TAKEN = frozenset(
     {Payment.Status.CAPTURED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED}
 )
-MONEY_NOT_TAKEN = frozenset({Payment.Status.FAILED, Payment.Status.CANCELED})
+MONEY_NOT_TAKEN = {
+    "stripe": frozenset({Payment.Status.CANCELED}),
+    "braintree": frozenset({Payment.Status.FAILED, Payment.Status.CANCELED}),
+}
 
 
 def event_time(event: WebhookEvent) -> datetime.datetime | None:
@@ -55,7 +59,7 @@ def event_time(event: WebhookEvent) -> datetime.datetime | None:
 
 
 def _refuse_taken_money_for_lost_payment(payment: Payment, status: str, gateway: str) -> None:
-    if status == Payment.Status.CAPTURED and payment.status in MONEY_NOT_TAKEN:
+    if status == Payment.Status.CAPTURED and payment.status in MONEY_NOT_TAKEN[gateway]:
         log.warning("%s captured payment %s which is %s here", gateway, payment.pk, payment.status)
         raise services.GatewayStateNeedsAttention(
             f"{gateway} reports payment {payment.pk} ({payment.gateway_reference}) captured, "
@@ -166,8 +170,9 @@ def stripe_payment_intent(event: WebhookEvent) -> None:
     payment = payment_by_gateway_reference(gateway="stripe", reference=intent["id"])
     status = stripe_intent_status(intent)
     # Stripe documents no failure after success, so a failed report for a captured payment is
-    # always an older attempt's: the machine refuses it and nothing changes. A success for a
-    # payment we hold as failed or canceled is money taken: that needs a person.
+    # always an older attempt's: the machine refuses it and nothing changes. A newer success
+    # after a failed attempt is applied; a success for a payment we hold as canceled is money
+    # taken: that needs a person.
     _refuse_taken_money_for_lost_payment(payment, status, "stripe")
     received = intent.get("amount_received")
     services.payment_apply_gateway_state(

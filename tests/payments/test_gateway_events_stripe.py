@@ -356,15 +356,47 @@ def test_payment_failed_carries_requires_payment_method_and_fails_a_pending_paym
     assert (payment.status, payment.charge_reference) == ("failed", "")
 
 
-def test_success_reported_for_a_failed_payment_is_held_for_a_person(deliver) -> None:
-    payment = PaymentFactory(gateway_reference="pi_back", status=Payment.Status.FAILED)
+@pytest.mark.parametrize("order", ["failed first", "succeeded first"])
+def test_a_failed_attempt_then_a_successful_one_ends_captured_in_any_delivery_order(
+    deliver, order
+) -> None:
+    """Stripe's PaymentIntent lifecycle: a declined attempt leaves the intent in
+    requires_payment_method, and a second attempt on it can succeed. Whatever order the two
+    events arrive in, the newer one decides."""
+    payment = PaymentFactory(gateway_reference="pi_retry")
+    now = int(time.time())
+    declined = intent_obj(
+        CURRENT,
+        "pi_retry",
+        "requires_payment_method",
+        last_payment_error={"code": "card_declined", "type": "card_error"},
+    )
+    failed = event(CURRENT, "payment_intent.payment_failed", declined, created=now - 30)
+    succeeded = event(
+        CURRENT,
+        "payment_intent.succeeded",
+        intent_obj(CURRENT, "pi_retry", "succeeded", latest_charge="ch_retry"),
+        created=now,
+    )
+    for body in [failed, succeeded] if order == "failed first" else [succeeded, failed]:
+        assert deliver(body).status == "processed"
+    payment.refresh_from_db()
+    assert (payment.status, payment.captured_amount, payment.charge_reference) == (
+        "captured",
+        10_000,
+        "ch_retry",
+    )
+
+
+def test_success_reported_for_a_canceled_payment_is_held_for_a_person(deliver) -> None:
+    payment = PaymentFactory(gateway_reference="pi_back", status=Payment.Status.CANCELED)
     audits = _payment_audits(payment)
     stored = deliver(
         event(CURRENT, "payment_intent.succeeded", intent_obj(CURRENT, "pi_back", "succeeded"))
     )
     assert stored.status == "failed"
     assert "the money was taken" in stored.last_error
-    assert Payment.objects.get(pk=payment.pk).status == "failed"
+    assert Payment.objects.get(pk=payment.pk).status == "canceled"
     assert _payment_audits(payment) == audits
 
 

@@ -103,12 +103,12 @@ def test_status_moves_only_along_the_machine(
 
 
 def test_service_refuses_a_forbidden_transition_and_changes_nothing() -> None:
-    payment = PaymentFactory(status=Payment.Status.FAILED)
+    payment = PaymentFactory(status=Payment.Status.CANCELED)
     audits_before = PaymentAudit.objects.count()
-    with pytest.raises(InvalidTransition, match="cannot move from 'failed' to 'captured'"):
+    with pytest.raises(InvalidTransition, match="cannot move from 'canceled' to 'captured'"):
         services.payment_set_status(payment=payment, status=Payment.Status.CAPTURED)
     payment.refresh_from_db()
-    assert payment.status == Payment.Status.FAILED
+    assert payment.status == Payment.Status.CANCELED
     assert payment.captured_amount == 0
     assert PaymentAudit.objects.count() == audits_before
 

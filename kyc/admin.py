@@ -3,11 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from audits.admin_mixins import RecordAdmin
 
 from .models import CaseNote, KycCase, KycDocument
+from .selectors import sees_case_details
 
 
 class KycDocumentInline(admin.TabularInline):
@@ -41,6 +43,9 @@ class CaseNoteInline(admin.TabularInline):
         return False
 
 
+OUTCOME_FIELDS = ["reference", "merchant", "kind", "status", "decision", "decided_at"]
+
+
 @admin.register(KycCase)
 class KycCaseAdmin(RecordAdmin):
     list_display = [
@@ -58,29 +63,49 @@ class KycCaseAdmin(RecordAdmin):
     list_filter = ["status", "kind", "risk_level", "due_at"]
     search_fields = ["=reference", "merchant__legal_name", "merchant__trading_name"]
     date_hierarchy = "created_at"
-    raw_id_fields = ["merchant", "assignee"]
-    # The workflow (status, decision) changes only through the review services.
-    readonly_fields = [
-        "reference",
-        "merchant",
-        "kind",
-        "status",
-        "risk_level",
-        "risk_score",
-        "submitted_at",
-        "decision",
-        "decided_by",
-        "decided_at",
-        "decision_reason",
-        "created_at",
-        "updated_at",
-        "audit_trail",
-    ]
     inlines = [KycDocumentInline, CaseNoteInline]
+
+    # The console reads a case; the workflow (assignee, prepared by, due date, SLA pause,
+    # screening, decision...) changes only through the review services, for every role,
+    # superusers included: a POSTed field that is read-only is ignored by the form.
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in self.model._meta.fields] + ["audit_trail"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if not sees_case_details(request.user):
+            return OUTCOME_FIELDS
+        return [f.name for f in self.model._meta.fields if f.name != "id"] + ["audit_trail"]
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        return self.inlines if sees_case_details(request.user) else []
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        if not sees_case_details(request.user):
+            return ["reference", "merchant", "kind", "status", "decision", "created_at"]
+        return self.list_display
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def auditlog_history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> Any:
+        # The field-by-field log carries risk factors and reasons: details, not the outcome.
+        if not sees_case_details(request.user):
+            raise PermissionDenied
+        return super().auditlog_history_view(request, object_id, extra_context)
+
+    def get_list_filter(self, request: HttpRequest) -> list[str]:
+        if not sees_case_details(request.user):
+            return ["status", "kind"]
+        return self.list_filter
 
 
 @admin.register(KycDocument)
 class KycDocumentAdmin(RecordAdmin):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # reviewed on the case screen, by its assignee
+
     list_display = [
         "id",
         "case",
@@ -111,6 +136,9 @@ class KycDocumentAdmin(RecordAdmin):
 
 @admin.register(CaseNote)
 class CaseNoteAdmin(RecordAdmin):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a note, once written, stays as written
+
     list_display = ["case", "author", "short_text", "created_at"]
     list_select_related = ["case", "author"]
     search_fields = ["=case__reference", "text"]

@@ -27,6 +27,15 @@ def kyc_case_missing(case: KycCase) -> list[str]:
     return missing
 
 
+# Who sees more than a case's outcome (status and decision): notes, screening hits, risk
+# score and factors, reasons. Payments operations have neither permission (README, Roles).
+CASE_DETAIL_PERMISSIONS = ("kyc.view_casenote", "kyc.view_screeningresult")
+
+
+def sees_case_details(user: Any) -> bool:
+    return user.has_perms(CASE_DETAIL_PERMISSIONS)
+
+
 def kyc_cases_for_merchant(merchant: Merchant) -> QuerySet[KycCase]:
     return (
         KycCase.objects.filter(merchant=merchant)

@@ -353,13 +353,17 @@ def _decide(case: KycCase, *, actor: User, decision: str, reason: str) -> KycCas
     merchant = Merchant.objects.select_for_update().get(pk=case.merchant_id)
     if decision == KycCase.Decision.APPROVE:
         if merchant.status in (Merchant.Status.PENDING, Merchant.Status.SUSPENDED):
-            payment_services.merchant_set_status(
-                merchant=merchant, status=Merchant.Status.ACTIVE, actor=actor
+            # The approved case is the proof payments checks before it activates.
+            payment_services.merchant_activate_after_kyc(
+                merchant=merchant, approved_case=case, actor=actor
             )
     elif merchant.status == Merchant.Status.ACTIVE:
         # A rejected case keeps the merchant from taking payments.
         payment_services.merchant_set_status(
-            merchant=merchant, status=Merchant.Status.SUSPENDED, actor=actor
+            merchant=merchant,
+            status=Merchant.Status.SUSPENDED,
+            reason=f"KYC case {case.reference} rejected",
+            actor=actor,
         )
     return case
 
@@ -369,11 +373,8 @@ def merchant_suspend_for_finding(*, merchant: Merchant, reason: str, actor: User
     _require(actor, "kyc.decide_kyccase")
     reason = _reason(reason, "suspend a merchant")
     with transaction.atomic(), context.bind(actor=actor):
-        merchant = payment_services.merchant_set_status(
-            merchant=merchant, status=Merchant.Status.SUSPENDED, actor=actor
-        )
-        return payment_services.merchant_flag_for_review(
-            merchant=merchant, reason=f"suspended: {reason}", actor=actor
+        return payment_services.merchant_set_status(
+            merchant=merchant, status=Merchant.Status.SUSPENDED, reason=reason, actor=actor
         )
 
 

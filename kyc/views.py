@@ -191,6 +191,17 @@ def _case_context(request: HttpRequest, case: KycCase) -> dict[str, Any]:
         if action.allowed(user, case)
     ]
     can_documents = user.has_perm("kyc.download_kycdocument")
+    if not selectors.sees_case_details(user):
+        # Least data: the outcome only; notes, screening, risk and reasons are not even read.
+        return {
+            "case": case,
+            "merchant": case.merchant,
+            "outcome_only": True,
+            "actions": actions,
+            "first_approval": None,
+            "documents": None,
+            "now": timezone.now(),
+        }
     return {
         "case": case,
         "merchant": case.merchant,
@@ -344,6 +355,7 @@ def merchant_detail(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         "kyc/merchant.html",
         {
+            "outcome_only": not selectors.sees_case_details(request.user),
             "merchant": merchant,
             "cases": cases,
             "payments": payments,

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -47,6 +49,14 @@ def _run_for_each(
         modeladmin.message_user(request, f"{done}: {changed}.", messages.SUCCESS)
     for reason in refused:
         modeladmin.message_user(request, reason, messages.ERROR)
+
+
+class ReasonActionForm(ActionForm):
+    reason = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="Why: required to suspend or re-activate; kept on the merchant.",
+    )
 
 
 @admin.register(Merchant)
@@ -104,28 +114,32 @@ class MerchantAdmin(AuditedAdmin):
         ("Gateways", {"fields": ["stripe_account_id", "braintree_merchant_account_id"]}),
         ("History", {"fields": ["created_at", "updated_at", "audit_trail"]}),
     ]
-    actions = ["activate", "suspend"]
+    actions = ["reactivate", "suspend"]
+    action_form = ReasonActionForm
 
-    @admin.action(description="Activate selected merchants", permissions=["change"])
-    def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
+    @admin.action(description="Re-activate selected suspended merchants", permissions=["change"])
+    def reactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        # A pending merchant is refused by the service: only an approved KYC case activates.
+        reason = request.POST.get("reason", "")
         _run_for_each(
             self,
             request,
             queryset,
             lambda m: services.merchant_set_status(
-                merchant=m, status=Merchant.Status.ACTIVE, actor=request.user
+                merchant=m, status=Merchant.Status.ACTIVE, reason=reason, actor=request.user
             ),
-            "Activated",
+            "Re-activated",
         )
 
     @admin.action(description="Suspend selected merchants", permissions=["change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet) -> None:
+        reason = request.POST.get("reason", "")
         _run_for_each(
             self,
             request,
             queryset,
             lambda m: services.merchant_set_status(
-                merchant=m, status=Merchant.Status.SUSPENDED, actor=request.user
+                merchant=m, status=Merchant.Status.SUSPENDED, reason=reason, actor=request.user
             ),
             "Suspended",
         )
@@ -423,7 +437,15 @@ class ApprovalRequestAdmin(RecordAdmin):
     ]
     actions = ["approve"]
 
-    @admin.action(description="Approve selected requests (as a second person)")
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        # Read-only roles never see the action; the service checks each request's own kind.
+        from .approvals import PERMISSIONS
+
+        return any(request.user.has_perm(p) for p in PERMISSIONS.values())
+
+    @admin.action(
+        description="Approve selected requests (as a second person)", permissions=["approve"]
+    )
     def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
         from .approvals import approval_approve
 

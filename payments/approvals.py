@@ -1,9 +1,10 @@
 """Maker-checker, as one small component: request, approve, reject, expire.
 
 Used by payments (large refunds, accepting a chargeback) and by KYC (the four-eyes rule). The
-rules live here, in the services, not in the screens: the requester cannot approve, the
-approver must hold the action's permission, a request expires, and two approvals racing on one
-request execute the action once (the request row is locked and must still be pending).
+rules live here, in the services, not in the screens: the requester cannot approve, whoever
+approves or rejects must hold the action's permission, a request expires, and two approvals
+racing on one request execute the action once (the request row is locked and must still be
+pending).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class SelfApprovalRefused(ApprovalError):
 
 
 class ApproverLacksPermission(ApprovalError):
-    def __init__(self, permission: str) -> None:
-        super().__init__(f"Approving this needs the permission '{permission}'.")
+    def __init__(self, permission: str, verb: str = "Approving") -> None:
+        super().__init__(f"{verb} this needs the permission '{permission}'.")
 
 
 class ApprovalNotPending(ApprovalError):
@@ -142,6 +143,10 @@ def approval_reject(*, request: ApprovalRequest, approver: User, note: str) -> A
         request = _lock_pending(request)
         if request.requested_by_id == approver.pk:
             raise SelfApprovalRefused
+        # Saying no is a decision too: it needs the same permission as saying yes.
+        permission = PERMISSIONS[ApprovalRequest.Action(request.action)]
+        if not approver.has_perm(permission):
+            raise ApproverLacksPermission(permission, verb="Rejecting")
         request.status = ApprovalRequest.Status.REJECTED
         request.decided_by, request.decided_at = approver, timezone.now()
         request.decision_note = note

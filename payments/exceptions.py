@@ -7,6 +7,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "InvalidTransition",
     "MerchantCannotTakePayments",
+    "MerchantStatusRefused",
     "PaymentsError",
     "RefundExceedsCaptured",
     "RefundNotAllowed",
@@ -22,6 +23,11 @@ class MerchantCannotTakePayments(PaymentsError):
         super().__init__(
             f"Merchant {merchant_id} is {status}: only an active merchant may take payments."
         )
+
+
+class MerchantStatusRefused(PaymentsError):
+    """A status change the merchant rules refuse: activation without an approved KYC case, a
+    suspension or re-activation without a reason, or by someone without the permission."""
 
 
 class RefundNotAllowed(PaymentsError):

@@ -1,8 +1,11 @@
 """Scopes: what a token may do. A view names the scope each method needs.
 
-A token needs the scope; a staff token's owner also needs the matching Django permission at
-the moment of the request (a role taken away takes the token's power with it). A person
-signed in with a session (the console's own calls, tests) needs the permission.
+A token needs the scope; when its owner is staff or has a role, the owner also needs
+the matching Django permission at the moment of the request, merchant-bound or not: a token
+does no more than its owner's role allows, and a role taken away takes the token's power with
+it (an Auditor's token cannot refund). A merchant-bound token of a non-staff integration
+account is held to its merchant and scopes. A person signed in with a session needs the
+permission.
 """
 
 from __future__ import annotations
@@ -55,7 +58,10 @@ class HasScope(permissions.BasePermission):
                 if getattr(view, "staff_only", False):
                     self.message = "Only a staff token (bound to no merchant) may use this."
                     return False
-                return True
+                if not (user.is_staff or user.groups.exists()):
+                    # An integration account: no role, signs in nowhere; the token's merchant
+                    # and scopes are all it may act on.
+                    return True
         if not user.has_perm(SCOPE_PERMISSIONS[scope]):
             self.message = f"The token's owner lacks the permission for '{scope}'."
             return False

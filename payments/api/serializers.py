@@ -57,6 +57,22 @@ class MerchantContactInputSerializer(serializers.Serializer):
     contact_email = serializers.EmailField(required=False)
     contact_phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Said out loud rather than ignored: a caller sending a status must not believe it took.
+        initial = self.initial_data if isinstance(self.initial_data, dict) else {}
+        others = sorted(str(k) for k in initial if k not in self.fields)
+        if others:
+            raise serializers.ValidationError(
+                {
+                    name: [
+                        "Only contact details change here; a merchant's status changes "
+                        "through KYC approval and the compliance screens."
+                    ]
+                    for name in others
+                }
+            )
+        return attrs
+
 
 class MerchantCreateInputSerializer(serializers.Serializer):
     legal_name = serializers.CharField(max_length=200)

@@ -107,7 +107,7 @@ def test_an_admin_action_records_the_signed_in_user(client, officer) -> None:
     merchant = MerchantFactory(status=Merchant.Status.ACTIVE)
     response = client.post(
         reverse("admin:payments_merchant_changelist"),
-        {"action": "suspend", "_selected_action": [merchant.pk]},
+        {"action": "suspend", "_selected_action": [merchant.pk], "reason": "chargeback spike"},
         REMOTE_ADDR="192.0.2.33",
     )
     assert response.status_code == 302

@@ -124,9 +124,28 @@ class Command(AuditedCommand):
                 "pending": [],
             }[status]
             for step in path:
-                merchant = services.merchant_set_status(
-                    merchant=merchant, status=step, actor=officer
-                )
+                if step == "active":
+                    # Like any merchant, a demo merchant is activated by an approved KYC case.
+                    onboarding = KycCase.objects.create(
+                        merchant=merchant,
+                        kind="kyb",
+                        status=KycCase.Status.APPROVED,
+                        risk_level=risk,
+                        decision=KycCase.Decision.APPROVE,
+                        decided_by=officer,
+                        decided_at=timezone.now(),
+                        decision_reason="Onboarded before the demo.",
+                    )
+                    merchant = services.merchant_activate_after_kyc(
+                        merchant=merchant, approved_case=onboarding, actor=officer
+                    )
+                else:
+                    merchant = services.merchant_set_status(
+                        merchant=merchant,
+                        status=step,
+                        reason="demo: chargebacks under investigation",
+                        actor=officer,
+                    )
             merchants[legal] = merchant
 
         self.stdout.write(f"KYC cases ({len(CASES)}, one in every state)...")

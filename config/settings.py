@@ -250,8 +250,12 @@ SPECTACULAR_SETTINGS = {
     "Every error has the shape {type, message, errors}. Send `Authorization: Bearer <token>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "SERVE_AUTHENTICATION": [],
+    # Least data: outside DEBUG the schema and docs need a staff sign-in or a token.
+    "SERVE_PERMISSIONS": ["payments.api.permissions.SchemaReader"],
+    "SERVE_AUTHENTICATION": [
+        "payments.api.tokens.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import permissions
 
 from ..models import ApiToken
@@ -66,3 +67,18 @@ class HasScope(permissions.BasePermission):
             self.message = f"The token's owner lacks the permission for '{scope}'."
             return False
         return True
+
+
+class SchemaReader(permissions.BasePermission):
+    """The OpenAPI schema and docs (/api/schema/, /api/docs/): open with DEBUG on; otherwise a
+    signed-in staff member or any valid API token, as the schema maps every endpoint."""
+
+    message = "Sign in as staff, or send an API token, to read the API schema."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        if settings.DEBUG:
+            return True
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        return user.is_staff or token_of(request) is not None

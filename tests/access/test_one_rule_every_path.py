@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from auditlog.models import LogEntry
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -432,3 +433,26 @@ def test_compliance_and_auditors_still_see_the_details(client, auditor, detailed
     for secret in SECRETS:
         assert secret in pages["case"], secret
     assert "secret-risk-detail" in pages["console case"]
+
+
+# --- 7. The API schema and docs are not public outside DEBUG ------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/api/schema/?format=json", "/api/docs/"])
+def test_the_api_schema_and_docs_need_staff_or_a_token(client, url, settings, ops) -> None:
+    settings.DEBUG = False
+    assert client.get(url).status_code in (401, 403)
+    customer = make_staff("customer")
+    customer.is_staff = False
+    with transaction.atomic():
+        customer.save()
+    client.force_login(customer)
+    assert client.get(url).status_code == 403
+    client.force_login(ops)
+    assert client.get(url).status_code == 200
+    client.logout()
+    integration = User.objects.create_user("integration")
+    raw = issue(integration, ["payments:read"], merchant=MerchantFactory())
+    assert client_for(raw).get(url).status_code == 200
+    settings.DEBUG = True
+    assert client.get(url).status_code == 200

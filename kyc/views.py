@@ -44,6 +44,9 @@ def queue(request: HttpRequest) -> HttpResponse:
     if tab not in selectors.QUEUE_TABS:
         tab = "all"
     form = QueueFilterForm(request.GET or None)
+    outcome_only = not selectors.sees_case_details(request.user)
+    if outcome_only:
+        del form.fields["risk"]  # nor may risk be read by filtering on it
     filters = (
         {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
         if form.is_bound and form.is_valid()
@@ -67,6 +70,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "query": query.urlencode(),
             "filtered": bool(filters),
             "can_take": request.user.has_perm("kyc.change_kyccase"),
+            "outcome_only": outcome_only,
         },
     )
 

@@ -425,6 +425,10 @@ def test_payments_operations_see_the_outcome_only(client, ops, detailed_case) ->
     assert "Risk factors" not in pages["case"] and "Screening" not in pages["case"]
     history = reverse("admin:kyc_kyccase_auditlog", args=[detailed_case.pk])
     assert client.get(history).status_code == 403
+    # The queue neither shows the risk nor lets it be read by filtering on it.
+    for risk in ("high", "low"):
+        queue = client.get(reverse("kyc:queue"), {"tab": "all", "risk": risk}).content.decode()
+        assert detailed_case.reference in queue and '<th scope="col">Risk</th>' not in queue
 
 
 def test_compliance_and_auditors_still_see_the_details(client, auditor, detailed_case) -> None:

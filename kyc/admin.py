@@ -65,9 +65,9 @@ class KycCaseAdmin(RecordAdmin):
     date_hierarchy = "created_at"
     inlines = [KycDocumentInline, CaseNoteInline]
 
-    # The console reads a case; the workflow (assignee, prepared by, due date, SLA pause,
-    # screening, decision...) changes only through the review services, for every role,
-    # superusers included: a POSTed field that is read-only is ignored by the form.
+    # The console only reads a case: the workflow (assignee, prepared by, due date, SLA pause,
+    # screening, decision...) changes through the review services alone, for every role,
+    # superusers included, so no change permission here (a forged POST is a 403).
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in self.model._meta.fields] + ["audit_trail"]
 

@@ -89,7 +89,7 @@ def merchant_update_contact(
 
 
 # The KYC case model, named by label: payments never imports kyc, yet checks the proof it is
-# handed (an approved case of this very merchant, read again under lock).
+# handed (an approved case of this very merchant, read again from the database).
 KYC_CASE_LABEL = "kyc.kyccase"
 REACTIVATE_PERMISSION = "payments.change_merchant"
 

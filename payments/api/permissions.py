@@ -59,12 +59,17 @@ class HasScope(permissions.BasePermission):
                 if getattr(view, "staff_only", False):
                     self.message = "Only a staff token (bound to no merchant) may use this."
                     return False
-                if not (user.is_staff or user.groups.exists()):
+                if not (user.is_staff or getattr(token, "owner_has_role", True)):
                     # An integration account: no role, signs in nowhere; the token's merchant
                     # and scopes are all it may act on.
                     return True
         if not user.has_perm(SCOPE_PERMISSIONS[scope]):
             self.message = f"The token's owner lacks the permission for '{scope}'."
+            return False
+        # Some writes need more than the scope's permission (a refund: payments.add_refund).
+        extra = getattr(view, "required_permissions", {}).get(method)
+        if extra and not user.has_perm(extra):
+            self.message = f"The token's owner lacks the permission '{extra}'."
             return False
         return True
 

@@ -15,8 +15,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -109,7 +111,11 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         raw = parts[1]
         prefix = raw[len(TOKEN_PREFIX) :].split("_", 1)[0] if raw.startswith(TOKEN_PREFIX) else ""
         token = (
-            ApiToken.objects.select_related("owner", "merchant").filter(prefix=prefix).first()
+            ApiToken.objects.select_related("owner", "merchant")
+            # Whether the owner has a role, in the same query: HasScope holds such a token to it.
+            .annotate(owner_has_role=Exists(Group.objects.filter(user=OuterRef("owner_id"))))
+            .filter(prefix=prefix)
+            .first()
             if prefix
             else None
         )

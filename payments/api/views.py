@@ -224,6 +224,7 @@ class PaymentCancelApi(ApiMixin, generics.GenericAPIView):
 
 class PaymentRefundApi(ApiMixin, generics.GenericAPIView):
     required_scopes = {"POST": "payments:write"}
+    required_permissions = {"POST": "payments.add_refund"}
     serializer_class = RefundOutputSerializer
 
     def get_queryset(self) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from auditlog.models import LogEntry
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -354,6 +354,23 @@ def test_a_token_loses_what_its_owner_loses(ops) -> None:
         HTTP_IDEMPOTENCY_KEY="ops-refund-1",
     )
     assert response.status_code == 403 and not Refund.objects.exists()
+
+
+def test_refunding_needs_add_refund_besides_the_scope_permission() -> None:
+    payment = CapturedPaymentFactory()
+    changer = make_staff("changer")
+    changer.user_permissions.add(
+        Permission.objects.get(codename="change_payment", content_type__app_label="payments")
+    )
+    raw = issue(changer, ["payments:write"], merchant=payment.merchant)
+    response = client_for(raw).post(
+        f"/api/v1/payments/{payment.pk}/refunds/",
+        {"amount": 1_000, "reason": "requested_by_customer"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="changer-refund-1",
+    )
+    assert response.status_code == 403 and "payments.add_refund" in response.json()["message"]
+    assert not Refund.objects.exists()
 
 
 def make_auditor_group() -> Any:

@@ -6,11 +6,12 @@ import json
 import logging
 from typing import Any
 
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from config.pagination import LargeTablePaginator
+from config.permissions import permission_required
 from config.streaming import attach, csv_response
 
 from . import selectors

@@ -6,9 +6,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.admin import AdminSite
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest
-from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+from django_otp.admin import OTPAdminSite
+
+from .signin import SignInForm
 
 
 class BackofficeAdminSite(OTPAdminSite):
@@ -17,16 +18,23 @@ class BackofficeAdminSite(OTPAdminSite):
     index_title = "Staff console"
     site_url = "/"  # "View site": the screens of the person's role
 
+    # One form for every setting: it asks for the one-time code when STAFF_REQUIRE_OTP.
+    login_form = SignInForm
+    login_template = "registration/login.html"
+
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
+        # The lockout screen belongs to the console itself (django-axes' own admin is off).
+        from axes.models import AccessAttempt
 
-    @property  # type: ignore[override]
-    def login_form(self) -> Any:
-        return OTPAdminAuthenticationForm if settings.STAFF_REQUIRE_OTP else AdminAuthenticationForm
+        from .signin_admin import AccessAttemptAdmin
 
-    @property  # type: ignore[override]
-    def login_template(self) -> Any:
-        return OTPAdminSite.login_template if settings.STAFF_REQUIRE_OTP else None
+        self.register(AccessAttempt, AccessAttemptAdmin)
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        context["otp_required"] = settings.STAFF_REQUIRE_OTP
+        return context
 
     def has_permission(self, request: HttpRequest) -> bool:
         if settings.STAFF_REQUIRE_OTP:

@@ -7,6 +7,7 @@ default outside DEBUG. See README.md, "Configuration", for every variable.
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -56,10 +57,13 @@ INSTALLED_APPS = [
     "auditlog",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -70,7 +74,17 @@ MIDDLEWARE = [
     # After authentication: the single source of who (user), where (IP) and which device.
     "audits.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After messages (it tells why): an expired session is ended before any view runs.
+    "config.sessions.SessionLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that it sees the sign-in page's answer and can keep it for a locked-out attempt.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes checks a lockout before the password, then Django's own backend.
+AUTHENTICATION_BACKENDS = [
+    "config.signin.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -133,6 +147,7 @@ STORAGES = {
 }
 
 LOGIN_URL = "admin:login"
+LOGOUT_REDIRECT_URL = "admin:login"
 # Staff sign in with a password and a TOTP code (django-otp). On by default outside DEBUG; the
 # embedded demo and the test suite turn it on where they test it.
 STAFF_REQUIRE_OTP = env.bool("STAFF_REQUIRE_OTP", default=not DEBUG)
@@ -282,6 +297,44 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# Sessions (PCI DSS 8.2.8): 15 minutes idle, 12 hours in all, checked by config.sessions
+# against times kept in the session (renewed at most once a minute). The database row expires
+# after the idle time too, and the cookie when the browser closes.
+SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=15 * 60)
+SESSION_ABSOLUTE_SECONDS = env.int("SESSION_ABSOLUTE_SECONDS", default=12 * 3600)
+SESSION_COOKIE_AGE = SESSION_IDLE_SECONDS
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# Sign-in lockout (PCI DSS 8.3.4, django-axes): 10 failures for one account, or from one client
+# address, lock sign-in for 30 minutes; an administrator can lift it in the console. A wrong
+# one-time code counts as a failure like a wrong password (config.signin).
+AXES_FAILURE_LIMIT = env.int("SIGNIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("SIGNIN_LOCKOUT_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "audits.client.client_ip"  # X-Forwarded-For only from TRUSTED_PROXIES
+AXES_LOCKOUT_CALLABLE = "config.signin.lockout_response"
+AXES_ENABLE_ADMIN = False  # config.signin_admin shows attempts with an audited unlock instead
+AXES_VERBOSE = False
+
+# Content-Security-Policy (django-csp; Django 5.2 has no CSP of its own): scripts only from our
+# own static files, never inline. Styles allow inline because the console and Swagger UI set
+# style attributes; no script can run from them.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True

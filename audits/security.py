@@ -7,8 +7,8 @@ Django's django_admin_log is not the record: anyone with a database login can de
 
 Receivers record, never decide. They never store a secret: a password is "set", "unusable" or
 "changed", never its hash; a device is its id and name, never its key; a token its prefix,
-never its digest. Each row is appended in a transaction of its own (a savepoint inside the
-change's transaction when there is one), so a sign-in outside any transaction is recorded too.
+never its digest. Each row is appended in the change's transaction (it commits or rolls back
+with the change), or in a transaction of its own when there is none, as for a sign-in.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def record(
     ctx = context.current()
     if actor_id is None:
         actor_id = ctx.resolve_actor()[0]
-    with transaction.atomic():
+    # No savepoint: inside a change's transaction the row commits or rolls back with it.
+    with transaction.atomic(savepoint=False):
         return chain.append(
             PaymentAudit(
                 user_id=actor_id,

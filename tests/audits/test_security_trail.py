@@ -323,6 +323,9 @@ def test_the_security_trail_is_searchable_in_audits(
     page = client.get("/audits/", {"object_type": "auth.user", "action": "security.user"})
     html = page.content.decode()
     assert page.status_code == 200 and "security.user.update" in html
+    assert "is_superuser" in html  # what changed, in the list
+    roles_page = client.get("/audits/", {"action": "security.user.groups"}).content.decode()
+    assert f"+ {roles.AUDITOR}" in roles_page
     timeline = client.get(f"/audits/objects/auth.user/{auditor.pk}/").content.decode()
     assert "security.user.update" in timeline and ADDR in timeline
     csv = b"".join(

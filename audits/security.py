@@ -416,7 +416,8 @@ def signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
 def _failed(username: str, reason: str) -> None:
     # Nobody is signed in: the system user is the actor, the account tried is the object.
-    username = (username or "")[:150]
+    # Whatever was typed: PostgreSQL's JSONB takes neither NUL nor a lone surrogate.
+    username = (username or "")[:150].replace("\x00", "").encode("utf-8", "replace").decode()
     user_pk = (
         get_user_model()
         ._base_manager.filter(username=username)

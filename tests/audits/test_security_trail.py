@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from audits import context, roles
+from audits import context, roles, security
 from audits.models import PaymentAudit
 from payments.api.tokens import api_token_create, api_token_revoke
 
@@ -332,3 +332,14 @@ def test_the_security_trail_is_searchable_in_audits(
         client.get("/audits/export.csv", {"action": "security."}).streaming_content
     ).decode()
     assert "security.user.update" in csv
+
+
+def test_a_failed_sign_in_with_any_username_is_recorded(after_fixtures: None) -> None:
+    response = Client(REMOTE_ADDR=ADDR).post(
+        "/admin/login/", {"username": "a\x00b", "password": "x"}
+    )
+    assert response.status_code == 200  # the form refuses a NUL before trying to sign in
+    # Another sign-in path (an authentication backend, an API) may send anything.
+    security.signin_failed(sender=None, credentials={"username": "a\x00b\ud800", "password": "*"})
+    row = _one("signin_failed", "unknown")
+    assert row.after_state["username"] == "ab?"

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from config.pagination import LargeTablePaginator
 
 from .models import AuditChainHead, PaymentAudit
+from .security_admin import SafeUserChangeForm
 from .users import audit_history_count, refusal_message
 
 
@@ -41,6 +42,8 @@ class ObjectTypeFilter(admin.SimpleListFilter):
             ("payments.payment", "Payment"),
             ("payments.refund", "Refund"),
             ("payments.chargeback", "Chargeback"),
+            ("auth.user", "Staff user (security)"),
+            ("auth.group", "Role (security)"),
         ]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
@@ -88,8 +91,10 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    """Staff with audit history cannot be deleted (their rows would lose their actor)."""
+    """Staff with audit history cannot be deleted (their rows would lose their actor). The
+    password is shown as set or not, never as (a summary of) its hash."""
 
+    form = SafeUserChangeForm
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_active"]
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:

@@ -13,7 +13,7 @@ class AuditsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
 
-        from . import tasks_context, users
+        from . import security, tasks_context, users
 
         pre_delete.connect(
             users.refuse_deleting_user_with_history,
@@ -22,6 +22,7 @@ class AuditsConfig(AppConfig):
         )
         post_migrate.connect(_after_migrate, dispatch_uid="audits.after_migrate")
         tasks_context.connect()
+        security.connect()
 
 
 def _after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:

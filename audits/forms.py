@@ -10,6 +10,8 @@ OBJECT_TYPES = [
     ("payments.payment", "Payment"),
     ("payments.refund", "Refund"),
     ("payments.chargeback", "Chargeback"),
+    ("auth.user", "Staff user (security trail)"),
+    ("auth.group", "Role (security trail)"),
 ]
 
 
@@ -21,7 +23,7 @@ class AuditSearchForm(forms.Form):
         required=False,
         max_length=50,
         label="Action contains",
-        help_text="e.g. refund.create, api., reconcile",
+        help_text="e.g. refund.create, api., reconcile, security.",
     )
     ip_address = forms.GenericIPAddressField(required=False, label="IP address")
     device_id = forms.CharField(required=False, max_length=64, label="Device id")

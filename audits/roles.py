@@ -17,6 +17,17 @@ ADMINISTRATOR = "Administrator"
 
 AUDIT_MODELS = {("audits", "paymentaudit"), ("auditlog", "logentry"), ("audits", "auditchainhead")}
 
+# Credential stores: who holds which password, role, second factor, session or token. An
+# Auditor reads the business records and both audit trails (where every change to these is
+# recorded), not the stores themselves.
+CREDENTIAL_APPS = {"auth", "sessions", "otp_totp", "otp_static", "otp_email"}
+CREDENTIAL_MODELS = {("payments", "apitoken")}
+
+
+def is_credential_store(app_label: str, model: str) -> bool:
+    return app_label in CREDENTIAL_APPS or (app_label, model) in CREDENTIAL_MODELS
+
+
 _ANALYST = {
     "payments.view_merchant",
     "kyc.view_kyccase",
@@ -60,7 +71,7 @@ ROLE_PERMISSIONS: dict[str, set[str] | str] = {
         # a case's outcome, not its documents
         "kyc.view_kyccase",
     },
-    AUDITOR: "every view permission, and reading KYC documents",
+    AUDITOR: "every view permission except on credential stores, and reading KYC documents",
     ADMINISTRATOR: "every permission except changing or deleting audit rows",
 }
 
@@ -71,7 +82,8 @@ def _wanted(role: str, all_permissions: list[Any]) -> list[Any]:
         return [
             p
             for p in all_permissions
-            if p.codename.startswith("view_") or p.codename == "download_kycdocument"
+            if (p.codename.startswith("view_") or p.codename == "download_kycdocument")
+            and not is_credential_store(p.content_type.app_label, p.content_type.model)
         ]
     if role == ADMINISTRATOR:
         return [

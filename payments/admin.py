@@ -504,6 +504,7 @@ class EvidenceFileAdmin(RecordAdmin):
 from django import forms  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.exceptions import ValidationError  # noqa: E402
+from django.template.response import TemplateResponse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from .api import tokens as api_tokens  # noqa: E402
@@ -534,8 +535,11 @@ class ApiTokenCreateForm(forms.ModelForm):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(AuditedAdmin):
-    """Issued here (the full token is shown once, in the message after saving), revoked by the
-    action; never edited: a changed scope is a new token."""
+    """Issued here, revoked by the action; never edited: a changed scope is a new token.
+
+    The full token is shown once, on the page that answers the creating POST: it is kept
+    nowhere (not in a message, which lives in a cookie, nor in the session), so no later GET,
+    cookie or session row can carry it. Its hash is never shown."""
 
     list_display = [
         "name",
@@ -594,11 +598,27 @@ class ApiTokenAdmin(AuditedAdmin):
         )
         obj.pk = token.pk
         obj.refresh_from_db()
-        self.message_user(
+        request._issued_api_token = raw  # type: ignore[attr-defined]  # this request only
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: Any = None
+    ) -> Any:
+        raw = getattr(request, "_issued_api_token", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        response = TemplateResponse(
             request,
-            f"Token created. Copy it now, it will not be shown again: {raw}",
-            messages.WARNING,
+            "audits/api_token_issued.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "API token issued",
+                "token": obj,
+                "raw": raw,
+            },
         )
+        response["Cache-Control"] = "no-store"
+        return response
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -21,6 +21,15 @@ class PaymentsConfig(AppConfig):
         register_audited(models.EvidenceFile, mask_fields=["file"])
         # Never the hash; last use is bookkeeping recorded on every request, not a change.
         register_audited(models.ApiToken, exclude_fields=["digest", "last_used_at", "last_used_ip"])
+        # Issuing and revoking a token is a privilege change: the security trail, on its owner.
+        from audits.security import register_credential
+
+        register_credential(
+            models.ApiToken,
+            owner_field="owner",
+            fields=["name", "prefix", "scopes", "merchant_id", "expires_at"],
+            revoked_field="revoked_at",
+        )
 
         from .services import register_approval_executors
 

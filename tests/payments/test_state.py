@@ -79,9 +79,9 @@ def test_status_moves_only_along_the_machine(
     model: Any, builder: Any, current: str, target: str, allowed: bool
 ) -> None:
     obj = builder(current)
+    _prepare_for(obj, target)  # may create the decider: a user, on the security trail
     audits_before = PaymentAudit.objects.count()
     entries_before = LogEntry.objects.count()
-    _prepare_for(obj, target)
 
     if allowed:
         with transaction.atomic():

@@ -434,8 +434,13 @@ def _failed(username: str, reason: str) -> None:
 
 
 def signin_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kw: Any) -> None:
-    # Django has already replaced the password in `credentials`; only the username is read.
-    _failed(str(credentials.get("username", "")), "password")
+    # Django has already replaced the password in `credentials`; only the username is read,
+    # and which factor failed when the sign-in form says (config.signin.SignInForm).
+    factor = credentials.get("factor")
+    _failed(
+        str(credentials.get("username", "")),
+        factor if factor in ("password", "second factor") else "password",
+    )
 
 
 def second_factor_failed(sender: Any, user: Any, **kwargs: Any) -> None:

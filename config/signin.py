@@ -19,11 +19,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
 from django_otp import devices_for_user
 
-from audits import chain, context
-from audits.models import PaymentAudit
+from audits import context
 
 REFUSED = (
     "Sign-in failed. Check your username, password and one-time code and try again. "
@@ -66,7 +64,8 @@ class SignInForm(AdminAuthenticationForm):
             # Counted by django-axes (and any other listener) like a wrong password.
             user_login_failed.send(
                 sender=__name__,
-                credentials={"username": cleaned.get("username")},
+                # The person is told nothing about which factor failed; the trail is.
+                credentials={"username": cleaned.get("username"), "factor": "second factor"},
                 request=self.request,
             )
             self.user_cache = None
@@ -124,22 +123,15 @@ def lift_lockout(*, attempt_ids: list[int], actor: Any) -> int:
 
 
 def _audit_lift(cleared: list[dict[str, Any]], *, actor: Any) -> None:
-    """The one place an unlock is recorded (the security trail may take it over)."""
+    """An unlock is a privilege change: it goes to the security trail, with who lifted it."""
+    from audits import security
+
     with context.acting(actor):
-        ctx = context.current()
-        actor_id, _ = ctx.resolve_actor()
         names = sorted({row["username"] or "" for row in cleared})
-        chain.append(
-            PaymentAudit(
-                user_id=actor_id,
-                action_type=f"{ctx.source}.accessattempt.unlock",
-                object_type="axes.accessattempt",
-                object_id=",".join(names)[:64] or "-",
-                before_state={"attempts": cleared},
-                after_state={"attempts": []},
-                ip_address=ctx.ip_address,
-                device_id=ctx.device_id,
-                request_id=ctx.request_id,
-                created_at=timezone.now(),
-            )
+        security.record(
+            action="signin_unlock",
+            object_type="axes.accessattempt",
+            object_id=",".join(names)[:64] or "-",
+            before={"attempts": cleared},
+            after={"attempts": []},
         )

@@ -12,7 +12,7 @@ from typing import Any
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-MAX_DEPTH = 32
+MAX_DEPTH = 64
 
 
 def _bad_string(value: str) -> str | None:

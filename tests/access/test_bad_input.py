@@ -25,7 +25,7 @@ from django.test import Client
 from audits import context
 from config.streaming import csv_response
 from payments.gateways.braintree import BraintreeGateway
-from payments.models import ApiToken
+from payments.models import ApiToken, WebhookEvent
 from tests.api.conftest import issue
 from tests.conftest import make_staff
 from tests.kyc.factories import KycCaseFactory
@@ -250,6 +250,13 @@ def test_bad_input_is_a_4xx_and_writes_nothing(
     before = row_counts()
     response = request(**kwargs)
     assert response.status_code < 500, (response.status_code, response.content[:300])
+    if target.kind == "stripe" and bad in ("NUL in a field", "lone surrogate"):
+        # A signed event is the gateway's: stored with the character escaped and acknowledged
+        # (tests/payments/test_webhook_inbox.py pins it), so that Stripe does not resend it.
+        assert response.status_code == 200
+        stored = WebhookEvent.objects.get()
+        assert "\x00" not in json.dumps(stored.payload) and "\ud800" not in str(stored.payload)
+        return
     if bad in _MUST_REFUSE or (target.kind != "screen" and target.method != "get"):
         assert 400 <= response.status_code < 500, (response.status_code, response.content[:300])
     # Otherwise a GET may ignore what it does not read (a body, a cursor on a detail page),

@@ -1,4 +1,6 @@
-"""Streamed CSV downloads: rows are written as they are read, never held in memory."""
+"""Streamed CSV downloads: rows are written as they are read, never held in memory.
+
+Every CSV export goes through csv_response, so every one neutralises formula cells."""
 
 from __future__ import annotations
 
@@ -7,6 +9,16 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+
+# OWASP "CSV injection": a spreadsheet runs a cell starting with one of these as a formula
+# (=HYPERLINK(...), +cmd|...). A leading single quote makes it text; the value still reads true.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
 
 
 class _Echo:
@@ -20,9 +32,9 @@ def csv_response(
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
-        yield writer.writerow(header)
+        yield writer.writerow([neutralise(cell) for cell in header])
         for row in rows:
-            yield writer.writerow(row)
+            yield writer.writerow([neutralise(cell) for cell in row])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     attach(response, stem, "csv")

@@ -50,8 +50,12 @@ def _filters(request: HttpRequest) -> tuple[PaymentFilterForm, dict[str, Any]]:
 
 
 def _after(request: HttpRequest) -> int | None:
+    # str.isdigit() accepts "²" (int() does not) and any length (PostgreSQL's bigint does not):
+    # either was a 500. An unusable value starts from the first page.
     value = request.GET.get("after", "")
-    return int(value) if value.isdigit() else None
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        return None
+    return int(value)
 
 
 @login_required

@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from django.utils.dateparse import parse_datetime
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -53,16 +55,40 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 
 
 class IdCursorPagination(CursorPagination):
-    """No COUNT and no OFFSET: a deep page costs what the first does."""
+    """No COUNT and no OFFSET: a deep page costs what the first does.
+
+    DRF checks a cursor's base64 and offset but not its position, which goes straight into the
+    query: a crafted "p=abc" or a position past bigint was a 500. Checked here, it is the
+    same 404 "Invalid cursor" as any other bad cursor.
+    """
 
     ordering = "-id"
     page_size = 50
     max_page_size = 200
     page_size_query_param = "page_size"
 
+    def decode_cursor(self, request: Request) -> Any:
+        cursor = super().decode_cursor(request)
+        position = cursor.position if cursor is not None else None
+        if position is not None and not self.position_is_valid(position):
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
+
+    def position_is_valid(self, position: str) -> bool:
+        try:
+            return -(2**63) <= int(position) < 2**63
+        except ValueError:
+            return False
+
 
 class AuditCursorPagination(IdCursorPagination):
     ordering = ("-created_at", "-id")
+
+    def position_is_valid(self, position: str) -> bool:
+        try:
+            return parse_datetime(position) is not None
+        except ValueError:
+            return False
 
 
 class ApiMixin:

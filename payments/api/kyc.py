@@ -94,6 +94,7 @@ class _KycCaseMixin(ApiMixin):
 
 class KycCaseListApi(_KycCaseMixin, generics.GenericAPIView):
     required_scopes = {"GET": "kyc:read", "POST": "kyc:write"}
+    required_permissions = {"POST": "kyc.add_kyccase"}
     pagination_class = IdCursorPagination
     serializer_class = KycCaseOutputSerializer
 

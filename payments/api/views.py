@@ -111,6 +111,7 @@ class ApiMixin:
 
 class MerchantListApi(ApiMixin, generics.GenericAPIView):
     required_scopes = {"GET": "merchants:read", "POST": "merchants:write"}
+    required_permissions = {"POST": "payments.add_merchant"}
     staff_only = True
     pagination_class = IdCursorPagination
     serializer_class = MerchantOutputSerializer
@@ -159,6 +160,7 @@ class MerchantDetailApi(ApiMixin, generics.GenericAPIView):
 
 class PaymentListApi(ApiMixin, generics.GenericAPIView):
     required_scopes = {"GET": "payments:read", "POST": "payments:write"}
+    required_permissions = {"POST": "payments.add_payment"}
     pagination_class = IdCursorPagination
     filter_backends = [DjangoFilterBackend]
     filterset_class = PaymentFilter

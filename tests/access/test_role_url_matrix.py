@@ -110,20 +110,10 @@ SLUGS: dict[str, list[str]] = {
     "kyc:document-file": ["view", "download"],
 }
 
-BEING_FIXED_ON_RULES = pytest.mark.xfail(
-    strict=False, reason="issue 10 point 1, being fixed on branch rules"
-)
-# What the matrix found that helper P is fixing on branch rules (issue 10 point 1):
-# - a staff token does more than its owner's role allows: a Compliance officer's token creates
-#   merchants, a KYC analyst's creates KYC cases, a Payments operations token reaches the
-#   gateway to create a payment (a 503 here, with no gateway configured);
-# - an Auditor rejects an approval request.
-XFAIL: dict[str, Any] = {
-    "api-merchant-list/post": BEING_FIXED_ON_RULES,
-    "api-payment-list/post": BEING_FIXED_ON_RULES,
-    "api-kyc-case-list/post": BEING_FIXED_ON_RULES,
-    "payments:approval-decide": BEING_FIXED_ON_RULES,
-}
+# Known holes the matrix may mark as expected failures, with the reason (none today: what it
+# found when it was written, staff tokens doing more than their owner's role and an Auditor
+# rejecting approvals, is fixed).
+XFAIL: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)

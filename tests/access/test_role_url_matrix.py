@@ -370,6 +370,8 @@ def test_every_url_refuses_anonymous_visitors_and_writes_nothing(world: dict[str
             refused = _is_sign_in_redirect(response) or response.status_code in (401, 403)
             if not refused or row_counts() != before:
                 holes.append((method, url, response.status_code))
+            if "script-src 'self'" not in response.get("Content-Security-Policy", ""):
+                holes.append((method, url, "no Content-Security-Policy"))
     assert not holes, holes
     assert asked > 300  # the console's ~130 URLs, the screens' and the API's, twice each
 
@@ -417,6 +419,8 @@ def test_each_role_without_the_permission_is_refused_and_nothing_changes(
         if response.status_code >= 500 or after != before or 200 <= response.status_code < 300:
             changed = sorted(k for k in before if before[k] != after[k])
             holes.append((role, response.status_code, changed))
+        if "script-src 'self'" not in response.get("Content-Security-Policy", ""):
+            holes.append((role, response.status_code, "no Content-Security-Policy"))
     assert not holes, holes
 
 

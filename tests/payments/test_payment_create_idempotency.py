@@ -259,10 +259,11 @@ def test_keys_are_scoped_to_the_endpoint(local_stripe: str, raw: str, merchant: 
 
 @pytest.mark.django_db
 def test_a_staff_token_and_a_merchant_token_of_one_owner_do_not_share_keys(
-    local_stripe: str, merchant: Any, ops: Any
+    local_stripe: str, merchant: Any, administrator: Any
 ) -> None:
-    staff = issue(ops, ["payments:write"])
-    bound = issue(ops, ["payments:write"], merchant=merchant)
+    # Creating payments needs payments.add_payment: an Administrator's tokens have it.
+    staff = issue(administrator, ["payments:write"])
+    bound = issue(administrator, ["payments:write"], merchant=merchant)
     a = _create(staff, key="same", body={**BODY, "merchant": merchant.pk})
     b = _create(bound, key="same")
     assert (a.status_code, b.status_code) == (201, 201), (a.content, b.content)

@@ -1,8 +1,9 @@
 """Signal receivers that write the audit trail. They record; they never decide.
 
-For each save of an audited model: pre_save reads the stored row once (the before-state, and
-the status-transition check), post_save writes the django-auditlog LogEntry and, for payment
-records, the payment_audits row, in the transaction of the change.
+For each save of an audited model: pre_save reads the stored row once (the before-state; a
+status machine's save() may have read it already, through `stored_before`), post_save writes
+the django-auditlog LogEntry and, for payment records, the payment_audits row, in the
+transaction of the change.
 """
 
 from __future__ import annotations
@@ -35,16 +36,26 @@ def _require_transaction(instance: models.Model) -> None:
         )
 
 
+def stored_before(instance: models.Model) -> models.Model | None:
+    """The row as stored, read once per save: the model's own save() (a status machine
+    checking its move) and the receiver below share the one read."""
+    if _BEFORE not in instance.__dict__:
+        before = None
+        if not instance._state.adding and instance.pk is not None:
+            before = type(instance)._base_manager.filter(pk=instance.pk).first()
+        instance.__dict__[_BEFORE] = before
+    return instance.__dict__[_BEFORE]
+
+
+def forget_stored_before(instance: models.Model) -> None:
+    instance.__dict__.pop(_BEFORE, None)
+
+
 def before_save(
     sender: type[models.Model], instance: models.Model, update_fields: Any = None, **kwargs: Any
 ) -> None:
     _require_transaction(instance)
-    before = None
-    if not instance._state.adding and instance.pk is not None:
-        before = sender._base_manager.filter(pk=instance.pk).first()
-    if before is not None and hasattr(instance, "check_transition"):
-        instance.check_transition(current=before.status, target=instance.status)
-    instance.__dict__[_BEFORE] = before
+    stored_before(instance)
 
 
 def after_save(

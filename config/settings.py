@@ -186,6 +186,8 @@ REFUND_APPROVAL_THRESHOLD = env.int("REFUND_APPROVAL_THRESHOLD", default=50_000)
 # And per merchant and currency, what refunds without approval may add up to in one UTC day.
 REFUND_APPROVAL_DAILY_THRESHOLD = env.int("REFUND_APPROVAL_DAILY_THRESHOLD", default=200_000)
 APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=48)
+# What may need a second person: each app declares its kinds in its own approvals.py.
+APPROVAL_KINDS = ["payments.approvals.KINDS", "kyc.approvals.KINDS"]
 
 # KYC: turnaround per risk level (hours, the SLA clock), escalation of overdue cases, screening.
 KYC_TURNAROUND_HOURS = {

@@ -15,7 +15,3 @@ class KycConfig(AppConfig):
         register_audited(models.KycDocument, mask_fields=["file"])
         register_audited(models.CaseNote)
         register_audited(models.ScreeningResult)
-
-        from .services import register_approval_executors
-
-        register_approval_executors()

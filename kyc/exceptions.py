@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from payments.state import DomainError, InvalidTransition
-
-__all__ = ["DomainError", "InvalidTransition", "KycError", "NotAllowed"]
+from payments.core.errors import DomainError
 
 
 class KycError(DomainError):
@@ -11,3 +9,5 @@ class KycError(DomainError):
 
 class NotAllowed(KycError):
     """This person may not take this action on this case (role, assignment or four-eyes)."""
+
+    http_status = 403

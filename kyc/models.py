@@ -9,8 +9,8 @@ from django.db import models
 from django.db.models import Q
 
 from audits.querysets import AuditedQuerySet
+from payments.core.state import StatusMachineMixin
 from payments.models import RiskLevel
-from payments.state import StatusMachineMixin
 
 
 def new_case_reference() -> str:
@@ -20,6 +20,10 @@ def new_case_reference() -> str:
 def document_upload_to(instance: KycDocument, filename: str) -> str:
     # The name a user gave is never used on disk: no traversal, no guessable paths.
     return f"kyc/{instance.case_id}/{secrets.token_hex(16)}"
+
+
+# The approval kind of a four-eyes case's first approval (kyc/approvals.py declares it).
+KYC_SECOND_APPROVAL = "kyc_approve"
 
 
 class KycCase(StatusMachineMixin, models.Model):

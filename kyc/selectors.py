@@ -9,7 +9,21 @@ from django.db.models import F, Q, QuerySet
 
 from payments.models import ApprovalRequest, Merchant
 
-from .models import CaseNote, KycCase, KycDocument, ScreeningResult
+from .models import KYC_SECOND_APPROVAL, CaseNote, KycCase, KycDocument, ScreeningResult
+
+
+def pending_first_approval(case: KycCase) -> ApprovalRequest | None:
+    """A four-eyes case's first approval, while it waits for the second officer."""
+    return (
+        ApprovalRequest.objects.filter(
+            action=KYC_SECOND_APPROVAL,
+            target_type="kyc.kyccase",
+            target_id=str(case.pk),
+            status=ApprovalRequest.Status.PENDING,
+        )
+        .select_related("requested_by")
+        .first()
+    )
 
 
 def kyc_case_missing(case: KycCase) -> list[str]:

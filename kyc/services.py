@@ -20,14 +20,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audits import context
-from payments import approvals
 from payments import services as payment_services
+from payments.core import approvals
+from payments.core.uploads import check_upload
 from payments.models import ApprovalRequest, Merchant
-from payments.uploads import check_upload
 
 from .exceptions import KycError, NotAllowed
-from .models import CaseNote, KycCase, KycDocument, ScreeningResult
+from .models import KYC_SECOND_APPROVAL, CaseNote, KycCase, KycDocument, ScreeningResult
 from .risk import score_case
+from .selectors import pending_first_approval
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -275,17 +276,8 @@ def _evidence_fingerprint(case: KycCase) -> str:
     return hashlib.sha256(repr((list(documents), list(results))).encode()).hexdigest()
 
 
-def _pending_first_approval(case: KycCase) -> ApprovalRequest | None:
-    return ApprovalRequest.objects.filter(
-        action=ApprovalRequest.Action.KYC_APPROVE,
-        target_type="kyc.kyccase",
-        target_id=str(case.pk),
-        status=ApprovalRequest.Status.PENDING,
-    ).first()
-
-
 def _void_first_approval(case: KycCase, why: str) -> None:
-    pending = _pending_first_approval(case)
+    pending = pending_first_approval(case)
     if pending is not None:
         approvals.approval_void(request=pending, note=f"void: {why} after the first approval")
 
@@ -300,10 +292,10 @@ def kyc_case_approve(*, case: KycCase, actor: User, reason: str = "") -> KycCase
         case.check_transition(current=case.status, target=KycCase.Status.APPROVED)
         if not case.needs_four_eyes:
             return _decide(case, actor=actor, decision=KycCase.Decision.APPROVE, reason=reason)
-        pending = _pending_first_approval(case)
+        pending = pending_first_approval(case)
         if pending is None:
             approvals.approval_request(
-                action=ApprovalRequest.Action.KYC_APPROVE,
+                action=KYC_SECOND_APPROVAL,
                 target=case,
                 requested_by=actor,
                 payload={"fingerprint": _evidence_fingerprint(case)},
@@ -315,7 +307,8 @@ def kyc_case_approve(*, case: KycCase, actor: User, reason: str = "") -> KycCase
         return approvals.approval_approve(request=pending, approver=actor, note=reason)
 
 
-def _execute_second_approval(request: ApprovalRequest, approver: User) -> KycCase:
+def kyc_case_execute_second_approval(request: ApprovalRequest, approver: User) -> KycCase:
+    """What approving a KYC_SECOND_APPROVAL request does (declared in kyc/approvals.py)."""
     case = _lock(KycCase.objects.get(pk=int(request.target_id)))
     if request.payload.get("fingerprint") != _evidence_fingerprint(case):
         raise KycError("Documents or screening changed after the first approval: it is void.")
@@ -512,10 +505,6 @@ def kyc_sla_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
         )
         escalated += 1
     return {"notified": notified, "overdue": marked, "escalated": escalated}
-
-
-def register_approval_executors() -> None:
-    approvals.register_executor(ApprovalRequest.Action.KYC_APPROVE, _execute_second_approval)
 
 
 def kyc_case_assign_self(*, case: KycCase, actor: User) -> KycCase:

@@ -19,7 +19,7 @@ from config.pagination import LargeTablePaginator
 from config.permissions import permission_required
 from payments import selectors as payment_selectors
 from payments.chargebacks import chargeback_ratios
-from payments.exceptions import DomainError
+from payments.core.errors import DomainError
 from payments.models import ApprovalRequest, Merchant, Payment
 
 from . import selectors, services
@@ -179,16 +179,7 @@ ACTIONS: dict[str, Action] = {
 
 def _case_context(request: HttpRequest, case: KycCase) -> dict[str, Any]:
     user = request.user
-    pending = (
-        ApprovalRequest.objects.filter(
-            action=ApprovalRequest.Action.KYC_APPROVE,
-            target_type="kyc.kyccase",
-            target_id=str(case.pk),
-            status=ApprovalRequest.Status.PENDING,
-        )
-        .select_related("requested_by")
-        .first()
-    )
+    pending = selectors.pending_first_approval(case)
     # Each form gets its own ids, so that every label points at its own field.
     actions = [
         (name, action, action.form(initial={"seen_status": case.status}, auto_id=f"id_{name}_%s"))

@@ -13,7 +13,8 @@ from django.utils.html import format_html
 from audits.admin_mixins import AuditedAdmin, RecordAdmin
 
 from . import services
-from .exceptions import DomainError
+from .core.errors import DomainError
+from .core.money import format_minor
 from .models import (
     ApprovalRequest,
     Chargeback,
@@ -24,7 +25,6 @@ from .models import (
     Refund,
     WebhookEvent,
 )
-from .money import format_minor
 
 
 def _link(obj: Any, text: str | None = None) -> str:
@@ -439,15 +439,15 @@ class ApprovalRequestAdmin(RecordAdmin):
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
         # Read-only roles never see the action; the service checks each request's own kind.
-        from .approvals import PERMISSIONS
+        from .core.approvals import approval_kinds
 
-        return any(request.user.has_perm(p) for p in PERMISSIONS.values())
+        return any(request.user.has_perm(k.permission) for k in approval_kinds().values())
 
     @admin.action(
         description="Approve selected requests (as a second person)", permissions=["approve"]
     )
     def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from .approvals import approval_approve
+        from .core.approvals import approval_approve
 
         _run_for_each(
             self,

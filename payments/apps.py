@@ -30,7 +30,3 @@ class PaymentsConfig(AppConfig):
             fields=["name", "prefix", "scopes", "merchant_id", "expires_at"],
             revoked_field="revoked_at",
         )
-
-        from .services import register_approval_executors
-
-        register_approval_executors()

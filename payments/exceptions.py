@@ -1,17 +1,6 @@
 from __future__ import annotations
 
-from .state import DomainError, InvalidTransition
-
-__all__ = [
-    "DomainError",
-    "IdempotencyKeyReused",
-    "InvalidTransition",
-    "MerchantCannotTakePayments",
-    "MerchantStatusRefused",
-    "PaymentsError",
-    "RefundExceedsCaptured",
-    "RefundNotAllowed",
-]
+from .core.errors import DomainError
 
 
 class PaymentsError(DomainError):
@@ -31,6 +20,8 @@ class MerchantStatusRefused(PaymentsError):
 
 
 class RefundNotAllowed(PaymentsError):
+    http_status = 409
+
     def __init__(self, *, payment_id: int, status: str) -> None:
         super().__init__(
             f"Payment {payment_id} is {status}: only captured payments can be refunded."

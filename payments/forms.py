@@ -4,8 +4,8 @@ from typing import Any
 
 from django import forms
 
+from .core.money import AmountError, parse_major
 from .models import Gateway, Payment, Refund
-from .money import AmountError, parse_major
 
 
 class PaymentFilterForm(forms.Form):

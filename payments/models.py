@@ -11,7 +11,7 @@ from django.db.models import F, Q
 
 from audits.querysets import AuditedQuerySet
 
-from .state import StatusMachineMixin
+from .core.state import StatusMachineMixin
 
 COUNTRY_CODE = r"^[A-Z]{2}$"
 CURRENCY_CODE = r"^[A-Z]{3}$"
@@ -451,18 +451,14 @@ class ApprovalRequest(models.Model):
     expires; executing the action happens in the approval's own transaction, once.
     """
 
-    class Action(models.TextChoices):
-        REFUND = "refund", "Refund above the approval threshold"
-        CHARGEBACK_ACCEPT = "chargeback_accept", "Accept a chargeback"
-        KYC_APPROVE = "kyc_approve", "Second approval of a high-risk KYC case"
-
     class Status(models.TextChoices):
         PENDING = "pending"
         APPROVED = "approved"
         REJECTED = "rejected"
         EXPIRED = "expired"
 
-    action = models.CharField(max_length=32, choices=Action.choices)
+    # An approval kind's action; the apps declare the kinds (settings.APPROVAL_KINDS).
+    action = models.CharField(max_length=32)
     target_type = models.CharField(max_length=64, help_text="app_label.model")
     target_id = models.CharField(max_length=64)
     payload = models.JSONField(default=dict, blank=True, help_text="what the action needs")
@@ -505,6 +501,12 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.target_type}:{self.target_id}"
+
+    def get_action_display(self) -> str:
+        from .core.approvals import approval_kinds
+
+        kind = approval_kinds().get(self.action)
+        return kind.label if kind else self.action
 
 
 def evidence_upload_to(instance: EvidenceFile, filename: str) -> str:

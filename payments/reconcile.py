@@ -27,7 +27,7 @@ from django.utils import timezone
 from audits import context
 
 from . import services
-from .exceptions import DomainError
+from .core.errors import DomainError
 from .gateways import GatewayError, get_gateway
 from .models import Chargeback, Gateway, Payment, ReconcileRun, Refund
 

@@ -783,6 +783,10 @@ def refund_submit(*, refund: Refund) -> Refund:
 
 # --- Requests that may need a second person -------------------------------------------------
 
+# The approval kinds these services request; payments/approvals.py declares what each does.
+REFUND_APPROVAL = "refund"
+CHARGEBACK_ACCEPT_APPROVAL = "chargeback_accept"
+
 
 def refund_request(
     *, payment: Payment, amount: int, reason: str, reason_detail: str = "", actor: User
@@ -797,7 +801,7 @@ def refund_request(
     locked while they are counted: two requests racing are counted one after the other. The
     refundable amount is checked now either way, so a request that could never be executed is
     refused at once."""
-    from . import approvals
+    from .core import approvals
 
     with transaction.atomic():
         Merchant.objects.select_for_update().get(pk=payment.merchant_id)
@@ -806,7 +810,7 @@ def refund_request(
         over_limit = _refund_limit_exceeded(payment, amount)
         if over_limit:
             return approvals.approval_request(
-                action=ApprovalRequest.Action.REFUND,
+                action=REFUND_APPROVAL,
                 target=payment,
                 requested_by=actor,
                 payload={
@@ -830,7 +834,7 @@ def refund_request(
 def _refund_limit_exceeded(payment: Payment, amount: int) -> str:
     """Why a refund of `amount` needs a second person ("" if it does not). The caller holds
     the merchant's and the payment's row locks."""
-    from .money import format_minor
+    from .core.money import format_minor
 
     threshold = settings.REFUND_APPROVAL_THRESHOLD
     on_payment = payment.refunded_amount + amount
@@ -882,7 +886,8 @@ def _refund_and_submit(
         return refund
 
 
-def _execute_refund_approval(request: ApprovalRequest, approver: User) -> Refund:
+def refund_execute_approved(request: ApprovalRequest, approver: User) -> Refund:
+    """What approving a REFUND_APPROVAL request does (declared in payments/approvals.py)."""
     payload = request.payload
     return _refund_and_submit(
         payment=Payment.objects.get(pk=int(request.target_id)),
@@ -898,18 +903,19 @@ def chargeback_accept_request(
     *, chargeback: Chargeback, reason: str, actor: User
 ) -> ApprovalRequest:
     """Accepting a chargeback gives the money up: one person asks, a second one approves."""
-    from . import approvals
+    from .core import approvals
 
     chargeback.check_transition(current=chargeback.status, target=Chargeback.Status.ACCEPTED)
     return approvals.approval_request(
-        action=ApprovalRequest.Action.CHARGEBACK_ACCEPT,
+        action=CHARGEBACK_ACCEPT_APPROVAL,
         target=chargeback,
         requested_by=actor,
         reason=reason,
     )
 
 
-def _execute_chargeback_accept(request: ApprovalRequest, approver: User) -> Chargeback:
+def chargeback_execute_accept(request: ApprovalRequest, approver: User) -> Chargeback:
+    """What approving a CHARGEBACK_ACCEPT_APPROVAL request does (payments/approvals.py)."""
     from .gateways import get_gateway
 
     chargeback = Chargeback.objects.select_for_update().get(pk=int(request.target_id))
@@ -923,19 +929,12 @@ def _execute_chargeback_accept(request: ApprovalRequest, approver: User) -> Char
     )
 
 
-def register_approval_executors() -> None:
-    from . import approvals
-
-    approvals.register_executor(ApprovalRequest.Action.REFUND, _execute_refund_approval)
-    approvals.register_executor(
-        ApprovalRequest.Action.CHARGEBACK_ACCEPT, _execute_chargeback_accept
-    )
-
-
 # --- Chargeback evidence -------------------------------------------------------------------
 
 
 class EvidenceAlreadySubmitted(PaymentsError):
+    http_status = 409
+
     def __init__(self) -> None:
         super().__init__("The evidence was submitted; it can no longer be changed.")
 
@@ -952,7 +951,7 @@ def evidence_save_draft(*, chargeback: Chargeback, text: str, actor: User) -> Ch
 
 
 def evidence_add_file(*, chargeback: Chargeback, upload: Any, actor: User) -> EvidenceFile:
-    from .uploads import check_upload
+    from .core.uploads import check_upload
 
     checked = check_upload(upload)
     with transaction.atomic(), _acting(actor):

@@ -20,8 +20,10 @@ from django.views.decorators.http import require_POST
 from config.permissions import permission_required
 from config.streaming import csv_response
 
-from . import approvals, selectors, services
-from .exceptions import DomainError
+from . import selectors, services
+from .core import approvals
+from .core.errors import DomainError
+from .core.money import format_major
 from .forms import (
     ConfirmForm,
     DecisionForm,
@@ -39,7 +41,6 @@ from .models import (
     Payment,
     WebhookEvent,
 )
-from .money import format_major
 
 
 def _filters(request: HttpRequest) -> tuple[PaymentFilterForm, dict[str, Any]]:

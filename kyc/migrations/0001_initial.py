@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 import kyc.models
-import payments.state
+import payments.core.state
 
 
 class Migration(migrations.Migration):
@@ -116,7 +116,7 @@ class Migration(migrations.Migration):
                 "ordering": ["due_at", "pk"],
                 "permissions": [("decide_kyccase", "Can approve or reject a KYC case")],
             },
-            bases=(payments.state.StatusMachineMixin, models.Model),
+            bases=(payments.core.state.StatusMachineMixin, models.Model),
         ),
         migrations.CreateModel(
             name="CaseNote",

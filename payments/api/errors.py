@@ -1,13 +1,12 @@
 """One error shape for the whole API: {"type", "message", "errors": {field: [...]}}.
 
-Domain exceptions from the services are mapped to HTTP here, once. Anything unexpected is a
+Domain errors from the services carry their own HTTP status and type. Anything unexpected is a
 500 in the same shape, logged with its traceback, never shown to the client.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -17,44 +16,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from kyc.exceptions import NotAllowed
-
-from ..approvals import ApprovalAlreadyPending, ApprovalError
-from ..exceptions import (
-    DomainError,
-    InvalidTransition,
-    MerchantCannotTakePayments,
-    RefundExceedsCaptured,
-    RefundNotAllowed,
-)
-from ..gateways import GatewayDeclined, GatewayError, GatewayNotConfigured, GatewayUnavailable
-from ..services import EvidenceAlreadySubmitted
-from ..uploads import UploadRejected
+from ..core.errors import DomainError
 
 logger = logging.getLogger("payments.api")
-
-# Most specific first: the first class the exception is an instance of decides.
-DOMAIN_STATUS: list[tuple[type[Exception], int]] = [
-    (GatewayDeclined, status.HTTP_402_PAYMENT_REQUIRED),
-    (GatewayNotConfigured, status.HTTP_503_SERVICE_UNAVAILABLE),
-    (GatewayUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),  # outcome unknown: retry
-    # The gateway refused this request (its message says why): the client's to fix, not ours.
-    (GatewayError, status.HTTP_422_UNPROCESSABLE_ENTITY),
-    (NotAllowed, status.HTTP_403_FORBIDDEN),
-    (InvalidTransition, status.HTTP_409_CONFLICT),
-    (RefundNotAllowed, status.HTTP_409_CONFLICT),
-    (EvidenceAlreadySubmitted, status.HTTP_409_CONFLICT),
-    (ApprovalAlreadyPending, status.HTTP_409_CONFLICT),
-    (ApprovalError, status.HTTP_422_UNPROCESSABLE_ENTITY),
-    (MerchantCannotTakePayments, status.HTTP_422_UNPROCESSABLE_ENTITY),
-    (RefundExceedsCaptured, status.HTTP_422_UNPROCESSABLE_ENTITY),
-    (UploadRejected, status.HTTP_422_UNPROCESSABLE_ENTITY),
-    (DomainError, status.HTTP_422_UNPROCESSABLE_ENTITY),
-]
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def error_body(type_: str, message: str, errors: dict[str, list[str]] | None = None) -> dict:
@@ -92,8 +56,8 @@ def _field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        code = next(code for cls, code in DOMAIN_STATUS if isinstance(exc, cls))
-        return Response(error_body(_snake(type(exc).__name__), str(exc)), status=code)
+        # Each domain error names its own status and type (payments/core/errors.py).
+        return Response(error_body(exc.error_type, str(exc)), status=exc.http_status)
     if isinstance(exc, DjangoValidationError):
         errors = (
             {k: [str(m) for m in v] for k, v in exc.message_dict.items()}

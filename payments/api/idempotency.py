@@ -23,7 +23,7 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.response import Response
 
-from ..exceptions import DomainError
+from ..core.errors import DomainError
 from ..models import IdempotencyRecord
 from .errors import api_exception_handler, error_body
 from .permissions import merchant_scope

@@ -8,7 +8,8 @@ from ..exceptions import PaymentsError
 
 
 class GatewayError(PaymentsError):
-    """The gateway refused the request; the message is the gateway's own."""
+    """The gateway refused the request; the message is the gateway's own (the client's to
+    fix, not ours: 422)."""
 
     def __init__(self, message: str, *, gateway: str = "", code: str = "") -> None:
         self.gateway, self.code = gateway, code
@@ -18,14 +19,20 @@ class GatewayError(PaymentsError):
 class GatewayDeclined(GatewayError):
     """The card or payment method was declined."""
 
+    http_status = 402
+
 
 class GatewayNotConfigured(GatewayError):
     """The gateway's credentials are not set: it is disabled."""
+
+    http_status = 503
 
 
 class GatewayUnavailable(GatewayError):
     """Timeout or network failure: the outcome at the gateway is unknown. Leave the row as it
     is; a webhook or `manage.py reconcile` settles it."""
+
+    http_status = 503  # the outcome is unknown: the client retries
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 import braintree
 from django.conf import settings
 
-from ..money import exponent
+from ..core.money import exponent
 from .base import (
     GatewayDeclined,
     GatewayDispute,

@@ -4,7 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-import payments.state
+import payments.core.state
 
 
 class Migration(migrations.Migration):
@@ -90,7 +90,7 @@ class Migration(migrations.Migration):
                     ),
                 ],
             },
-            bases=(payments.state.StatusMachineMixin, models.Model),
+            bases=(payments.core.state.StatusMachineMixin, models.Model),
         ),
         migrations.CreateModel(
             name="Payment",
@@ -160,7 +160,7 @@ class Migration(migrations.Migration):
             options={
                 "ordering": ["-created_at", "-pk"],
             },
-            bases=(payments.state.StatusMachineMixin, models.Model),
+            bases=(payments.core.state.StatusMachineMixin, models.Model),
         ),
         migrations.CreateModel(
             name="Chargeback",
@@ -216,7 +216,7 @@ class Migration(migrations.Migration):
             options={
                 "ordering": ["evidence_due_by", "pk"],
             },
-            bases=(payments.state.StatusMachineMixin, models.Model),
+            bases=(payments.core.state.StatusMachineMixin, models.Model),
         ),
         migrations.CreateModel(
             name="Refund",
@@ -287,7 +287,7 @@ class Migration(migrations.Migration):
             options={
                 "ordering": ["-created_at", "-pk"],
             },
-            bases=(payments.state.StatusMachineMixin, models.Model),
+            bases=(payments.core.state.StatusMachineMixin, models.Model),
         ),
         migrations.CreateModel(
             name="WebhookEvent",

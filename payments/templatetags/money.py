@@ -1,6 +1,6 @@
 from django import template
 
-from ..money import format_minor
+from ..core.money import format_minor
 
 register = template.Library()
 

@@ -19,7 +19,8 @@ from audits import roles
 from audits.models import PaymentAudit
 from kyc import services as kyc_services
 from kyc.models import KycCase, ScreeningResult
-from payments import approvals, services
+from payments import services
+from payments.core import approvals
 from payments.exceptions import MerchantStatusRefused
 from payments.models import ApprovalRequest, Merchant, Refund
 from tests.api.conftest import client_for, issue
@@ -272,7 +273,7 @@ def test_console_edits_of_workflow_fields_change_nothing(client, analyst, office
 def refund_request(ops) -> ApprovalRequest:
     payment = CapturedPaymentFactory()
     return approvals.approval_request(
-        action=ApprovalRequest.Action.REFUND,
+        action=services.REFUND_APPROVAL,
         target=payment,
         requested_by=ops,
         payload={"payment_id": payment.pk, "amount": 5_000, "reason": "duplicate"},

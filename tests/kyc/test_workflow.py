@@ -14,10 +14,10 @@ from kyc import services
 from kyc.exceptions import KycError, NotAllowed
 from kyc.models import KycCase, KycDocument, ScreeningResult
 from kyc.screening import OfflineListProvider
-from payments.approvals import SelfApprovalRefused
+from payments.core.approvals import SelfApprovalRefused
+from payments.core.errors import InvalidTransition
+from payments.core.uploads import UploadRejected
 from payments.models import ApprovalRequest, Merchant
-from payments.state import InvalidTransition
-from payments.uploads import UploadRejected
 from tests.conftest import make_staff, run_at_once
 from tests.payments.factories import MerchantFactory
 

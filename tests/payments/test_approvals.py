@@ -8,8 +8,9 @@ import pytest
 from django.utils import timezone
 
 from audits.models import PaymentAudit
-from payments import approvals, services
-from payments.approvals import (
+from payments import services
+from payments.core import approvals
+from payments.core.approvals import (
     ApprovalNotPending,
     ApproverLacksPermission,
     SelfApprovalRefused,

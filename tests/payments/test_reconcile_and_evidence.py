@@ -4,8 +4,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from payments import services
+from payments.core.uploads import UploadRejected
 from payments.models import Chargeback, ChargebackEvidence, EvidenceFile
-from payments.uploads import UploadRejected
 from tests.payments.factories import CapturedPaymentFactory, ChargebackFactory
 
 pytestmark = pytest.mark.django_db

@@ -27,7 +27,7 @@ def _ask(payment: Payment, amount: int, actor) -> Refund | ApprovalRequest:
 def test_four_refunds_just_under_the_threshold_execute_only_one_without_a_second_person(
     ops,
 ) -> None:
-    from payments.approvals import ApprovalAlreadyPending
+    from payments.core.approvals import ApprovalAlreadyPending
 
     payment = CapturedPaymentFactory(amount=200_000)
     assert isinstance(_ask(payment, 49_000, ops), Refund)

@@ -13,8 +13,8 @@ from django.utils import timezone
 from audits.models import PaymentAudit
 from kyc.models import KycCase
 from payments import services
+from payments.core.errors import InvalidTransition
 from payments.models import Chargeback, Merchant, Payment, Refund
-from payments.state import InvalidTransition
 from tests.factories import UserFactory
 from tests.kyc.factories import KycCaseFactory
 from tests.payments.factories import (

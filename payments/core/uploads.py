@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.core.files.uploadedfile import UploadedFile
 
-from .exceptions import DomainError
+from .errors import DomainError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 SIGNATURES = (

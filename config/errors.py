@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseServerError
 from django.shortcuts import render
 from django.views.defaults import permission_denied
 
-from payments.api import errors as api_errors
+from payments.integration import errors as api_errors
 
 log = logging.getLogger(__name__)
 

@@ -188,6 +188,8 @@ REFUND_APPROVAL_DAILY_THRESHOLD = env.int("REFUND_APPROVAL_DAILY_THRESHOLD", def
 APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=48)
 # What may need a second person: each app declares its kinds in its own approvals.py.
 APPROVAL_KINDS = ["payments.approvals.KINDS", "kyc.approvals.KINDS"]
+# What other apps add to a dispute's evidence draft (payments never imports them).
+DISPUTE_EVIDENCE_SOURCES = ["kyc.selectors.merchant_verification_for_evidence"]
 
 # KYC: turnaround per risk level (hours, the SLA clock), escalation of overdue cases, screening.
 KYC_TURNAROUND_HOURS = {
@@ -250,13 +252,13 @@ DEVICE_ID_COOKIE = "device_id"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "payments.api.tokens.ApiTokenAuthentication",
+        "payments.integration.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["payments.api.parsers.StrictJSONParser"],
-    "EXCEPTION_HANDLER": "payments.api.errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["payments.integration.parsers.StrictJSONParser"],
+    "EXCEPTION_HANDLER": "payments.integration.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }
@@ -275,9 +277,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Least data: outside DEBUG the schema and docs need a staff sign-in or a token.
-    "SERVE_PERMISSIONS": ["payments.api.permissions.SchemaReader"],
+    "SERVE_PERMISSIONS": ["payments.integration.permissions.SchemaReader"],
     "SERVE_AUTHENTICATION": [
-        "payments.api.tokens.ApiTokenAuthentication",
+        "payments.integration.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -296,7 +298,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "payments.api.schema.add_error_responses",
+        "payments.integration.schema.add_error_responses",
     ],
 }
 

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from payments import webhook_views
-from payments.api.views import NotFoundApi
+from payments.integration.views import NotFoundApi
 
 from . import health, home
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("kyc/", include("kyc.urls")),
     path("audits/", include("audits.urls")),
     path("api/v1/", include("payments.api.urls")),
+    path("api/v1/", include("kyc.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI with its start-up script as a separate file, so the CSP needs no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -175,3 +175,17 @@ def merchant_timeline(merchant: Merchant, cases: list[KycCase]) -> list[LogEntry
         .select_related("actor", "content_type")
         .order_by("-timestamp", "-pk")[:200]
     )
+
+
+def merchant_verification_for_evidence(merchant: Merchant) -> list[str]:
+    """The merchant's verification documents, as a line of a dispute's evidence draft (listed in
+    settings.DISPUTE_EVIDENCE_SOURCES)."""
+    documents = KycDocument.objects.filter(case__merchant=merchant).order_by("case_id", "pk")
+    if not documents:
+        return []
+    return [
+        "Merchant verification on file: "
+        + ", ".join(
+            f"{d.get_document_type_display()} ({d.get_review_status_display()})" for d in documents
+        )
+    ]

@@ -507,7 +507,7 @@ from django.core.exceptions import ValidationError  # noqa: E402
 from django.template.response import TemplateResponse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from .api import tokens as api_tokens  # noqa: E402
+from .integration import tokens as api_tokens  # noqa: E402
 from .models import ApiToken  # noqa: E402
 
 

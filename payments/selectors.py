@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db.models import F, Q, QuerySet
+from django.utils.module_loading import import_string
 
 from audits.models import PaymentAudit
 
@@ -178,4 +180,13 @@ def reconcile_runs_latest() -> list[tuple[str, ReconcileRun | None]]:
     return [
         (label, ReconcileRun.objects.filter(gateway=value).order_by("-started_at", "-pk").first())
         for value, label in Gateway.choices
+    ]
+
+
+def merchant_facts_for_evidence(merchant: Merchant) -> list[str]:
+    """Lines other apps hold about a merchant, for a dispute's evidence draft (KYC's
+    verification documents). settings.DISPUTE_EVIDENCE_SOURCES lists the functions that give
+    them, so payments reads them without importing the apps that sit on top of it."""
+    return [
+        line for path in settings.DISPUTE_EVIDENCE_SOURCES for line in import_string(path)(merchant)
     ]

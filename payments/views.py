@@ -10,7 +10,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -216,15 +215,7 @@ def _evidence_draft(chargeback: Chargeback) -> str:
                 for r in refunds
             )
         )
-    documents = [d for case in merchant.kyc_cases.all() for d in case.documents.all()]
-    if documents:
-        lines.append(
-            "Merchant verification on file: "
-            + ", ".join(
-                f"{d.get_document_type_display()} ({d.get_review_status_display()})"
-                for d in documents
-            )
-        )
+    lines += selectors.merchant_facts_for_evidence(merchant)
     lines.append("History of the payment:")
     lines += [
         f"- {row.created_at:%Y-%m-%d %H:%M} {row.action_type} by {row.user}"
@@ -236,17 +227,9 @@ def _evidence_draft(chargeback: Chargeback) -> str:
 @login_required
 @permission_required("payments.view_chargeback", raise_exception=True)
 def dispute_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    from kyc.models import KycCase, KycDocument
-
     chargeback = get_object_or_404(
         Chargeback.objects.select_related("payment__merchant", "assignee").prefetch_related(
-            "payment__refunds",
-            Prefetch(
-                "payment__merchant__kyc_cases",
-                queryset=KycCase.objects.prefetch_related(
-                    Prefetch("documents", queryset=KycDocument.objects.order_by("pk"))
-                ),
-            ),
+            "payment__refunds"
         ),
         pk=pk,
     )

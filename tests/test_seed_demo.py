@@ -12,7 +12,7 @@ from payments.models import Chargeback, Merchant, Payment, Refund
 
 @pytest.mark.django_db
 def test_demo_data_loads_twice_without_error_or_duplicates(settings, tmp_path, monkeypatch) -> None:
-    from payments.management.commands import seed_demo
+    from kyc.management.commands import seed_demo
 
     monkeypatch.setattr(seed_demo, "CREDENTIALS_FILE", tmp_path / "demo_credentials.json")
     first = io.StringIO()

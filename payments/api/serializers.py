@@ -23,17 +23,6 @@ from ..models import (
 PAN_LIKE = re.compile(r"^[\d\s-]{12,23}$")
 
 
-class ErrorSerializer(serializers.Serializer):
-    """Every error under /api/ has this shape."""
-
-    type = serializers.CharField(help_text="machine-readable, e.g. validation_error, not_found")
-    message = serializers.CharField(help_text="for a person")
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text="field name -> messages; empty unless the request was invalid",
-    )
-
-
 class MerchantOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Merchant

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import kyc, schema, views  # noqa: F401 (schema registers the token scheme)
+from ..integration import schema  # noqa: F401 (registers the token scheme)
+from . import views
 
 urlpatterns = [
     path("merchants/", views.MerchantListApi.as_view(), name="api-merchant-list"),
@@ -19,19 +20,6 @@ urlpatterns = [
         "chargebacks/<int:pk>/evidence/",
         views.ChargebackEvidenceApi.as_view(),
         name="api-chargeback-evidence",
-    ),
-    path("kyc-cases/", kyc.KycCaseListApi.as_view(), name="api-kyc-case-list"),
-    path("kyc-cases/<int:pk>/", kyc.KycCaseDetailApi.as_view(), name="api-kyc-case-detail"),
-    path("kyc-cases/<int:pk>/submit/", kyc.KycCaseSubmitApi.as_view(), name="api-kyc-case-submit"),
-    path(
-        "kyc-cases/<int:pk>/resubmit/",
-        kyc.KycCaseResubmitApi.as_view(),
-        name="api-kyc-case-resubmit",
-    ),
-    path(
-        "kyc-cases/<int:pk>/documents/",
-        kyc.KycDocumentUploadApi.as_view(),
-        name="api-kyc-document-upload",
     ),
     path("audit-trail/", views.AuditTrailApi.as_view(), name="api-audit-trail"),
 ]

@@ -1,5 +1,5 @@
 """DRF views: validate, call one service or selector, serialize. Domain errors are mapped to
-HTTP by payments.api.errors; nothing here catches them."""
+HTTP by payments.integration.errors; nothing here catches them."""
 
 from __future__ import annotations
 
@@ -11,27 +11,24 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from audits.models import PaymentAudit
 
 from .. import services
-from ..models import ApprovalRequest, Merchant
+from ..integration.errors import ErrorSerializer
+from ..integration.idempotency import HEADER, client_key, idempotent
+from ..integration.permissions import merchant_for_request, merchant_scope
+from ..integration.views import ApiMixin, IdCursorPagination
+from ..models import ApprovalRequest
 from . import selectors
-from .errors import field_error
 from .filters import ChargebackFilter, PaymentFilter
-from .idempotency import HEADER, client_key, idempotent
-from .permissions import HasScope, merchant_scope
 from .serializers import (
     ApprovalOutputSerializer,
     AuditOutputSerializer,
     AuditQueryInputSerializer,
     ChargebackOutputSerializer,
-    ErrorSerializer,
     EvidenceInputSerializer,
     EvidenceOutputSerializer,
     MerchantContactInputSerializer,
@@ -42,7 +39,6 @@ from .serializers import (
     RefundCreateInputSerializer,
     RefundOutputSerializer,
 )
-from .throttling import IPRateThrottle, TokenRateThrottle
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     HEADER,
@@ -54,33 +50,6 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 )
 
 
-class IdCursorPagination(CursorPagination):
-    """No COUNT and no OFFSET: a deep page costs what the first does.
-
-    DRF checks a cursor's base64 and offset but not its position, which goes straight into the
-    query: a crafted "p=abc" or a position past bigint was a 500. Checked here, it is the
-    same 404 "Invalid cursor" as any other bad cursor.
-    """
-
-    ordering = "-id"
-    page_size = 50
-    max_page_size = 200
-    page_size_query_param = "page_size"
-
-    def decode_cursor(self, request: Request) -> Any:
-        cursor = super().decode_cursor(request)
-        position = cursor.position if cursor is not None else None
-        if position is not None and not self.position_is_valid(position):
-            raise NotFound(self.invalid_cursor_message)
-        return cursor
-
-    def position_is_valid(self, position: str) -> bool:
-        try:
-            return -(2**63) <= int(position) < 2**63
-        except ValueError:
-            return False
-
-
 class AuditCursorPagination(IdCursorPagination):
     ordering = ("-created_at", "-id")
 
@@ -89,21 +58,6 @@ class AuditCursorPagination(IdCursorPagination):
             return parse_datetime(position) is not None
         except ValueError:
             return False
-
-
-class ApiMixin:
-    """Scopes per method, throttles per token, and per IP before authentication."""
-
-    permission_classes = [HasScope]
-    throttle_classes = [TokenRateThrottle]
-    required_scopes: dict[str, str] = {}
-    staff_only = False
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        ip_throttle = IPRateThrottle()
-        if not ip_throttle.allow_request(request, self):
-            self.throttled(request, ip_throttle.wait())
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
 
 
 # --- Merchants (staff tokens) ----------------------------------------------------------------
@@ -194,16 +148,7 @@ class PaymentListApi(ApiMixin, generics.GenericAPIView):
         data = PaymentCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        bound, asked = merchant_scope(request), values.pop("merchant", None)
-        if bound is not None and asked not in (None, bound):
-            # Another merchant's id: as if it did not exist.
-            return field_error("merchant", "Unknown merchant.")
-        merchant_id = bound if bound is not None else asked
-        if merchant_id is None:
-            return field_error("merchant", "This field is required with a staff token.")
-        merchant = Merchant.objects.filter(pk=merchant_id).first()
-        if merchant is None:
-            return field_error("merchant", "Unknown merchant.")
+        merchant = merchant_for_request(request, values.pop("merchant", None))
 
         def run() -> Response:
             # A retry after a lost gateway answer finds the first attempt's row by this key.
@@ -372,18 +317,3 @@ class AuditTrailApi(ApiMixin, generics.GenericAPIView):
         rows = selectors.audit_rows_for(**query.validated_data)
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(AuditOutputSerializer(page, many=True).data)
-
-
-class NotFoundApi(APIView):
-    """Every other path under /api/: the JSON 404."""
-
-    authentication_classes: list[Any] = []
-    permission_classes: list[Any] = []
-
-    @extend_schema(exclude=True)
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        from rest_framework.exceptions import NotFound
-
-        raise NotFound
-
-    post = put = patch = delete = get

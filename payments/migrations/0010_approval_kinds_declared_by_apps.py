@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('payments', '0009_gateway_events_retries_reconcile'),
+        ("payments", "0009_gateway_events_retries_reconcile"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='approvalrequest',
-            name='action',
+            model_name="approvalrequest",
+            name="action",
             field=models.CharField(max_length=32),
         ),
     ]

@@ -12,7 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audits import context
 from audits.models import PaymentAudit
-from payments.api.tokens import api_token_create
+from payments.integration.tokens import api_token_create
 from payments.models import ApiToken
 from tests.payments.factories import MerchantFactory
 

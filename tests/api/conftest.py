@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from payments.api.tokens import api_token_create
+from payments.integration.tokens import api_token_create
 from payments.models import ApiToken
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from payments.api import errors, selectors
+from payments.api import selectors
+from payments.integration import errors
 from tests.api.conftest import client_for, issue
 from tests.payments.factories import MerchantFactory
 

@@ -277,7 +277,7 @@ def _token(
         expire(raw)
     elif case == "revoked":
         services_token = ApiToken.objects.get(prefix=raw.split("_")[1])
-        from payments.api.tokens import api_token_revoke
+        from payments.integration.tokens import api_token_revoke
 
         api_token_revoke(token=services_token)
     return raw

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audits.models import PaymentAudit
 from payments import services
-from payments.api.idempotency import fingerprint
+from payments.integration.idempotency import fingerprint
 from payments.models import IdempotencyRecord, Payment, Refund
 from tests.api.conftest import client_for, issue
 from tests.conftest import run_at_once

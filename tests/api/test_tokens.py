@@ -15,7 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from audits.models import PaymentAudit
-from payments.api.tokens import api_token_create, api_token_revoke
+from payments.integration.tokens import api_token_create, api_token_revoke
 from payments.models import ApiToken, Merchant
 from tests.api.conftest import client_for, issue
 from tests.payments.factories import MerchantFactory

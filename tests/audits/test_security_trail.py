@@ -19,7 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audits import context, roles, security
 from audits.models import PaymentAudit
-from payments.api.tokens import api_token_create, api_token_revoke
+from payments.integration.tokens import api_token_create, api_token_revoke
 
 pytestmark = pytest.mark.django_db
 

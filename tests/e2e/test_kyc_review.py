@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from audits import roles
 from kyc import services
 from kyc.models import KycCase
-from payments.api.tokens import api_token_create
+from payments.integration.tokens import api_token_create
 from payments.models import Merchant
 from tests.conftest import make_staff
 from tests.payments.factories import MerchantFactory

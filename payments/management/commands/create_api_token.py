@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
 from audits.commands import AuditedCommand
-from payments.api.tokens import api_token_create
+from payments.integration.tokens import api_token_create
 from payments.models import ApiToken, Merchant
 
 

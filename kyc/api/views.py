@@ -16,12 +16,9 @@ from rest_framework.response import Response
 from kyc import selectors as kyc_selectors
 from kyc import services as kyc_services
 from kyc.models import KycCase, KycDocument
-
-from ..models import Merchant
-from .errors import field_error
-from .permissions import merchant_scope
-from .serializers import ErrorSerializer
-from .views import ApiMixin, IdCursorPagination
+from payments.integration.errors import ErrorSerializer
+from payments.integration.permissions import merchant_for_request, merchant_scope
+from payments.integration.views import ApiMixin, IdCursorPagination
 
 
 class KycCaseCreateInputSerializer(serializers.Serializer):
@@ -107,15 +104,7 @@ class KycCaseListApi(_KycCaseMixin, generics.GenericAPIView):
     def post(self, request: Request) -> Response:
         data = KycCaseCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        bound, asked = merchant_scope(request), data.validated_data.get("merchant")
-        if bound is not None and asked not in (None, bound):
-            return field_error("merchant", "Unknown merchant.")
-        merchant_id = bound if bound is not None else asked
-        if merchant_id is None:
-            return field_error("merchant", "This field is required with a staff token.")
-        merchant = Merchant.objects.filter(pk=merchant_id).first()
-        if merchant is None:
-            return field_error("merchant", "Unknown merchant.")
+        merchant = merchant_for_request(request, data.validated_data.get("merchant"))
         case = kyc_services.kyc_case_create(
             merchant=merchant, kind=data.validated_data["kind"], actor=request.user
         )

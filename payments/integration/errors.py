@@ -12,13 +12,24 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from ..core.errors import DomainError
 
 logger = logging.getLogger("payments.api")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error under /api/ has this shape."""
+
+    type = serializers.CharField(help_text="machine-readable, e.g. validation_error, not_found")
+    message = serializers.CharField(help_text="for a person")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="field name -> messages; empty unless the request was invalid",
+    )
 
 
 def error_body(type_: str, message: str, errors: dict[str, list[str]] | None = None) -> dict:

@@ -14,8 +14,9 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework import permissions
+from rest_framework.exceptions import ValidationError
 
-from ..models import ApiToken
+from ..models import ApiToken, Merchant
 
 SCOPE_PERMISSIONS = {
     "merchants:read": "payments.view_merchant",
@@ -37,6 +38,21 @@ def merchant_scope(request: Any) -> int | None:
     """The merchant a request is bound to (its token's), or None for staff."""
     token = token_of(request)
     return token.merchant_id if token is not None else None
+
+
+def merchant_for_request(request: Any, asked: int | None) -> Merchant:
+    """The merchant a create acts for: a merchant token's own, or the one a staff token names.
+    Another merchant's id reads as unknown, as if it did not exist. A 400 on `merchant` else."""
+    bound = merchant_scope(request)
+    if bound is not None and asked not in (None, bound):
+        raise ValidationError({"merchant": ["Unknown merchant."]})
+    merchant_id = bound if bound is not None else asked
+    if merchant_id is None:
+        raise ValidationError({"merchant": ["This field is required with a staff token."]})
+    merchant = Merchant.objects.filter(pk=merchant_id).first()
+    if merchant is None:
+        raise ValidationError({"merchant": ["Unknown merchant."]})
+    return merchant
 
 
 class HasScope(permissions.BasePermission):

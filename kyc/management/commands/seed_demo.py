@@ -1,5 +1,7 @@
 """Demo data for trying the back-office: merchants, KYC cases in every state, payments,
-refunds, disputes and one staff user per role. Safe to run again: it adds nothing twice."""
+refunds, disputes and one staff user per role. Safe to run again: it adds nothing twice.
+
+It lives in kyc, the one app that may see both (kyc uses payments, never the reverse)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "payments.api.tokens.ApiTokenAuthentication"
+    target_class = "payments.integration.tokens.ApiTokenAuthentication"
     name = "ApiToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

@@ -1,0 +1,71 @@
+"""The base of every integration endpoint: scopes per method, throttles per token and per IP,
+cursor pagination that costs the same on any page, and the JSON 404 for unknown paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .permissions import HasScope
+from .throttling import IPRateThrottle, TokenRateThrottle
+
+
+class IdCursorPagination(CursorPagination):
+    """No COUNT and no OFFSET: a deep page costs what the first does.
+
+    DRF checks a cursor's base64 and offset but not its position, which goes straight into the
+    query: a crafted "p=abc" or a position past bigint was a 500. Checked here, it is the
+    same 404 "Invalid cursor" as any other bad cursor.
+    """
+
+    ordering = "-id"
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "page_size"
+
+    def decode_cursor(self, request: Request) -> Any:
+        cursor = super().decode_cursor(request)
+        position = cursor.position if cursor is not None else None
+        if position is not None and not self.position_is_valid(position):
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
+
+    def position_is_valid(self, position: str) -> bool:
+        try:
+            return -(2**63) <= int(position) < 2**63
+        except ValueError:
+            return False
+
+
+class ApiMixin:
+    """Scopes per method, throttles per token, and per IP before authentication."""
+
+    permission_classes = [HasScope]
+    throttle_classes = [TokenRateThrottle]
+    required_scopes: dict[str, str] = {}
+    staff_only = False
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        ip_throttle = IPRateThrottle()
+        if not ip_throttle.allow_request(request, self):
+            self.throttled(request, ip_throttle.wait())
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+
+
+class NotFoundApi(APIView):
+    """Every other path under /api/: the JSON 404."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise NotFound
+
+    post = put = patch = delete = get

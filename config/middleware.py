@@ -105,7 +105,7 @@ class RequestGuardMiddleware:
         elif request.content_type == "application/json" and not request.path.startswith(
             "/webhooks/"
         ):
-            # Webhooks keep their own rule (payments/webhooks.py): a signed event is stored with
+            # Webhooks keep their own rule (payments/inbox/verify.py): a signed event is stored with
             # the NUL escaped and acknowledged, or the gateway would resend it for days.
             problem = _json_text_problem(request.body)
             if problem:

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from payments import webhook_views
+from payments.inbox.views import braintree_webhook, stripe_webhook
 from payments.integration.views import NotFoundApi
 
 from . import health, home
@@ -20,8 +20,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     # Any other path under /api/ answers in the API's JSON error shape.
     re_path(r"^api/", NotFoundApi.as_view()),
-    path("webhooks/stripe/", webhook_views.stripe_webhook, name="webhook-stripe"),
-    path("webhooks/braintree/", webhook_views.braintree_webhook, name="webhook-braintree"),
+    path("webhooks/stripe/", stripe_webhook, name="webhook-stripe"),
+    path("webhooks/braintree/", braintree_webhook, name="webhook-braintree"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]

@@ -20,10 +20,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audits import context
-from payments import services as payment_services
 from payments.core import approvals
 from payments.core.uploads import check_upload
 from payments.models import ApprovalRequest, Merchant
+from payments.services.merchants import merchant_activate_after_kyc, merchant_set_status
 
 from .exceptions import KycError, NotAllowed
 from .models import KYC_SECOND_APPROVAL, CaseNote, KycCase, KycDocument, ScreeningResult
@@ -347,12 +347,10 @@ def _decide(case: KycCase, *, actor: User, decision: str, reason: str) -> KycCas
     if decision == KycCase.Decision.APPROVE:
         if merchant.status in (Merchant.Status.PENDING, Merchant.Status.SUSPENDED):
             # The approved case is the proof payments checks before it activates.
-            payment_services.merchant_activate_after_kyc(
-                merchant=merchant, approved_case=case, actor=actor
-            )
+            merchant_activate_after_kyc(merchant=merchant, approved_case=case, actor=actor)
     elif merchant.status == Merchant.Status.ACTIVE:
         # A rejected case keeps the merchant from taking payments.
-        payment_services.merchant_set_status(
+        merchant_set_status(
             merchant=merchant,
             status=Merchant.Status.SUSPENDED,
             reason=f"KYC case {case.reference} rejected",
@@ -366,7 +364,7 @@ def merchant_suspend_for_finding(*, merchant: Merchant, reason: str, actor: User
     _require(actor, "kyc.decide_kyccase")
     reason = _reason(reason, "suspend a merchant")
     with transaction.atomic(), context.bind(actor=actor):
-        return payment_services.merchant_set_status(
+        return merchant_set_status(
             merchant=merchant, status=Merchant.Status.SUSPENDED, reason=reason, actor=actor
         )
 

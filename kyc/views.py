@@ -18,9 +18,9 @@ from django.views.decorators.http import require_POST
 from config.pagination import LargeTablePaginator
 from config.permissions import permission_required
 from payments import selectors as payment_selectors
-from payments.chargebacks import chargeback_ratios
 from payments.core.errors import DomainError
 from payments.models import ApprovalRequest, Merchant, Payment
+from payments.services.disputes import chargeback_ratios
 
 from . import selectors, services
 from .forms import (

@@ -12,9 +12,9 @@ from django.utils.html import format_html
 
 from audits.admin_mixins import AuditedAdmin, RecordAdmin
 
-from . import services
 from .core.errors import DomainError
 from .core.money import format_minor
+from .inbox.store import webhook_event_requeue
 from .models import (
     ApprovalRequest,
     Chargeback,
@@ -25,6 +25,8 @@ from .models import (
     Refund,
     WebhookEvent,
 )
+from .services.merchants import merchant_set_status
+from .services.payments import payment_cancel
 
 
 def _link(obj: Any, text: str | None = None) -> str:
@@ -125,7 +127,7 @@ class MerchantAdmin(AuditedAdmin):
             self,
             request,
             queryset,
-            lambda m: services.merchant_set_status(
+            lambda m: merchant_set_status(
                 merchant=m, status=Merchant.Status.ACTIVE, reason=reason, actor=request.user
             ),
             "Re-activated",
@@ -138,7 +140,7 @@ class MerchantAdmin(AuditedAdmin):
             self,
             request,
             queryset,
-            lambda m: services.merchant_set_status(
+            lambda m: merchant_set_status(
                 merchant=m, status=Merchant.Status.SUSPENDED, reason=reason, actor=request.user
             ),
             "Suspended",
@@ -232,7 +234,7 @@ class PaymentAdmin(RecordAdmin):
             queryset,
             # Through the gateway first: canceling only our row would leave the
             # authorization holding the customer's funds.
-            lambda p: services.payment_cancel(payment=p, actor=request.user),
+            lambda p: payment_cancel(payment=p, actor=request.user),
             "Canceled at the gateway",
         )
 
@@ -383,7 +385,7 @@ class WebhookEventAdmin(RecordAdmin):
 
     @admin.display(description="Signature re-verified")
     def signature_reverified(self, obj: WebhookEvent) -> str:
-        from .webhooks import webhook_event_reverify
+        from .inbox.verify import webhook_event_reverify
 
         verdict = webhook_event_reverify(obj)
         if verdict is None:
@@ -398,7 +400,7 @@ class WebhookEventAdmin(RecordAdmin):
             self,
             request,
             queryset,
-            lambda e: services.webhook_event_requeue(event=e, actor=request.user),
+            lambda e: webhook_event_requeue(event=e, actor=request.user),
             "Queued for processing again",
         )
 

@@ -4,20 +4,21 @@ approving it does. settings.APPROVAL_KINDS lists this declaration for the engine
 
 from __future__ import annotations
 
-from . import services
 from .core.approvals import ApprovalKind
+from .services.disputes import CHARGEBACK_ACCEPT_APPROVAL, chargeback_execute_accept
+from .services.refunds import REFUND_APPROVAL, refund_execute_approved
 
 KINDS = (
     ApprovalKind(
-        action=services.REFUND_APPROVAL,
+        action=REFUND_APPROVAL,
         label="Refund above the approval threshold",
         permission="payments.approve_refund",
-        execute=services.refund_execute_approved,
+        execute=refund_execute_approved,
     ),
     ApprovalKind(
-        action=services.CHARGEBACK_ACCEPT_APPROVAL,
+        action=CHARGEBACK_ACCEPT_APPROVAL,
         label="Accept a chargeback",
         permission="payments.approve_chargeback_accept",
-        execute=services.chargeback_execute_accept,
+        execute=chargeback_execute_accept,
     ),
 )

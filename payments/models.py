@@ -128,7 +128,7 @@ class Payment(StatusMachineMixin, models.Model):
         ),
         Status.AUTHORIZED: frozenset({Status.CAPTURED, Status.FAILED, Status.CANCELED}),
         # Money taken is never "failed": a settlement the bank declines after capture (Braintree
-        # settlement_declined) is left captured for a person (see payments.webhook_handlers).
+        # settlement_declined) is left captured for a person (see payments/inbox/handlers.py).
         Status.CAPTURED: frozenset({Status.PARTIALLY_REFUNDED, Status.REFUNDED}),
         # Any number of partial refunds keep it here (a save, not a move) until fully refunded.
         Status.PARTIALLY_REFUNDED: frozenset({Status.REFUNDED}),

@@ -9,6 +9,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from .models import WebhookEvent
+from .services.disputes import daily_review
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
 def process_webhook_event(self, event_id: int) -> str:  # type: ignore[no-untyped-def]
     """Run one event. The event row decides when it runs again (its next_attempt_at); the
     Celery retry is the fast path, the sweep the one that cannot be lost."""
-    from .webhooks import WebhookProcessingFailed, webhook_event_process
+    from .inbox.store import WebhookProcessingFailed, webhook_event_process
 
     try:
         return webhook_event_process(event_id=event_id)
@@ -78,16 +79,15 @@ def webhook_events_sweep(ahead_seconds: int = 0, limit: int = 1000) -> int:
 
 @shared_task
 def chargebacks_daily() -> dict[str, int]:
-    from . import chargebacks
 
-    return chargebacks.daily_review()
+    return daily_review()
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8)
 def submit_refund(self, refund_id: int) -> str:  # type: ignore[no-untyped-def]
     from .gateways import GatewayUnavailable
     from .models import Refund
-    from .services import refund_submit
+    from .services.refunds import refund_submit
 
     try:
         return refund_submit(refund=Refund.objects.get(pk=refund_id)).status
@@ -118,7 +118,7 @@ def idempotency_records_purge(older_than_hours: int = 24) -> int:
 def reconcile_daily(days: int = 2) -> dict[str, str]:
     """Reconcile every configured gateway over the last `days` days (each run overlaps the
     previous one, so a day the task missed is still covered). One summary line per gateway."""
-    from .reconcile import reconcile_all
+    from .services.reconcile import reconcile_all
 
     since = timezone.now() - timedelta(days=days)
     summary = {}

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from config.permissions import permission_required
 from config.streaming import csv_response
 
-from . import selectors, services
+from . import selectors
 from .core import approvals
 from .core.errors import DomainError
 from .core.money import format_major
@@ -32,6 +32,7 @@ from .forms import (
     ReasonForm,
     RefundForm,
 )
+from .inbox.store import webhook_event_requeue
 from .models import (
     ApprovalRequest,
     Chargeback,
@@ -40,6 +41,14 @@ from .models import (
     Payment,
     WebhookEvent,
 )
+from .services.disputes import (
+    chargeback_accept_request,
+    chargeback_assign,
+    evidence_add_file,
+    evidence_save_draft,
+    evidence_submit,
+)
+from .services.refunds import refund_request
 
 
 def _filters(request: HttpRequest) -> tuple[PaymentFilterForm, dict[str, Any]]:
@@ -134,7 +143,7 @@ def payment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         form = RefundForm(request.POST, payment=payment)
         if form.is_valid():
             try:
-                outcome = services.refund_request(
+                outcome = refund_request(
                     payment=payment,
                     amount=form.cleaned_data["amount"],
                     reason=form.cleaned_data["reason"],
@@ -270,7 +279,7 @@ def dispute_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             form = EvidenceForm(request.POST)
             if not form.is_valid():
                 raise DomainError("Write the evidence before saving it.")
-            services.evidence_save_draft(
+            evidence_save_draft(
                 chargeback=chargeback, text=form.cleaned_data["text"], actor=request.user
             )
             messages.success(request, "Draft saved.")
@@ -278,29 +287,27 @@ def dispute_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             form = EvidenceUploadForm(request.POST, request.FILES)
             if not form.is_valid():
                 raise DomainError("Choose a file to upload.")
-            services.evidence_add_file(
+            evidence_add_file(
                 chargeback=chargeback, upload=form.cleaned_data["file"], actor=request.user
             )
             messages.success(request, "Document added to the evidence.")
         elif action == "submit":
             if not ConfirmForm(request.POST).is_valid():
                 raise DomainError("Tick the confirmation to submit the evidence.")
-            services.evidence_submit(chargeback=chargeback, actor=request.user)
+            evidence_submit(chargeback=chargeback, actor=request.user)
             messages.success(request, "Evidence submitted to the gateway.")
         elif action == "accept":
             form = ReasonForm(request.POST)
             if not form.is_valid():
                 raise DomainError("Give a reason and tick the confirmation to accept.")
-            services.chargeback_accept_request(
+            chargeback_accept_request(
                 chargeback=chargeback, reason=form.cleaned_data["reason"], actor=request.user
             )
             messages.info(
                 request, "Accepting needs a second person: the request is in the approvals inbox."
             )
         elif action == "assign":
-            services.chargeback_assign(
-                chargeback=chargeback, assignee=request.user, actor=request.user
-            )
+            chargeback_assign(chargeback=chargeback, assignee=request.user, actor=request.user)
             messages.success(request, "The dispute is assigned to you.")
         else:
             raise DomainError("Unknown action.")
@@ -351,7 +358,7 @@ def approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
 def webhook_list(request: HttpRequest) -> HttpResponse:
     """Webhook events that need a person (attempts spent, by default) with their error and
     evidence; replay from here."""
-    from .webhooks import webhook_event_reverify
+    from .inbox.verify import webhook_event_reverify
 
     show = request.GET.get("show", "spent")
     if show not in selectors.WEBHOOK_DESK_VIEWS:
@@ -386,7 +393,7 @@ def webhook_replay(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.user.has_perm("payments.change_webhookevent"):
         raise PermissionDenied
     event = get_object_or_404(WebhookEvent, pk=pk)
-    event = services.webhook_event_requeue(event=event, actor=request.user)
+    event = webhook_event_requeue(event=event, actor=request.user)
     messages.success(
         request,
         f"{event.get_provider_display()} event {event.event_id} ({event.event_type}) is queued "

@@ -16,12 +16,15 @@ from rest_framework.response import Response
 
 from audits.models import PaymentAudit
 
-from .. import services
 from ..integration.errors import ErrorSerializer
 from ..integration.idempotency import HEADER, client_key, idempotent
 from ..integration.permissions import merchant_for_request, merchant_scope
 from ..integration.views import ApiMixin, IdCursorPagination
 from ..models import ApprovalRequest
+from ..services.disputes import evidence_save_draft, evidence_submit
+from ..services.merchants import merchant_create, merchant_update_contact
+from ..services.payments import payment_authorize, payment_cancel
+from ..services.refunds import refund_request
 from . import selectors
 from .filters import ChargebackFilter, PaymentFilter
 from .serializers import (
@@ -82,7 +85,7 @@ class MerchantListApi(ApiMixin, generics.GenericAPIView):
     def post(self, request: Request) -> Response:
         data = MerchantCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        merchant = services.merchant_create(**data.validated_data, actor=request.user)
+        merchant = merchant_create(**data.validated_data, actor=request.user)
         return Response(MerchantOutputSerializer(merchant).data, status=status.HTTP_201_CREATED)
 
 
@@ -105,7 +108,7 @@ class MerchantDetailApi(ApiMixin, generics.GenericAPIView):
         data = MerchantContactInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         # No explicit actor: the audit context reads the user DRF authenticated in this view.
-        merchant = services.merchant_update_contact(merchant=merchant, **data.validated_data)
+        merchant = merchant_update_contact(merchant=merchant, **data.validated_data)
         return Response(MerchantOutputSerializer(merchant).data)
 
 
@@ -152,7 +155,7 @@ class PaymentListApi(ApiMixin, generics.GenericAPIView):
 
         def run() -> Response:
             # A retry after a lost gateway answer finds the first attempt's row by this key.
-            payment = services.payment_authorize(
+            payment = payment_authorize(
                 merchant=merchant, **values, client_key=client_key(request), actor=request.user
             )
             return Response(PaymentOutputSerializer(payment).data, status=status.HTTP_201_CREATED)
@@ -191,7 +194,7 @@ class PaymentCancelApi(ApiMixin, generics.GenericAPIView):
     def post(self, request: Request, pk: int) -> Response:
         """Cancel an authorized (not yet captured) payment at its gateway."""
         payment = get_object_or_404(self.get_queryset(), pk=pk)
-        payment = services.payment_cancel(payment=payment, actor=request.user)
+        payment = payment_cancel(payment=payment, actor=request.user)
         return Response(PaymentOutputSerializer(payment).data)
 
 
@@ -225,9 +228,7 @@ class PaymentRefundApi(ApiMixin, generics.GenericAPIView):
         data.is_valid(raise_exception=True)
 
         def run() -> Response:
-            result = services.refund_request(
-                payment=payment, **data.validated_data, actor=request.user
-            )
+            result = refund_request(payment=payment, **data.validated_data, actor=request.user)
             if isinstance(result, ApprovalRequest):
                 return Response(
                     ApprovalOutputSerializer(result).data, status=status.HTTP_202_ACCEPTED
@@ -289,11 +290,11 @@ class ChargebackEvidenceApi(ApiMixin, generics.GenericAPIView):
         chargeback = get_object_or_404(self.get_queryset(), pk=pk)
         data = EvidenceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        evidence = services.evidence_save_draft(
+        evidence = evidence_save_draft(
             chargeback=chargeback, text=data.validated_data["text"], actor=request.user
         )
         if data.validated_data["submit"]:
-            evidence = services.evidence_submit(chargeback=chargeback, actor=request.user)
+            evidence = evidence_submit(chargeback=chargeback, actor=request.user)
         return Response(EvidenceOutputSerializer(evidence).data)
 
 

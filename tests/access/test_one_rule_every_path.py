@@ -19,10 +19,11 @@ from audits import roles
 from audits.models import PaymentAudit
 from kyc import services as kyc_services
 from kyc.models import KycCase, ScreeningResult
-from payments import services
 from payments.core import approvals
 from payments.exceptions import MerchantStatusRefused
 from payments.models import ApprovalRequest, Merchant, Refund
+from payments.services.merchants import merchant_activate_after_kyc, merchant_set_status
+from payments.services.refunds import REFUND_APPROVAL
 from tests.api.conftest import client_for, issue
 from tests.conftest import make_staff
 from tests.kyc.factories import CaseNoteFactory, KycCaseFactory
@@ -65,7 +66,7 @@ def test_the_service_refuses_to_activate_a_pending_merchant(officer, superuser) 
     before = _written()
     for actor in (officer, superuser, None):
         with pytest.raises(MerchantStatusRefused, match="KYC case is approved"):
-            services.merchant_set_status(
+            merchant_set_status(
                 merchant=merchant, status=Merchant.Status.ACTIVE, reason="trust me", actor=actor
             )
     assert _status(merchant) == "pending" and _written() == before
@@ -85,15 +86,11 @@ def test_activation_needs_an_approved_case_of_that_very_merchant(officer) -> Non
     before = _written()
     for proof in (open_case, others, not_a_case, merchant):
         with pytest.raises(MerchantStatusRefused):
-            services.merchant_activate_after_kyc(
-                merchant=merchant, approved_case=proof, actor=officer
-            )
+            merchant_activate_after_kyc(merchant=merchant, approved_case=proof, actor=officer)
     # A case object altered in memory is no proof: the service reads it again.
     open_case.status = KycCase.Status.APPROVED
     with pytest.raises(MerchantStatusRefused):
-        services.merchant_activate_after_kyc(
-            merchant=merchant, approved_case=open_case, actor=officer
-        )
+        merchant_activate_after_kyc(merchant=merchant, approved_case=open_case, actor=officer)
     assert _status(merchant) == "pending" and _written() == before
 
 
@@ -185,7 +182,7 @@ def test_suspension_keeps_its_reason_and_needs_one(client, officer) -> None:
     merchant = MerchantFactory(status=Merchant.Status.ACTIVE)
     before = _written()
     with pytest.raises(MerchantStatusRefused, match="reason"):
-        services.merchant_set_status(merchant=merchant, status="suspended", actor=officer)
+        merchant_set_status(merchant=merchant, status="suspended", actor=officer)
     client.force_login(officer)
     client.post(
         reverse("admin:payments_merchant_changelist"),
@@ -205,15 +202,13 @@ def test_reactivation_needs_a_reason_and_the_permission(ops, officer) -> None:
     merchant = MerchantFactory(status=Merchant.Status.SUSPENDED)
     before = _written()
     with pytest.raises(MerchantStatusRefused, match=r"payments\.change_merchant"):
-        services.merchant_set_status(
-            merchant=merchant, status="active", reason="looks fine", actor=ops
-        )
+        merchant_set_status(merchant=merchant, status="active", reason="looks fine", actor=ops)
     with pytest.raises(MerchantStatusRefused, match=r"payments\.change_merchant"):
-        services.merchant_set_status(merchant=merchant, status="active", reason="looks fine")
+        merchant_set_status(merchant=merchant, status="active", reason="looks fine")
     with pytest.raises(MerchantStatusRefused, match="reason"):
-        services.merchant_set_status(merchant=merchant, status="active", actor=officer)
+        merchant_set_status(merchant=merchant, status="active", actor=officer)
     assert _status(merchant) == "suspended" and _written() == before
-    services.merchant_set_status(
+    merchant_set_status(
         merchant=merchant, status="active", reason="chargebacks explained", actor=officer
     )
     back = Merchant.objects.get(pk=merchant.pk)
@@ -273,7 +268,7 @@ def test_console_edits_of_workflow_fields_change_nothing(client, analyst, office
 def refund_request(ops) -> ApprovalRequest:
     payment = CapturedPaymentFactory()
     return approvals.approval_request(
-        action=services.REFUND_APPROVAL,
+        action=REFUND_APPROVAL,
         target=payment,
         requested_by=ops,
         payload={"payment_id": payment.pk, "amount": 5_000, "reason": "duplicate"},

@@ -31,8 +31,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from audits import roles
-from payments import services
 from payments.models import ApiToken, WebhookEvent
+from payments.services.refunds import refund_request
 from tests.api.conftest import issue
 from tests.kyc.factories import KycCaseFactory, KycDocumentFactory
 from tests.payments.factories import CapturedPaymentFactory, ChargebackFactory
@@ -200,7 +200,7 @@ def world(settings: Any) -> dict[str, Any]:
     chargeback = ChargebackFactory(payment__merchant=payment.merchant)
     case = KycCaseFactory(status="in_review", assignee=None)
     document = KycDocumentFactory(case=case)
-    approval = services.refund_request(
+    approval = refund_request(
         payment=payment,
         amount=1_000,
         reason="duplicate",

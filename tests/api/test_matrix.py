@@ -15,7 +15,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from audits.models import PaymentAudit
 from kyc import services as kyc_services
 from kyc.models import KycCase, KycDocument
-from payments import services
 from payments.models import (
     ApiToken,
     ChargebackEvidence,
@@ -24,6 +23,7 @@ from payments.models import (
     Payment,
     Refund,
 )
+from payments.services.payments import payment_authorize
 from tests.api.conftest import client_for, expire, issue
 from tests.payments.factories import ChargebackFactory, MerchantFactory
 
@@ -213,7 +213,7 @@ def world(local_stripe: str, analyst) -> World:
     merchant, other = MerchantFactory(), MerchantFactory()
 
     def pay(capture: bool) -> Payment:
-        return services.payment_authorize(
+        return payment_authorize(
             merchant=merchant,
             gateway="stripe",
             amount=5_000,

@@ -10,9 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.models import PaymentAudit
-from payments import services
 from payments.integration.idempotency import fingerprint
 from payments.models import IdempotencyRecord, Payment, Refund
+from payments.services.payments import payment_authorize
 from tests.api.conftest import client_for, issue
 from tests.conftest import run_at_once
 from tests.payments.factories import CapturedPaymentFactory, MerchantFactory, PaymentFactory
@@ -121,7 +121,7 @@ def test_a_card_number_is_refused_by_name(raw) -> None:
 
 @pytest.mark.django_db
 def test_refund_cancel_read(local_stripe, raw, merchant) -> None:
-    captured = services.payment_authorize(
+    captured = payment_authorize(
         merchant=merchant,
         gateway="stripe",
         amount=5_000,
@@ -145,7 +145,7 @@ def test_refund_cancel_read(local_stripe, raw, merchant) -> None:
     not_cancelable = client_for(raw).post(f"/api/v1/payments/{captured.pk}/cancel/")
     assert not_cancelable.status_code == 409
     assert not_cancelable.json()["type"] == "invalid_transition"
-    authorized = services.payment_authorize(
+    authorized = payment_authorize(
         merchant=merchant,
         gateway="stripe",
         amount=5_000,

@@ -8,7 +8,6 @@ import pytest
 from django.utils import timezone
 
 from audits.models import PaymentAudit
-from payments import services
 from payments.core import approvals
 from payments.core.approvals import (
     ApprovalNotPending,
@@ -17,6 +16,9 @@ from payments.core.approvals import (
 )
 from payments.exceptions import RefundExceedsCaptured
 from payments.models import ApprovalRequest, Chargeback, Payment, Refund
+from payments.services.disputes import chargeback_accept_request
+from payments.services.payments import payment_authorize
+from payments.services.refunds import refund_request
 from tests.conftest import make_staff, run_at_once
 from tests.payments.factories import CapturedPaymentFactory, ChargebackFactory, MerchantFactory
 
@@ -33,7 +35,7 @@ def ops2(db):
 @pytest.fixture
 def captured(local_stripe, settings):
     settings.REFUND_APPROVAL_THRESHOLD = 50_000
-    return services.payment_authorize(
+    return payment_authorize(
         merchant=MerchantFactory(),
         gateway="stripe",
         amount=200_000,
@@ -45,9 +47,7 @@ def captured(local_stripe, settings):
 
 def test_a_small_refund_is_executed_at_once(captured, ops, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        refund = services.refund_request(
-            payment=captured, amount=10_000, reason="duplicate", actor=ops
-        )
+        refund = refund_request(payment=captured, amount=10_000, reason="duplicate", actor=ops)
     refund.refresh_from_db()
     assert isinstance(refund, Refund)
     assert (refund.status, refund.requested_by_id) == ("succeeded", ops.pk)
@@ -58,7 +58,7 @@ def test_a_small_refund_is_executed_at_once(captured, ops, django_capture_on_com
 def test_a_large_refund_waits_for_a_second_person(
     captured, ops, ops2, analyst, django_capture_on_commit_callbacks
 ) -> None:
-    request = services.refund_request(
+    request = refund_request(
         payment=captured,
         amount=150_000,
         reason="duplicate",
@@ -90,7 +90,7 @@ def test_a_large_refund_waits_for_a_second_person(
 
 def test_a_request_that_could_never_execute_is_refused_at_once(captured, ops) -> None:
     with pytest.raises(RefundExceedsCaptured):
-        services.refund_request(payment=captured, amount=250_000, reason="duplicate", actor=ops)
+        refund_request(payment=captured, amount=250_000, reason="duplicate", actor=ops)
     assert not ApprovalRequest.objects.exists()
 
 
@@ -106,9 +106,7 @@ def test_the_database_refuses_an_approval_by_the_requester(ops) -> None:
 
 
 def test_an_expired_request_cannot_be_approved(captured, ops, ops2) -> None:
-    request = services.refund_request(
-        payment=captured, amount=60_000, reason="duplicate", actor=ops
-    )
+    request = refund_request(payment=captured, amount=60_000, reason="duplicate", actor=ops)
     from django.db import transaction
 
     with transaction.atomic():
@@ -134,9 +132,7 @@ def test_due_requests_expire_in_the_periodic_task(ops) -> None:
 
 
 def test_rejection_needs_a_reason_and_ends_the_request(captured, ops, ops2) -> None:
-    request = services.refund_request(
-        payment=captured, amount=60_000, reason="duplicate", actor=ops
-    )
+    request = refund_request(payment=captured, amount=60_000, reason="duplicate", actor=ops)
     with pytest.raises(approvals.ApprovalError, match="Say why"):
         approvals.approval_reject(request=request, approver=ops2, note=" ")
     approvals.approval_reject(request=request, approver=ops2, note="customer kept the goods")
@@ -146,9 +142,9 @@ def test_rejection_needs_a_reason_and_ends_the_request(captured, ops, ops2) -> N
 
 
 def test_one_pending_request_per_target(captured, ops) -> None:
-    services.refund_request(payment=captured, amount=60_000, reason="duplicate", actor=ops)
+    refund_request(payment=captured, amount=60_000, reason="duplicate", actor=ops)
     with pytest.raises(approvals.ApprovalAlreadyPending):
-        services.refund_request(payment=captured, amount=70_000, reason="duplicate", actor=ops)
+        refund_request(payment=captured, amount=70_000, reason="duplicate", actor=ops)
 
 
 def test_accepting_a_chargeback_needs_a_second_person(local_braintree, ops, ops2) -> None:
@@ -156,7 +152,7 @@ def test_accepting_a_chargeback_needs_a_second_person(local_braintree, ops, ops2
     chargeback = ChargebackFactory(
         payment=payment, gateway="braintree", gateway_reference="dp_bt_1"
     )
-    request = services.chargeback_accept_request(
+    request = chargeback_accept_request(
         chargeback=chargeback, reason="not worth fighting", actor=ops
     )
     with pytest.raises(SelfApprovalRefused):
@@ -176,7 +172,7 @@ def test_two_approvals_at_the_same_moment_refund_once(local_stripe, settings) ->
     settings.REFUND_APPROVAL_THRESHOLD = 50_000
     maker = make_staff("maker", roles.PAYMENTS_OPERATIONS)
     checkers = [make_staff(f"checker{n}", roles.PAYMENTS_OPERATIONS) for n in range(2)]
-    payment = services.payment_authorize(
+    payment = payment_authorize(
         merchant=MerchantFactory(),
         gateway="stripe",
         amount=200_000,
@@ -184,9 +180,7 @@ def test_two_approvals_at_the_same_moment_refund_once(local_stripe, settings) ->
         payment_method="pm_card_visa",
         capture=True,
     )
-    request = services.refund_request(
-        payment=payment, amount=150_000, reason="duplicate", actor=maker
-    )
+    request = refund_request(payment=payment, amount=150_000, reason="duplicate", actor=maker)
     results = run_at_once(
         *[(lambda c=c: approvals.approval_approve(request=request, approver=c)) for c in checkers]
     )

@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from audits.models import PaymentAudit
-from payments.chargebacks import chargeback_ratios, daily_review
 from payments.models import Chargeback, Merchant
+from payments.services.disputes import chargeback_ratios, daily_review
 from payments.tasks import chargebacks_daily
 from tests.payments.factories import (
     CapturedPaymentFactory,

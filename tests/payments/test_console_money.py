@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from payments import services
 from payments.gateways import get_gateway
 from payments.models import Payment
+from payments.services.payments import payment_authorize
 from tests.payments.factories import MerchantFactory, PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ def _cancel(client, *payments: Payment):
 def test_console_cancel_releases_the_authorization_at_the_gateway(
     admin_client, local_stripe
 ) -> None:
-    payment = services.payment_authorize(
+    payment = payment_authorize(
         merchant=MerchantFactory(),
         gateway="stripe",
         amount=4_200,

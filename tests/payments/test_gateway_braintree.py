@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from payments import services
 from payments.gateways import GatewayError, GatewayUnavailable, get_gateway
 from payments.models import Payment, Refund
+from payments.services.payments import payment_authorize, payment_cancel, payment_capture
+from payments.services.refunds import refund_create, refund_submit
 from tests.payments.factories import MerchantFactory
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +20,7 @@ def merchant():
 
 
 def _pay(merchant, *, capture: bool, amount: int = 1_050):
-    return services.payment_authorize(
+    return payment_authorize(
         merchant=merchant,
         gateway="braintree",
         amount=amount,
@@ -42,16 +43,16 @@ def test_sale_with_settlement(local_braintree, merchant) -> None:
 def test_authorize_capture_and_void(local_braintree, merchant) -> None:
     payment = _pay(merchant, capture=False)
     assert payment.status == Payment.Status.AUTHORIZED
-    payment = services.payment_capture(payment=payment)
+    payment = payment_capture(payment=payment)
     assert payment.status == Payment.Status.CAPTURED
-    other = services.payment_cancel(payment=_pay(merchant, capture=False))
+    other = payment_cancel(payment=_pay(merchant, capture=False))
     assert other.status == Payment.Status.CANCELED
     assert local_braintree.transactions[other.gateway_reference].status == "voided"
 
 
 def test_refund_and_a_retried_refund_reaches_braintree_once(local_braintree, merchant) -> None:
     payment = _pay(merchant, capture=True)
-    refund = services.refund_create(payment=payment, amount=500, reason="duplicate")
+    refund = refund_create(payment=payment, amount=500, reason="duplicate")
     # The first answer is lost on the way back: the refund happened, we did not record it.
     gateway = get_gateway("braintree")
     first = gateway.refund(
@@ -60,7 +61,7 @@ def test_refund_and_a_retried_refund_reaches_braintree_once(local_braintree, mer
         currency="EUR",
         idempotency_key=f"refund-{refund.pk}",
     )
-    refund = services.refund_submit(refund=refund)  # the retry
+    refund = refund_submit(refund=refund)  # the retry
     assert refund.gateway_reference == first.reference
     assert len(local_braintree.transactions[payment.gateway_reference].refund_ids) == 1
     assert Refund.objects.get().status == "pending"  # settles with Braintree's settlement

@@ -12,10 +12,11 @@ from braintree.util.crypto import Crypto
 from django.db import transaction
 
 from audits.models import PaymentAudit
-from payments import services
 from payments.gateways import get_gateway
 from payments.gateways.braintree import BraintreeGateway
 from payments.models import Chargeback, Payment, Refund, WebhookEvent
+from payments.services.payments import payment_authorize
+from payments.services.refunds import refund_create, refund_submit
 from tests.payments.factories import CapturedPaymentFactory, MerchantFactory, PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -185,7 +186,7 @@ def test_check_is_stored_and_processed(deliver) -> None:
 def test_three_partial_refunds_are_each_sent_once_and_counted_once(
     local_braintree, deliver
 ) -> None:
-    payment = services.payment_authorize(
+    payment = payment_authorize(
         merchant=MerchantFactory(),
         gateway="braintree",
         amount=10_000,
@@ -195,9 +196,9 @@ def test_three_partial_refunds_are_each_sent_once_and_counted_once(
     )
     refunds = []
     for amount, total in [(2_000, 2_000), (3_000, 5_000), (5_000, 10_000)]:
-        refund = services.refund_create(payment=payment, amount=amount, reason="duplicate")
-        refunds.append(services.refund_submit(refund=refund))
-        services.refund_submit(refund=refund)  # a retry sends nothing
+        refund = refund_create(payment=payment, amount=amount, reason="duplicate")
+        refunds.append(refund_submit(refund=refund))
+        refund_submit(refund=refund)  # a retry sends nothing
         payment.refresh_from_db()
         # Braintree refunds settle later: pending, and holding their amount.
         assert (payment.status, payment.refunded_amount) == ("captured", total)
@@ -223,7 +224,7 @@ def test_three_partial_refunds_are_each_sent_once_and_counted_once(
 
 def test_a_settled_credit_before_our_reference_is_stored_settles_our_refund(deliver) -> None:
     payment = CapturedPaymentFactory(gateway="braintree", gateway_reference="bt_paid")
-    ours = services.refund_create(payment=payment, amount=10_000, reason="duplicate")
+    ours = refund_create(payment=payment, amount=10_000, reason="duplicate")
     form = _credit_settled("bt_credit_1", order_id=f"refund-{ours.pk}", refunded="bt_paid")
     assert deliver(form).status == "processed"
     refund = Refund.objects.get()  # ours, not a second one
@@ -252,7 +253,7 @@ def test_a_credit_made_at_braintree_is_recorded_once(deliver) -> None:
 
 def test_refund_failed_releases_the_amount_our_refund_held(deliver) -> None:
     payment = CapturedPaymentFactory(gateway="braintree", gateway_reference="bt_rf")
-    ours = services.refund_create(payment=payment, amount=4_000, reason="duplicate")
+    ours = refund_create(payment=payment, amount=4_000, reason="duplicate")
     with transaction.atomic():
         ours.gateway_reference = "bt_refund_1"
         ours.save()

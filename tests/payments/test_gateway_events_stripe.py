@@ -20,10 +20,11 @@ from django.db import transaction
 from django.test import Client
 
 from audits.models import PaymentAudit
-from payments import services
 from payments.gateways import get_gateway
 from payments.gateways.stripe import StripeGateway
 from payments.models import Chargeback, Payment, Refund, WebhookEvent
+from payments.services.payments import payment_authorize
+from payments.services.refunds import refund_create, refund_submit
 from tests.conftest import run_at_once
 from tests.payments import stripe_helpers as sh
 from tests.payments.factories import CapturedPaymentFactory, MerchantFactory, PaymentFactory
@@ -174,7 +175,7 @@ def test_old_shape_charge_refunded_records_the_refunds_it_embeds(deliver) -> Non
 
 
 def _stripe_payment(amount: int = 10_000) -> Payment:
-    return services.payment_authorize(
+    return payment_authorize(
         merchant=MerchantFactory(),
         gateway="stripe",
         amount=amount,
@@ -236,7 +237,7 @@ def test_refund_events_settle_our_refund_found_by_the_id_we_sent(
     payment = CapturedPaymentFactory(
         gateway_reference="pi_rf", charge_reference="ch_rf", amount=10_000
     )
-    ours = services.refund_create(payment=payment, amount=6_000, reason="duplicate")
+    ours = refund_create(payment=payment, amount=6_000, reason="duplicate")
     # Old refunds name only the charge (payment_intent null, as in Stripe's 2020 fixture);
     # current ones name the payment intent too.
     intent = None if version == OLD else "pi_rf"
@@ -506,8 +507,8 @@ def test_three_partial_refunds_through_the_service_against_stripe(local_stripe) 
     expected = [(2_000, "partially_refunded", 2_000), (3_000, "partially_refunded", 5_000)]
     expected.append((5_000, "refunded", 10_000))
     for amount, status, total in expected:
-        refund = services.refund_create(payment=payment, amount=amount, reason="duplicate")
-        refund = services.refund_submit(refund=refund)
+        refund = refund_create(payment=payment, amount=amount, reason="duplicate")
+        refund = refund_submit(refund=refund)
         assert refund.status == "succeeded"
         payment.refresh_from_db()
         assert (payment.status, payment.refunded_amount) == (status, total)
@@ -527,7 +528,7 @@ def test_three_partial_refunds_through_the_api(
     merchant = MerchantFactory()
     owner = User.objects.create_user("integration", email="integration@example.com")
     raw = issue(owner, ["payments:read", "payments:write"], merchant=merchant)
-    payment = services.payment_authorize(
+    payment = payment_authorize(
         merchant=merchant,
         gateway="stripe",
         amount=10_000,
@@ -586,7 +587,7 @@ def test_a_refund_webhook_racing_the_submit_finds_our_refund(
     create a second refund (and the submit then broke on the unique reference)."""
     settings.STRIPE_WEBHOOK_SECRET = [sh.SECRET]
     payment = _stripe_payment(amount=10_000)
-    refund = services.refund_create(payment=payment, amount=4_000, reason="duplicate")
+    refund = refund_create(payment=payment, amount=4_000, reason="duplicate")
     created_at_stripe: queue.Queue[Any] = queue.Queue()
     webhook_done = threading.Event()
     send_refund = StripeGateway.refund
@@ -600,7 +601,7 @@ def test_a_refund_webhook_racing_the_submit_finds_our_refund(
     monkeypatch.setattr(StripeGateway, "refund", refund_with_a_slow_answer)
 
     def submit() -> Refund:
-        return services.refund_submit(refund=refund)
+        return refund_submit(refund=refund)
 
     def webhook() -> int:
         try:
@@ -666,7 +667,7 @@ def test_an_expired_dispute_takes_the_outcome_stripe_reports(deliver) -> None:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_events_for_one_refund_processed_at_once_record_it_once(settings) -> None:
-    from payments.webhooks import webhook_event_process
+    from payments.inbox.store import webhook_event_process
 
     settings.STRIPE_WEBHOOK_SECRET = [sh.SECRET]
     payment = CapturedPaymentFactory(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from payments import services
 from payments.gateways import (
     GatewayDeclined,
     GatewayError,
@@ -14,6 +13,8 @@ from payments.gateways import (
     get_gateway,
 )
 from payments.models import Payment, Refund
+from payments.services.payments import payment_authorize, payment_cancel, payment_capture
+from payments.services.refunds import refund_create, refund_submit
 from tests.payments.factories import MerchantFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,7 @@ def merchant():
 
 
 def _pay(merchant, *, capture: bool, amount: int = 5_000, method: str = "pm_card_visa"):
-    return services.payment_authorize(
+    return payment_authorize(
         merchant=merchant,
         gateway="stripe",
         amount=amount,
@@ -48,30 +49,30 @@ def test_create_and_confirm_with_automatic_capture(local_stripe, merchant) -> No
 def test_authorize_then_capture(local_stripe, merchant) -> None:
     payment = _pay(merchant, capture=False)
     assert payment.status == Payment.Status.AUTHORIZED
-    payment = services.payment_capture(payment=payment)
+    payment = payment_capture(payment=payment)
     assert (payment.status, payment.captured_amount) == ("captured", 5_000)
 
 
 def test_partial_capture_records_the_captured_amount(local_stripe, merchant) -> None:
     payment = _pay(merchant, capture=False, amount=3_000)
-    payment = services.payment_capture(payment=payment, amount=1_200)
+    payment = payment_capture(payment=payment, amount=1_200)
     assert (payment.status, payment.captured_amount) == ("captured", 1_200)
 
 
 def test_cancel_an_authorization(local_stripe, merchant) -> None:
-    payment = services.payment_cancel(payment=_pay(merchant, capture=False))
+    payment = payment_cancel(payment=_pay(merchant, capture=False))
     assert payment.status == Payment.Status.CANCELED
     assert get_gateway("stripe").fetch(reference=payment.gateway_reference).status == "canceled"
 
 
 def test_partial_and_full_refund(local_stripe, merchant) -> None:
     payment = _pay(merchant, capture=True, amount=10_000)
-    first = services.refund_create(payment=payment, amount=4_000, reason="duplicate")
-    first = services.refund_submit(refund=first)
+    first = refund_create(payment=payment, amount=4_000, reason="duplicate")
+    first = refund_submit(refund=first)
     assert first.gateway_reference.startswith("re_") and first.status == "succeeded"
     assert Payment.objects.get(pk=payment.pk).status == "partially_refunded"
-    rest = services.refund_submit(
-        refund=services.refund_create(payment=payment, amount=6_000, reason="requested_by_customer")
+    rest = refund_submit(
+        refund=refund_create(payment=payment, amount=6_000, reason="requested_by_customer")
     )
     assert rest.status == "succeeded"
     payment.refresh_from_db()
@@ -80,9 +81,9 @@ def test_partial_and_full_refund(local_stripe, merchant) -> None:
 
 def test_a_retried_refund_reaches_stripe_once(local_stripe, merchant) -> None:
     payment = _pay(merchant, capture=True)
-    refund = services.refund_create(payment=payment, amount=1_000, reason="duplicate")
-    first = services.refund_submit(refund=refund)
-    again = services.refund_submit(refund=refund)  # a Celery retry, a resumed request
+    refund = refund_create(payment=payment, amount=1_000, reason="duplicate")
+    first = refund_submit(refund=refund)
+    again = refund_submit(refund=refund)  # a Celery retry, a resumed request
     assert again.gateway_reference == first.gateway_reference
     client = get_gateway("stripe").client
     refunds = client.v1.refunds.list({"payment_intent": payment.gateway_reference})

@@ -17,9 +17,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.models import PaymentAudit
-from payments import services
+from payments.exceptions import PaymentsError
 from payments.gateways import get_gateway
 from payments.models import Chargeback, Payment, ReconcileRun, Refund
+from payments.services.payments import payment_authorize
+from payments.services.refunds import refund_create, refund_submit
 from payments.tasks import reconcile_daily
 from tests.api.conftest import _fresh_throttles, client_for, integration_user, issue
 from tests.payments.factories import ChargebackFactory, MerchantFactory, PaymentFactory
@@ -48,7 +50,7 @@ def _age(payment: Payment, **delta: float) -> None:
 
 
 def _authorize(gateway: str = "stripe", capture: bool = True, **extra: Any) -> Payment:
-    return services.payment_authorize(
+    return payment_authorize(
         merchant=extra.pop("merchant", None) or MerchantFactory(),
         gateway=gateway,
         amount=extra.pop("amount", 2_000),
@@ -124,7 +126,7 @@ def test_a_create_whose_answer_was_lost_and_never_retried_is_settled_by_reconcil
 def test_a_lost_braintree_sale_is_found_by_its_order_id(local_braintree) -> None:
     merchant = MerchantFactory()
     local_braintree.drop_sale_answers = 1
-    with pytest.raises(services.PaymentsError):  # GatewayUnavailable: the answer was lost
+    with pytest.raises(PaymentsError):  # GatewayUnavailable: the answer was lost
         _authorize("braintree", merchant=merchant)
     payment = Payment.objects.get()
     assert payment.gateway_reference == ""
@@ -195,7 +197,7 @@ def test_a_refund_made_at_the_gateway_is_recorded_once(local_stripe) -> None:
 
 def test_a_pending_refund_whose_answer_was_lost_is_matched_by_our_id(local_stripe) -> None:
     payment = _authorize(amount=5_000)
-    ours = services.refund_create(payment=payment, amount=1_000, reason="duplicate")
+    ours = refund_create(payment=payment, amount=1_000, reason="duplicate")
     # The refund reached Stripe with our id in its metadata; its answer never came back.
     theirs = get_gateway("stripe").client.v1.refunds.create(
         {
@@ -217,7 +219,7 @@ def test_an_unmatched_gateway_refund_next_to_an_unsent_one_of_ours_is_left_for_a
     local_stripe,
 ) -> None:
     payment = _authorize(amount=5_000)
-    ours = services.refund_create(payment=payment, amount=1_000, reason="duplicate")
+    ours = refund_create(payment=payment, amount=1_000, reason="duplicate")
     get_gateway("stripe").client.v1.refunds.create(
         {"payment_intent": payment.gateway_reference, "amount": 1_000}  # no id of ours
     )
@@ -230,8 +232,8 @@ def test_an_unmatched_gateway_refund_next_to_an_unsent_one_of_ours_is_left_for_a
 
 def test_braintree_refunds_are_settled_from_the_gateway(local_braintree) -> None:
     payment = _authorize("braintree", amount=5_000)
-    refund = services.refund_create(payment=payment, amount=2_000, reason="duplicate")
-    services.refund_submit(refund=refund)
+    refund = refund_create(payment=payment, amount=2_000, reason="duplicate")
+    refund_submit(refund=refund)
     refund.refresh_from_db()
     assert refund.status == "pending" and refund.gateway_reference
     local_braintree.transactions[refund.gateway_reference].status = "settled"

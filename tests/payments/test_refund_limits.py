@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from payments import services
 from payments.models import ApprovalRequest, Payment, Refund
+from payments.services.refunds import refund_request, refund_set_status
 from tests.conftest import make_staff, run_at_once
 from tests.payments.factories import CapturedPaymentFactory, MerchantFactory
 
@@ -21,7 +21,7 @@ def _limits(settings) -> None:
 
 
 def _ask(payment: Payment, amount: int, actor) -> Refund | ApprovalRequest:
-    return services.refund_request(payment=payment, amount=amount, reason="duplicate", actor=actor)
+    return refund_request(payment=payment, amount=amount, reason="duplicate", actor=actor)
 
 
 def test_four_refunds_just_under_the_threshold_execute_only_one_without_a_second_person(
@@ -57,7 +57,7 @@ def test_the_third_split_refund_is_held_with_the_reason(ops) -> None:
 def test_a_failed_refund_no_longer_counts_against_the_threshold(ops) -> None:
     payment = CapturedPaymentFactory(amount=200_000)
     first = _ask(payment, 45_000, ops)
-    services.refund_set_status(refund=first, status=Refund.Status.FAILED)
+    refund_set_status(refund=first, status=Refund.Status.FAILED)
     assert isinstance(_ask(payment, 45_000, ops), Refund)
 
 

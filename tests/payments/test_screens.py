@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from payments.models import ApprovalRequest, Payment, Refund
+from payments.services.refunds import refund_create
 from tests.payments.factories import (
     CapturedPaymentFactory,
     ChargebackFactory,
@@ -80,10 +81,9 @@ def test_payment_and_dispute_pages_have_bounded_queries(client, ops) -> None:
     payment = chargeback.payment
     few = _queries(client, reverse("payments:payment-detail", args=[payment.pk]))
     few_dispute = _queries(client, reverse("payments:dispute-detail", args=[chargeback.pk]))
-    from payments import services
 
     for _ in range(5):
-        services.refund_create(payment=payment, amount=100, reason="duplicate")
+        refund_create(payment=payment, amount=100, reason="duplicate")
     assert _queries(client, reverse("payments:payment-detail", args=[payment.pk])) == few
     assert (
         _queries(client, reverse("payments:dispute-detail", args=[chargeback.pk]))

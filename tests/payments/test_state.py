@@ -12,9 +12,10 @@ from django.utils import timezone
 
 from audits.models import PaymentAudit
 from kyc.models import KycCase
-from payments import services
 from payments.core.errors import InvalidTransition
 from payments.models import Chargeback, Merchant, Payment, Refund
+from payments.services.disputes import chargeback_set_status
+from payments.services.payments import payment_record, payment_set_status
 from tests.factories import UserFactory
 from tests.kyc.factories import KycCaseFactory
 from tests.payments.factories import (
@@ -106,7 +107,7 @@ def test_service_refuses_a_forbidden_transition_and_changes_nothing() -> None:
     payment = PaymentFactory(status=Payment.Status.CANCELED)
     audits_before = PaymentAudit.objects.count()
     with pytest.raises(InvalidTransition, match="cannot move from 'canceled' to 'captured'"):
-        services.payment_set_status(payment=payment, status=Payment.Status.CAPTURED)
+        payment_set_status(payment=payment, status=Payment.Status.CAPTURED)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.CANCELED
     assert payment.captured_amount == 0
@@ -118,22 +119,22 @@ def test_only_an_active_merchant_takes_payments() -> None:
 
     merchant = MerchantFactory(status=Merchant.Status.PENDING)
     with pytest.raises(MerchantCannotTakePayments):
-        services.payment_record(merchant=merchant, gateway="stripe", amount=100, currency="EUR")
+        payment_record(merchant=merchant, gateway="stripe", amount=100, currency="EUR")
     assert not Payment.objects.exists()
 
 
 def test_capture_records_the_captured_amount() -> None:
     payment = PaymentFactory(status=Payment.Status.AUTHORIZED, amount=2_500)
-    payment = services.payment_set_status(payment=payment, status=Payment.Status.CAPTURED)
+    payment = payment_set_status(payment=payment, status=Payment.Status.CAPTURED)
     assert payment.captured_amount == 2_500
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.CAPTURED
 
 
 def test_chargeback_outcome_is_final() -> None:
     chargeback = ChargebackFactory(status=Chargeback.Status.UNDER_REVIEW)
-    services.chargeback_set_status(chargeback=chargeback, status=Chargeback.Status.WON)
+    chargeback_set_status(chargeback=chargeback, status=Chargeback.Status.WON)
     with pytest.raises(InvalidTransition):
-        services.chargeback_set_status(chargeback=chargeback, status=Chargeback.Status.LOST)
+        chargeback_set_status(chargeback=chargeback, status=Chargeback.Status.LOST)
     assert Chargeback.objects.get(pk=chargeback.pk).status == Chargeback.Status.WON
 
 

@@ -16,8 +16,8 @@ from django.db import transaction
 from django.test import Client
 
 from payments.gateways.braintree import BraintreeGateway
+from payments.inbox.verify import MAX_JSON_DEPTH, webhook_event_reverify
 from payments.models import Payment, WebhookEvent
-from payments.webhooks import MAX_JSON_DEPTH, webhook_event_reverify
 from tests.payments import stripe_helpers as sh
 from tests.payments.factories import PaymentFactory
 

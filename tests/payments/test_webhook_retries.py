@@ -22,15 +22,15 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from payments import services
-from payments.models import Payment, WebhookEvent
-from payments.tasks import webhook_events_sweep
-from payments.webhooks import (
+from payments.inbox.store import (
     DUE_SLACK,
     ENQUEUE_GRACE,
     WebhookProcessingFailed,
     webhook_event_process,
+    webhook_event_requeue,
 )
+from payments.models import Payment, WebhookEvent
+from payments.tasks import webhook_events_sweep
 from tests.payments import stripe_helpers as sh
 from tests.payments.factories import PaymentFactory
 
@@ -267,7 +267,7 @@ def test_replay_gives_a_spent_event_a_fresh_set_of_attempts_audited_with_the_act
 ) -> None:
     PaymentFactory(gateway_reference="pi_spent")
     with django_capture_on_commit_callbacks(execute=True):
-        services.webhook_event_requeue(event=spent, actor=ops)
+        webhook_event_requeue(event=spent, actor=ops)
     spent.refresh_from_db()
     assert (spent.status, spent.attempts, spent.next_attempt_at, spent.last_error) == (
         "processed",

@@ -6,8 +6,8 @@ import time
 import pytest
 from django.db import transaction
 
-from payments import services
 from payments.models import Chargeback, Payment, Refund, WebhookEvent
+from payments.services.refunds import refund_create
 from payments.tasks import process_webhook_event
 from tests.conftest import run_at_once
 from tests.payments import stripe_helpers as sh
@@ -222,7 +222,7 @@ def test_refunds_made_at_stripe_are_recorded(client) -> None:
 
 def test_refund_updates_settle_our_own_refund(client) -> None:
     payment = CapturedPaymentFactory(gateway_reference="pi_ru", amount=10_000)
-    refund = services.refund_create(payment=payment, amount=10_000, reason="duplicate")
+    refund = refund_create(payment=payment, amount=10_000, reason="duplicate")
     with transaction.atomic():
         refund.gateway_reference = "re_ours"
         refund.save()

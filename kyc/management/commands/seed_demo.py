@@ -23,8 +23,15 @@ from audits import roles
 from audits.commands import AuditedCommand
 from kyc.models import CaseNote, KycCase, KycDocument
 from kyc.services import kyc_case_screen
-from payments import services
 from payments.models import Chargeback, Merchant, Payment, Refund, WebhookEvent
+from payments.services.disputes import chargeback_record, chargeback_set_status
+from payments.services.merchants import (
+    merchant_activate_after_kyc,
+    merchant_create,
+    merchant_set_status,
+)
+from payments.services.payments import payment_record, payment_set_status
+from payments.services.refunds import refund_create, refund_set_status
 
 CREDENTIALS_FILE = settings.VAR_DIR / "demo_credentials.json"
 
@@ -109,7 +116,7 @@ class Command(AuditedCommand):
         merchants = {}
         self.stdout.write(f"Merchants ({len(MERCHANTS)})...")
         for legal, trading, country, status, risk in MERCHANTS:
-            merchant = services.merchant_create(
+            merchant = merchant_create(
                 legal_name=legal,
                 trading_name=trading,
                 country=country,
@@ -138,11 +145,11 @@ class Command(AuditedCommand):
                         decided_at=timezone.now(),
                         decision_reason="Onboarded before the demo.",
                     )
-                    merchant = services.merchant_activate_after_kyc(
+                    merchant = merchant_activate_after_kyc(
                         merchant=merchant, approved_case=onboarding, actor=officer
                     )
                 else:
-                    merchant = services.merchant_set_status(
+                    merchant = merchant_set_status(
                         merchant=merchant,
                         status=step,
                         reason="demo: chargebacks under investigation",
@@ -215,7 +222,7 @@ class Command(AuditedCommand):
                 strict=False,
             )
         ):
-            chargeback = services.chargeback_record(
+            chargeback = chargeback_record(
                 payment=payment,
                 gateway_reference=f"dp_demo_{n:04d}",
                 reason="fraudulent",
@@ -223,11 +230,9 @@ class Command(AuditedCommand):
                 evidence_due_by=now + timedelta(days=2 + 3 * n),
             )
             if status in {"under_review", "won", "lost"}:
-                chargeback = services.chargeback_set_status(
-                    chargeback=chargeback, status="under_review"
-                )
+                chargeback = chargeback_set_status(chargeback=chargeback, status="under_review")
             if status in {"won", "lost"}:
-                services.chargeback_set_status(chargeback=chargeback, status=status)
+                chargeback_set_status(chargeback=chargeback, status=status)
         self.stdout.write("Webhook events...")
         for n, (event_type, status) in enumerate(
             [
@@ -259,7 +264,7 @@ class Command(AuditedCommand):
     def _payment(self, merchant: Merchant, status: str, n: int, *, ops: Any) -> Payment:
         gateway = "stripe" if n % 3 else "braintree"
         reference = f"pi_demo_{n:05d}" if gateway == "stripe" else f"bt_demo_{n:05d}"
-        payment = services.payment_record(
+        payment = payment_record(
             merchant=merchant,
             gateway=gateway,
             amount=500 + 137 * n,
@@ -272,14 +277,14 @@ class Command(AuditedCommand):
         if status in {"pending"}:
             return payment
         if status in {"failed", "canceled", "authorized"}:
-            return services.payment_set_status(payment=payment, status=status)
-        payment = services.payment_set_status(payment=payment, status="captured")
+            return payment_set_status(payment=payment, status=status)
+        payment = payment_set_status(payment=payment, status="captured")
         if status in {"refunded", "partially_refunded"}:
             amount = payment.amount if status == "refunded" else payment.amount // 3
-            refund = services.refund_create(
+            refund = refund_create(
                 payment=payment, amount=amount, reason="requested_by_customer", actor=ops
             )
-            services.refund_set_status(
+            refund_set_status(
                 refund=refund, status="succeeded", gateway_reference=f"re_demo_{n:05d}"
             )
         return payment

@@ -7,7 +7,8 @@ from django.core.management.base import CommandError
 
 from audits.commands import AuditedCommand
 from payments.gateways import GatewayNotConfigured
-from payments.reconcile import reconcile
+
+from ...services.reconcile import reconcile
 
 
 def _date(value: str) -> datetime.datetime:

@@ -16,13 +16,13 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .webhooks import (
+from .store import webhook_event_receive
+from .verify import (
     VerifiedEvent,
     WebhookNotConfigured,
     WebhookRejected,
     verify_braintree,
     verify_stripe,
-    webhook_event_receive,
 )
 
 log = logging.getLogger(__name__)

@@ -17,16 +17,23 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import services
-from .exceptions import PaymentsError
-from .gateways.stripe import PAYMENT_STATUS as STRIPE_PAYMENT_STATUS
-from .gateways.stripe import object_id, our_refund_id
-from .models import Chargeback, Payment, Refund, WebhookEvent
-from .selectors import PaymentNotFound, payment_by_gateway_reference
+from payments.services.disputes import chargeback_apply_gateway_state
+from payments.services.gateway_reports import GatewayStateNeedsAttention
+from payments.services.payments import payment_apply_gateway_state, payment_set_charge_reference
+from payments.services.refunds import refund_apply_gateway_state
+
+from ..exceptions import PaymentsError
+from ..gateways.stripe import PAYMENT_STATUS as STRIPE_PAYMENT_STATUS
+from ..gateways.stripe import object_id, our_refund_id
+from ..models import Chargeback, Payment, Refund, WebhookEvent
+from ..selectors import PaymentNotFound, payment_by_gateway_reference
+from .verify import parse_braintree
 
 log = logging.getLogger(__name__)
 
+
 Handler = Callable[[WebhookEvent], None]
+
 
 # Statuses in which the money has reached us: a gateway reporting one of them for a payment
 # we hold as canceled (or the reverse, on Braintree) is a difference for a person. A failed
@@ -34,6 +41,8 @@ Handler = Callable[[WebhookEvent], None]
 MONEY_TAKEN = frozenset(
     {Payment.Status.CAPTURED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED}
 )
+
+
 MONEY_NOT_TAKEN = {
     "stripe": frozenset({Payment.Status.CANCELED}),
     "braintree": frozenset({Payment.Status.FAILED, Payment.Status.CANCELED}),
@@ -61,14 +70,12 @@ def event_time(event: WebhookEvent) -> datetime.datetime | None:
 def _refuse_taken_money_for_lost_payment(payment: Payment, status: str, gateway: str) -> None:
     if status == Payment.Status.CAPTURED and payment.status in MONEY_NOT_TAKEN[gateway]:
         log.warning("%s captured payment %s which is %s here", gateway, payment.pk, payment.status)
-        raise services.GatewayStateNeedsAttention(
+        raise GatewayStateNeedsAttention(
             f"{gateway} reports payment {payment.pk} ({payment.gateway_reference}) captured, "
             f"but it is {payment.status} here: the money was taken. It stays {payment.status} "
             "until a person decides (refund it at the gateway, or correct our record)."
         )
 
-
-# --- Stripe -------------------------------------------------------------------------------
 
 STRIPE_INTENT_EVENTS = [
     "payment_intent.succeeded",
@@ -77,12 +84,16 @@ STRIPE_INTENT_EVENTS = [
     "payment_intent.processing",
     "payment_intent.amount_capturable_updated",
 ]
+
+
 STRIPE_REFUND_EVENTS = [
     "refund.created",
     "refund.updated",
     "refund.failed",
     "charge.refund.updated",
 ]
+
+
 STRIPE_DISPUTE_EVENTS = [
     "charge.dispute.created",
     "charge.dispute.updated",
@@ -90,6 +101,8 @@ STRIPE_DISPUTE_EVENTS = [
     "charge.dispute.funds_withdrawn",
     "charge.dispute.funds_reinstated",
 ]
+
+
 STRIPE_REFUND_STATUS = {
     "pending": Refund.Status.PENDING,
     "requires_action": Refund.Status.PENDING,
@@ -97,6 +110,8 @@ STRIPE_REFUND_STATUS = {
     "failed": Refund.Status.FAILED,
     "canceled": Refund.Status.CANCELED,
 }
+
+
 STRIPE_DISPUTE_STATUS = {
     "warning_needs_response": Chargeback.Status.NEEDS_RESPONSE,
     "needs_response": Chargeback.Status.NEEDS_RESPONSE,
@@ -147,7 +162,7 @@ def _stripe_payment(obj: dict[str, Any], *, charge: str = "") -> Payment:
         found = Payment.objects.filter(gateway="stripe", charge_reference=charge).first()
         if found is not None:
             return found
-        from .gateways import GatewayError, GatewayUnavailable, get_gateway
+        from ..gateways import GatewayError, GatewayUnavailable, get_gateway
 
         try:
             intent = get_gateway("stripe").payment_reference_for_charge(charge_reference=charge)
@@ -161,7 +176,7 @@ def _stripe_payment(obj: dict[str, Any], *, charge: str = "") -> Payment:
     else:
         raise ValueError("the event names neither a payment_intent nor a charge")
     if charge and not payment.charge_reference:
-        payment = services.payment_set_charge_reference(payment=payment, charge_reference=charge)
+        payment = payment_set_charge_reference(payment=payment, charge_reference=charge)
     return payment
 
 
@@ -175,7 +190,7 @@ def stripe_payment_intent(event: WebhookEvent) -> None:
     # taken: that needs a person.
     _refuse_taken_money_for_lost_payment(payment, status, "stripe")
     received = intent.get("amount_received")
-    services.payment_apply_gateway_state(
+    payment_apply_gateway_state(
         payment=payment,
         status=status,
         captured_amount=received if isinstance(received, int) and received > 0 else None,
@@ -208,7 +223,7 @@ def _embedded_refunds(charge: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 
 def stripe_charge_refunded(event: WebhookEvent) -> None:
-    from .gateways import get_gateway
+    from ..gateways import get_gateway
 
     charge = _object(event)
     payment = _stripe_payment(charge, charge=charge["id"])
@@ -230,13 +245,13 @@ def stripe_charge_refunded(event: WebhookEvent) -> None:
         ]
         event_at = None
     for report in reports:
-        services.refund_apply_gateway_state(payment=payment, event_at=event_at, **report)
+        refund_apply_gateway_state(payment=payment, event_at=event_at, **report)
 
 
 def stripe_refund(event: WebhookEvent) -> None:
     refund = _object(event)
     payment = _stripe_payment(refund)
-    services.refund_apply_gateway_state(
+    refund_apply_gateway_state(
         payment=payment, event_at=event_time(event), **_stripe_refund_args(refund)
     )
 
@@ -245,7 +260,7 @@ def stripe_dispute(event: WebhookEvent) -> None:
     dispute = _object(event)
     payment = _stripe_payment(dispute)
     due = (dispute.get("evidence_details") or {}).get("due_by")
-    services.chargeback_apply_gateway_state(
+    chargeback_apply_gateway_state(
         payment=payment,
         gateway_reference=dispute["id"],
         reason=dispute.get("reason") or "",
@@ -266,8 +281,6 @@ STRIPE_HANDLERS: dict[str, Handler] = {
 }
 
 
-# --- Braintree ----------------------------------------------------------------------------
-
 BRAINTREE_DISPUTE_STATUS = {
     "open": Chargeback.Status.NEEDS_RESPONSE,
     "disputed": Chargeback.Status.UNDER_REVIEW,
@@ -281,7 +294,6 @@ BRAINTREE_DISPUTE_STATUS = {
 
 
 def _notification(event: WebhookEvent) -> Any:
-    from .webhooks import parse_braintree
 
     return parse_braintree(
         signature=event.payload["bt_signature"], payload=event.payload["bt_payload"]
@@ -289,7 +301,7 @@ def _notification(event: WebhookEvent) -> Any:
 
 
 def braintree_transaction(event: WebhookEvent) -> None:
-    from .gateways.braintree import PAYMENT_STATUS, to_minor
+    from ..gateways.braintree import PAYMENT_STATUS, to_minor
 
     transaction = _notification(event).transaction
     if event.event_type == "refund_failed" or getattr(transaction, "type", None) == "credit":
@@ -303,12 +315,12 @@ def braintree_transaction(event: WebhookEvent) -> None:
         # which is our captured. A captured payment never becomes failed, so it is held here:
         # the event fails with this message until a person settles it with the merchant.
         log.warning("braintree declined settlement of captured payment %s", payment.pk)
-        raise services.GatewayStateNeedsAttention(
+        raise GatewayStateNeedsAttention(
             f"Braintree declined the settlement of transaction {transaction.id} "
             f"({transaction.status}) after payment {payment.pk} was captured: the money was "
             f"not received. The payment stays {payment.status} until a person decides."
         )
-    services.payment_apply_gateway_state(
+    payment_apply_gateway_state(
         payment=payment,
         status=status,
         captured_amount=to_minor(transaction.amount, payment.currency)
@@ -321,7 +333,7 @@ def braintree_transaction(event: WebhookEvent) -> None:
 def braintree_refund(event: WebhookEvent, transaction: Any) -> None:
     """A refund is a credit transaction at Braintree: ours by its order id, else by its id,
     else one made at Braintree, found through the transaction it refunds."""
-    from .gateways.braintree import REFUND_STATUS, our_refund_id, to_minor
+    from ..gateways.braintree import REFUND_STATUS, our_refund_id, to_minor
 
     refund_id = our_refund_id(transaction)
     refunds = Refund.objects.filter(payment__gateway="braintree").select_related("payment")
@@ -339,7 +351,7 @@ def braintree_refund(event: WebhookEvent, transaction: Any) -> None:
                 "neither our refund (order id) nor the transaction it refunds."
             )
         payment = payment_by_gateway_reference(gateway="braintree", reference=refunded)
-    services.refund_apply_gateway_state(
+    refund_apply_gateway_state(
         payment=payment,
         gateway_reference=transaction.id,
         amount=to_minor(transaction.amount, payment.currency),
@@ -350,14 +362,14 @@ def braintree_refund(event: WebhookEvent, transaction: Any) -> None:
 
 
 def braintree_dispute(event: WebhookEvent) -> None:
-    from .gateways.braintree import to_minor
+    from ..gateways.braintree import to_minor
 
     dispute = _notification(event).dispute
     payment = payment_by_gateway_reference(gateway="braintree", reference=dispute.transaction.id)
     # The older dispute shape carries only `amount`; the current one `amount_disputed` too.
     amount = getattr(dispute, "amount_disputed", None) or dispute.amount
     due = getattr(dispute, "reply_by_date", None)
-    services.chargeback_apply_gateway_state(
+    chargeback_apply_gateway_state(
         payment=payment,
         gateway_reference=dispute.id,
         reason=getattr(dispute, "reason", None) or "",

@@ -26,10 +26,17 @@ from django.utils import timezone
 
 from audits import context
 
-from . import services
-from .core.errors import DomainError
-from .gateways import GatewayError, get_gateway
-from .models import Chargeback, Gateway, Payment, ReconcileRun, Refund
+from ..core.errors import DomainError
+from ..gateways import GatewayError, get_gateway
+from ..models import Chargeback, Gateway, Payment, ReconcileRun, Refund
+from .disputes import chargeback_apply_gateway_state
+from .payments import (
+    GATEWAY_CLOCK_SKEW,
+    payment_apply_gateway_state,
+    payment_fail_unreached,
+    payment_settle_from_gateway,
+)
+from .refunds import refund_apply_gateway_state, refund_set_status
 
 # Payments whose state can still change at the gateway.
 OPEN_STATES = [
@@ -38,16 +45,23 @@ OPEN_STATES = [
     Payment.Status.AUTHORIZED,
     Payment.Status.CAPTURED,
 ]
+
+
 # Payments that may have refunds at the gateway.
 REFUNDABLE_STATES = [
     Payment.Status.CAPTURED,
     Payment.Status.PARTIALLY_REFUNDED,
     Payment.Status.REFUNDED,
 ]
+
+
 # A create still in flight (or its client about to retry) has no reference yet either: only
 # after this long is "not found at the gateway" taken to mean it never got there.
 UNREACHED_GRACE = datetime.timedelta(hours=1)
+
+
 PROGRESS_EVERY = 100
+
 
 Progress = Callable[[str, int, int], None]
 
@@ -112,14 +126,14 @@ def _unreferenced_payments(
             found = adapter.find_payment(
                 payment_id=payment.pk,
                 order_id=f"payment-{payment.pk}",
-                created_after=payment.created_at - services.GATEWAY_CLOCK_SKEW,
+                created_after=payment.created_at - GATEWAY_CLOCK_SKEW,
             )
         except GatewayError as exc:
             report.errors.append(f"{label}: {exc}")
             continue
         if found is not None:
             try:
-                settled = services.payment_settle_from_gateway(payment=payment, result=found)
+                settled = payment_settle_from_gateway(payment=payment, result=found)
             except (DomainError, ValidationError) as exc:  # e.g. the reference is another row's
                 report.differences.append(
                     f"{label}: found at {gateway} as {found.reference}: {exc}"
@@ -133,7 +147,7 @@ def _unreferenced_payments(
                 f"not found at {gateway} by our id {payment.pk} "
                 f"{_hours(UNREACHED_GRACE)} after it was created: it never reached the gateway"
             )
-            if services.payment_fail_unreached(payment=payment, reason=reason):
+            if payment_fail_unreached(payment=payment, reason=reason):
                 report.fixed.append(f"{label}: failed, {reason}")
         else:
             report.differences.append(
@@ -170,7 +184,7 @@ def _open_payments(
             f"payment {payment.pk} ({payment.gateway_reference}): ours {payment.status}, "
             f"{gateway} {theirs.status}"
         )
-        if services.payment_apply_gateway_state(
+        if payment_apply_gateway_state(
             payment=payment,
             status=theirs.status,
             captured_amount=theirs.captured_amount or None,
@@ -233,7 +247,7 @@ def _refunds_of_payment(
                 )
                 continue
             try:
-                services.refund_set_status(
+                refund_set_status(
                     refund=mine, status=refund.status, gateway_reference=refund.reference
                 )
             except DomainError as exc:
@@ -255,7 +269,7 @@ def _refunds_of_payment(
                 )
                 continue
             try:
-                services.refund_apply_gateway_state(
+                refund_apply_gateway_state(
                     payment=payment,
                     gateway_reference=refund.reference,
                     amount=refund.amount,
@@ -276,7 +290,7 @@ def _refunds_of_payment(
             report.differences.append(label + " (not a forward move; left for a person)")
             continue
         try:
-            services.refund_apply_gateway_state(
+            refund_apply_gateway_state(
                 payment=payment,
                 gateway_reference=refund.reference,
                 amount=refund.amount,
@@ -320,7 +334,7 @@ def _disputes(
         if theirs.status not in chargeback.allowed_targets(chargeback.status):
             report.differences.append(label + " (not a forward move; left for a person)")
             continue
-        services.chargeback_apply_gateway_state(
+        chargeback_apply_gateway_state(
             payment=chargeback.payment,
             gateway_reference=chargeback.gateway_reference,
             reason=chargeback.reason,
@@ -332,7 +346,7 @@ def _disputes(
 
 def reconcile_all(*, since: datetime.datetime) -> dict[str, ReconcileReport | str]:
     """Every configured gateway; one not configured is skipped with its reason."""
-    from .gateways import GatewayNotConfigured
+    from ..gateways import GatewayNotConfigured
 
     results: dict[str, ReconcileReport | str] = {}
     for gateway in Gateway.values:

@@ -1,0 +1,347 @@
+"""Every write to a refund: requested (executed at once, or held for a second person above the
+approval limits), submitted to the gateway, settled from the gateway's reports.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from audits import context
+
+from ..exceptions import (
+    PaymentsError,
+    RefundExceedsCaptured,
+    RefundNotAllowed,
+)
+from ..models import (
+    ApprovalRequest,
+    Merchant,
+    Payment,
+    Refund,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+from .gateway_reports import GatewayStateNeedsAttention, is_newer, is_stale
+
+
+def refund_create(
+    *,
+    payment: Payment,
+    amount: int,
+    reason: str,
+    reason_detail: str = "",
+    actor: User | None = None,
+) -> Refund:
+    """A pending refund that reserves `amount` of the captured total.
+
+    The payment row is locked first, so two refunds racing on one payment are decided one
+    after the other and together never exceed what was captured (the database's check
+    constraint on refunded_amount is the last line of defence).
+    """
+    with transaction.atomic(), context.acting(actor):
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        _check_refundable(payment, amount)
+        refund = Refund(
+            payment=payment,
+            amount=amount,
+            reason=reason,
+            reason_detail=reason_detail,
+            requested_by=actor,
+        )
+        refund.full_clean()
+        refund.save()
+        _settle_refunded_amount(payment)
+        return refund
+
+
+def _check_refundable(payment: Payment, amount: int) -> None:
+    if payment.status not in Payment.REFUNDABLE:
+        raise RefundNotAllowed(payment_id=payment.pk, status=payment.status)
+    if amount <= 0 or amount > payment.refundable_amount:
+        raise RefundExceedsCaptured(
+            payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
+        )
+
+
+def refund_set_status(
+    *, refund: Refund, status: str, gateway_reference: str | None = None, actor: User | None = None
+) -> Refund:
+    """Settle a refund. A succeeded one moves the payment to (partially) refunded; a failed or
+    canceled one gives its reserved amount back to the payment."""
+    with transaction.atomic(), context.acting(actor):
+        payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        refund.transition_to(status)
+        if gateway_reference is not None:
+            refund.gateway_reference = gateway_reference
+        refund.save()
+        _settle_refunded_amount(payment)
+        return refund
+
+
+def _settle_refunded_amount(payment: Payment) -> None:
+    """The payment's refunded amount and status from its refund rows; the caller holds the
+    payment's row lock. Never incremented: a refund counted twice (our row and a webhook's, a
+    retried settle) would show money leaving twice, so the total is always recomputed."""
+    totals = payment.refunds.aggregate(
+        holding=Coalesce(Sum("amount", filter=Q(status__in=Refund.HOLDING)), 0),
+        succeeded=Coalesce(Sum("amount", filter=Q(status=Refund.Status.SUCCEEDED)), 0),
+    )
+    changed = payment.refunded_amount != totals["holding"]
+    payment.refunded_amount = totals["holding"]
+    if totals["succeeded"]:
+        fully = totals["succeeded"] >= payment.captured_amount
+        target = Payment.Status.REFUNDED if fully else Payment.Status.PARTIALLY_REFUNDED
+        if payment.status != target:  # a further partial refund leaves it where it is
+            payment.transition_to(target)
+            changed = True
+    if changed:
+        payment.save()
+
+
+def refund_apply_gateway_state(
+    *,
+    payment: Payment,
+    gateway_reference: str,
+    amount: int,
+    status: str,
+    refund_id: int | None = None,
+    event_at: Any = None,
+) -> Refund:
+    """Record a refund the gateway reports: ours (matched by the id we sent with it, then by
+    its reference) or one made at the gateway directly (created here, counted against the
+    refundable amount). The payment's refunded total is recomputed from its refund rows."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        refund = _refund_for_gateway_report(payment, gateway_reference, refund_id)
+        if refund is None:
+            return _refund_made_at_gateway(payment, gateway_reference, amount, status, event_at)
+        changed = False
+        if refund.gateway_reference is None:
+            # The webhook came before refund_submit stored the reference: this is that refund.
+            refund.gateway_reference, changed = gateway_reference, True
+        if not is_stale(refund.gateway_event_at, event_at):
+            if refund.status != status:
+                if status in refund.allowed_targets(refund.status):
+                    refund.transition_to(status)
+                    changed = True
+                elif refund.status == Refund.Status.SUCCEEDED and status in (
+                    Refund.Status.FAILED,
+                    Refund.Status.CANCELED,
+                ):
+                    raise GatewayStateNeedsAttention(
+                        f"Refund {refund.pk} ({gateway_reference}) is {status} at the gateway "
+                        "after it had succeeded: the customer may not have the money back. It "
+                        "stays succeeded here until a person decides."
+                    )
+            if (changed or refund.status == status) and is_newer(refund.gateway_event_at, event_at):
+                refund.gateway_event_at, changed = event_at, True
+        if changed:
+            refund.save()
+            _settle_refunded_amount(payment)
+        return refund
+
+
+def _refund_for_gateway_report(
+    payment: Payment, gateway_reference: str, refund_id: int | None
+) -> Refund | None:
+    refunds = Refund.objects.select_for_update()
+    if refund_id is not None:
+        ours = refunds.filter(pk=refund_id, payment=payment).first()
+        if ours is not None and ours.gateway_reference in (None, gateway_reference):
+            return ours
+    found = refunds.filter(gateway_reference=gateway_reference).first()
+    if found is not None and found.payment_id != payment.pk:
+        raise PaymentsError(
+            f"Refund {gateway_reference} belongs to payment {found.payment_id}, "
+            f"not to payment {payment.pk}."
+        )
+    return found
+
+
+def _refund_made_at_gateway(
+    payment: Payment, gateway_reference: str, amount: int, status: str, event_at: Any
+) -> Refund:
+    if status in Refund.HOLDING and amount > payment.refundable_amount:
+        raise RefundExceedsCaptured(
+            payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
+        )
+    refund = Refund(
+        payment=payment,
+        amount=amount,
+        status=status,
+        gateway_reference=gateway_reference,
+        gateway_event_at=event_at,
+        reason=Refund.Reason.OTHER,
+        reason_detail="made at the gateway, recorded from its webhook",
+    )
+    refund.full_clean()
+    refund.save()
+    _settle_refunded_amount(payment)
+    return refund
+
+
+def refund_submit(*, refund: Refund) -> Refund:
+    """Send a pending refund to its gateway, once: a refund that already has the gateway's
+    reference is not sent again, and the gateway sees the same idempotency key on a retry.
+    Our refund id travels with it, so a webhook that overtakes the answer finds this row."""
+    from ..gateways import GatewayDeclined, GatewayError, GatewayUnavailable, get_gateway
+
+    refund = Refund.objects.select_related("payment").get(pk=refund.pk)
+    if refund.gateway_reference or refund.status != Refund.Status.PENDING:
+        return refund
+    payment = refund.payment
+    gateway = get_gateway(payment.gateway)  # not configured: the refund stays pending
+    try:
+        result = gateway.refund(
+            reference=payment.gateway_reference,
+            amount=refund.amount,
+            currency=payment.currency,
+            idempotency_key=f"refund-{refund.pk}",
+            refund_id=refund.pk,
+        )
+    except GatewayUnavailable:
+        raise  # outcome unknown: the task retries with the same key
+    except (GatewayDeclined, GatewayError):
+        refund_set_status(refund=refund, status=Refund.Status.FAILED)
+        raise
+    with transaction.atomic():
+        # Same lock order as the webhook's refund_apply_gateway_state (payment, then refund):
+        # whichever comes second sees what the first did and only moves the row forward.
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        changed = False
+        if refund.gateway_reference is None:
+            refund.gateway_reference, changed = result.reference, True
+        if result.status != refund.status and result.status in refund.allowed_targets(
+            refund.status
+        ):
+            refund.transition_to(result.status)
+            changed = True
+        if changed:
+            refund.save()
+            _settle_refunded_amount(payment)
+        return refund
+
+
+# The approval kinds these services request; payments/approvals.py declares what each does.
+REFUND_APPROVAL = "refund"
+
+
+def refund_request(
+    *, payment: Payment, amount: int, reason: str, reason_detail: str = "", actor: User
+) -> Refund | ApprovalRequest:
+    """A refund asked for by a person: executed at once while it stays within the approval
+    limits, otherwise held for a second person's approval (maker-checker).
+
+    The limits count what is refunded already, not only this request: the payment's refunds
+    (pending or succeeded) plus this one against REFUND_APPROVAL_THRESHOLD, and the merchant's
+    refunds in this currency today plus this one against REFUND_APPROVAL_DAILY_THRESHOLD, so
+    four refunds just under the threshold do not avoid the second person. The merchant's row is
+    locked while they are counted: two requests racing are counted one after the other. The
+    refundable amount is checked now either way, so a request that could never be executed is
+    refused at once."""
+    from ..core import approvals
+
+    with transaction.atomic():
+        Merchant.objects.select_for_update().get(pk=payment.merchant_id)
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        _check_refundable(payment, amount)
+        over_limit = _refund_limit_exceeded(payment, amount)
+        if over_limit:
+            return approvals.approval_request(
+                action=REFUND_APPROVAL,
+                target=payment,
+                requested_by=actor,
+                payload={
+                    "amount": amount,
+                    "reason": reason,
+                    "reason_detail": reason_detail,
+                    "needs_approval_because": over_limit,
+                },
+                reason=reason_detail or reason,
+            )
+        return _refund_and_submit(
+            payment=payment,
+            amount=amount,
+            reason=reason,
+            reason_detail=reason_detail,
+            requested_by=actor,
+            actor=actor,
+        )
+
+
+def _refund_limit_exceeded(payment: Payment, amount: int) -> str:
+    """Why a refund of `amount` needs a second person ("" if it does not). The caller holds
+    the merchant's and the payment's row locks."""
+    from ..core.money import format_minor
+
+    threshold = settings.REFUND_APPROVAL_THRESHOLD
+    on_payment = payment.refunded_amount + amount
+    if on_payment > threshold:
+        return (
+            f"refunds on this payment would total {format_minor(on_payment, payment.currency)}, "
+            f"above the approval threshold of {format_minor(threshold, payment.currency)}"
+        )
+    daily = settings.REFUND_APPROVAL_DAILY_THRESHOLD
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    today = (
+        Refund.objects.filter(
+            payment__merchant_id=payment.merchant_id,
+            payment__currency=payment.currency,
+            status__in=Refund.HOLDING,
+            created_at__gte=midnight,
+        ).aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    if today + amount > daily:
+        return (
+            f"the merchant's refunds in {payment.currency} today would total "
+            f"{format_minor(today + amount, payment.currency)}, above the daily approval "
+            f"threshold of {format_minor(daily, payment.currency)}"
+        )
+    return ""
+
+
+def _refund_and_submit(
+    *,
+    payment: Payment,
+    amount: int,
+    reason: str,
+    reason_detail: str,
+    requested_by: User,
+    actor: User,
+) -> Refund:
+    from ..tasks import submit_refund
+
+    with transaction.atomic():
+        refund = refund_create(
+            payment=payment, amount=amount, reason=reason, reason_detail=reason_detail, actor=actor
+        )
+        if refund.requested_by_id != requested_by.pk:
+            with context.acting(actor):
+                refund.requested_by = requested_by
+                refund.save()
+        transaction.on_commit(lambda: submit_refund.delay(refund.pk), robust=True)
+        return refund
+
+
+def refund_execute_approved(request: ApprovalRequest, approver: User) -> Refund:
+    """What approving a REFUND_APPROVAL request does (declared in payments/approvals.py)."""
+    payload = request.payload
+    return _refund_and_submit(
+        payment=Payment.objects.get(pk=int(request.target_id)),
+        amount=int(payload["amount"]),
+        reason=payload["reason"],
+        reason_detail=payload.get("reason_detail", ""),
+        requested_by=request.requested_by,
+        actor=approver,
+    )

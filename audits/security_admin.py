@@ -2,8 +2,10 @@
 
 No page shows a TOTP key, a QR code, a password hash (not even Django's masked summary of
 one), a session key or a token hash, to any role, superusers included. Devices are enrolled by
-their owner (`manage.py enroll_totp`, which prints the authenticator address once); the console
-lists, renames, unconfirms and removes them, and every such change is on the security trail.
+their owner (/audits/second-factor/, audits/enrolment.py, which shows the QR code once; or, for
+a first device, `manage.py enroll_totp`, which prints the authenticator address once); the
+console lists, renames, unconfirms and removes them, and every such change is on the security
+trail.
 """
 
 from __future__ import annotations
@@ -56,5 +58,5 @@ class SafeTOTPDeviceAdmin(admin.ModelAdmin):
     readonly_fields = ["user", "created_at", "last_used_at"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # A key made here would be seen by whoever made it: the owner enrols (enroll_totp).
+        # A key made here would be seen by whoever made it: the owner enrols (audits/enrolment.py).
         return False

@@ -7,7 +7,9 @@ objects the factories made; roles come from audits/roles.py. Two rules:
   401/403), for GET and POST alike, and writes nothing;
 - every state-changing request (POST, PUT, PATCH, DELETE) refuses each role that lacks the
   permission it needs, and writes nothing (row counts of every table, the audit trails
-  included, before and after).
+  included, before and after);
+- a person's own pages (OWN_ONLY: their second-factor devices) are open to every role for
+  their own objects, and refuse each role another person's with a 404, writing nothing.
 
 A new URL is tested the moment it is added; a state-changing one with no entry in REQUIRED
 fails the test until someone says which permission it needs.
@@ -29,6 +31,7 @@ from django.contrib.auth.models import Group, User
 from django.db import connection, transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audits import roles
 from payments.models import ApiToken, WebhookEvent
@@ -101,6 +104,15 @@ REQUIRED: dict[str, str] = {
     "api-kyc-case-submit/post": "kyc.change_kyccase",
     "api-kyc-case-resubmit/post": "kyc.change_kyccase",
     "api-kyc-document-upload/post": "kyc.add_kycdocument",
+}
+
+# A person's own credentials: every role may change its own (so no permission is named in
+# REQUIRED), nobody anyone else's. URL name -> why. Those that take an id are asked below by
+# every role about another person's object: a 404, and nothing written.
+OWN_ONLY: dict[str, str] = {
+    "audits:second-factor": "lists and adds the signed-in person's own authenticators",
+    "audits:second-factor-confirm": "confirms one of the signed-in person's own authenticators",
+    "audits:second-factor-remove": "removes one of the signed-in person's own authenticators",
 }
 
 # Slugs a URL's view understands: each is its own row of the matrix.
@@ -207,6 +219,9 @@ def world(settings: Any) -> dict[str, Any]:
         reason_detail="charged twice",
         actor=users[roles.ADMINISTRATOR],
     )
+    # Someone else's authenticator, outside the roles under test (OWN_ONLY).
+    someone_else = User.objects.create(username="someone-else", is_staff=True)
+    device = TOTPDevice.objects.create(user=someone_else, name="not yours", confirmed=False)
     with transaction.atomic():
         event = WebhookEvent.objects.create(
             provider="stripe", event_id="evt_matrix", event_type="charge.refunded", payload={}
@@ -220,6 +235,7 @@ def world(settings: Any) -> dict[str, Any]:
         "document": document.pk,
         "approval": approval.pk,
         "event": event.pk,
+        "device": device.pk,
         "object_type": "payments.payment",
         "object_id": str(payment.pk),
         "content_type_id": 1,
@@ -235,6 +251,7 @@ def world(settings: Any) -> dict[str, Any]:
 # Which object an <int:pk> (or the console's <path:object_id>) means for a URL.
 def _pk_for(name: str, ids: dict[str, Any]) -> Any:
     for prefix, key in (
+        ("audits:second-factor", "device"),
         ("payments:approval-decide", "approval"),
         ("payments:webhook-replay", "event"),
         ("payments:dispute", "chargeback"),
@@ -349,7 +366,7 @@ def test_every_url_is_walked_and_every_state_change_has_a_permission() -> None:
         and (
             any(f"{route.key}/{method}" not in REQUIRED for method in route.methods)
             if route.name.startswith("api-")
-            else route.key not in REQUIRED
+            else route.key not in REQUIRED and route.key not in OWN_ONLY
         )
     )
     assert not unmapped, f"say which permission these need (REQUIRED): {unmapped}"
@@ -445,3 +462,27 @@ def test_the_console_refuses_add_change_delete_to_roles_without_that_permission(
             if response.status_code != 403 or row_counts() != before:
                 holes.append((role, url, response.status_code))
     assert not holes, holes
+
+
+def test_each_role_is_refused_another_persons_own_only_object_and_nothing_changes(
+    world: dict[str, Any],
+) -> None:
+    asked = [route for route in ROUTES if route.name in OWN_ONLY and "{pk}" in route.path]
+    assert {route.name for route in asked} == {
+        "audits:second-factor-confirm",
+        "audits:second-factor-remove",
+    }
+    holes = []
+    for route in asked:
+        url = url_for(route, world["ids"])
+        for role, user in world["users"].items():
+            client = Client(raise_request_exception=False)
+            client.force_login(user)
+            before = row_counts()
+            response = client.post(url, {"token": "123456"})
+            if response.status_code != 404 or row_counts() != before:
+                holes.append((role, url, response.status_code))
+            if "script-src 'self'" not in response.get("Content-Security-Policy", ""):
+                holes.append((role, url, "no Content-Security-Policy"))
+    assert not holes, holes
+    assert TOTPDevice.objects.get(pk=world["ids"]["device"]).confirmed is False

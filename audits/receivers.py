@@ -43,7 +43,8 @@ def before_save(
     if not instance._state.adding and instance.pk is not None:
         before = sender._base_manager.filter(pk=instance.pk).first()
     if before is not None and hasattr(instance, "check_transition"):
-        instance.check_transition(current=before.status, target=instance.status)
+        # Only the status machine's models have check_transition, and each has a status.
+        instance.check_transition(current=before.status, target=instance.status)  # type: ignore[attr-defined]
     instance.__dict__[_BEFORE] = before
 
 
@@ -103,7 +104,7 @@ def _record(
     ctx = context.current()
     actor_id, actor = ctx.resolve_actor()
     source = ctx.source
-    extra = {"source": source}
+    extra: dict[str, str | int] = {"source": source}
     if ctx.detail:
         extra["detail"] = ctx.detail
     if ctx.device_id:

@@ -3,7 +3,7 @@ HTTP by payments.api.errors; nothing here catches them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audits.models import PaymentAudit
+from config.request_types import AuthenticatedRequest
 
 from .. import services
 from ..models import ApprovalRequest, Merchant
@@ -62,7 +63,7 @@ class IdCursorPagination(CursorPagination):
     same 404 "Invalid cursor" as any other bad cursor.
     """
 
-    ordering = "-id"
+    ordering: str | tuple[str, ...] = "-id"
     page_size = 50
     max_page_size = 200
     page_size_query_param = "page_size"
@@ -70,7 +71,8 @@ class IdCursorPagination(CursorPagination):
     def decode_cursor(self, request: Request) -> Any:
         cursor = super().decode_cursor(request)
         position = cursor.position if cursor is not None else None
-        if position is not None and not self.position_is_valid(position):
+        # DRF decodes the position from the cursor as text; its stub says int.
+        if position is not None and not self.position_is_valid(cast(str, position)):
             raise NotFound(self.invalid_cursor_message)
         return cursor
 
@@ -91,7 +93,13 @@ class AuditCursorPagination(IdCursorPagination):
             return False
 
 
-class ApiMixin:
+if TYPE_CHECKING:
+    _ApiViewBase = APIView  # the mixin is only used on APIViews
+else:
+    _ApiViewBase = object
+
+
+class ApiMixin(_ApiViewBase):
     """Scopes per method, throttles per token, and per IP before authentication."""
 
     permission_classes = [HasScope]
@@ -102,8 +110,9 @@ class ApiMixin:
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         ip_throttle = IPRateThrottle()
         if not ip_throttle.allow_request(request, self):
-            self.throttled(request, ip_throttle.wait())
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+            # DRF's own check_throttles passes None when no wait is known; the stub says float.
+            self.throttled(request, ip_throttle.wait())  # type: ignore[arg-type]
+        super().initial(request, *args, **kwargs)
 
 
 # --- Merchants (staff tokens) ----------------------------------------------------------------
@@ -125,7 +134,7 @@ class MerchantListApi(ApiMixin, generics.GenericAPIView):
         return self.get_paginated_response(MerchantOutputSerializer(page, many=True).data)
 
     @extend_schema(request=MerchantCreateInputSerializer, responses={201: MerchantOutputSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = MerchantCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         merchant = services.merchant_create(**data.validated_data, actor=request.user)
@@ -189,7 +198,7 @@ class PaymentListApi(ApiMixin, generics.GenericAPIView):
             ),
         },
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         """Create a payment through its gateway (authorize, and capture unless told not to)."""
         data = PaymentCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -243,7 +252,7 @@ class PaymentCancelApi(ApiMixin, generics.GenericAPIView):
             ),
         },
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         """Cancel an authorized (not yet captured) payment at its gateway."""
         payment = get_object_or_404(self.get_queryset(), pk=pk)
         payment = services.payment_cancel(payment=payment, actor=request.user)
@@ -272,7 +281,7 @@ class PaymentRefundApi(ApiMixin, generics.GenericAPIView):
             ),
         },
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         """Refund part or all of a captured payment. Above the approval threshold the refund
         waits for a second person: 202 with the approval request."""
         payment = get_object_or_404(self.get_queryset(), pk=pk)
@@ -339,7 +348,7 @@ class ChargebackEvidenceApi(ApiMixin, generics.GenericAPIView):
             ),
         },
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         """Save the evidence text and, unless `submit` is false, send it to the gateway once."""
         chargeback = get_object_or_404(self.get_queryset(), pk=pk)
         data = EvidenceInputSerializer(data=request.data)

@@ -46,10 +46,12 @@ test: install test-tools  ## the whole suite: PostgreSQL when DATABASE_URL is se
 	$(if $(DATABASE_URL),TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}) \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# mypy's django-stubs plugin imports the settings, which need DEBUG on to start without secrets.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -q -c pyproject.toml -r config payments kyc audits
+	DEBUG=1 $(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

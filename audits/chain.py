@@ -30,7 +30,8 @@ GENESIS_HASH = "0" * 64
 
 
 def chain_for(object_type: str, object_id: str) -> int:
-    return zlib.crc32(f"{object_type}:{object_id}".encode()) % settings.AUDIT_CHAIN_SHARDS
+    shards: int = settings.AUDIT_CHAIN_SHARDS
+    return zlib.crc32(f"{object_type}:{object_id}".encode()) % shards
 
 
 def _timestamp(value: datetime) -> str:
@@ -103,7 +104,7 @@ RETURNING seq, prev_hash, row_hash
 def _append_postgresql(row: PaymentAudit, content_hash: str) -> bool:
     from psycopg.types.json import Jsonb
 
-    params = {
+    params: dict[str, Any] = {
         "content_hash": content_hash,
         "chain": row.chain,
         "id": row.id,

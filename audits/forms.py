@@ -35,7 +35,8 @@ class AuditSearchForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()  # a Form's clean() fills and returns self.cleaned_data
+        data = self.cleaned_data
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             self.add_error("date_to", "Must not be before the start date.")
         return data

@@ -114,7 +114,7 @@ def _record(
     ctx = context.current()
     actor_id, actor = ctx.resolve_actor()
     source = ctx.source
-    extra = {"source": source}
+    extra: dict[str, str | int] = {"source": source}
     if ctx.detail:
         extra["detail"] = ctx.detail
     if ctx.device_id:

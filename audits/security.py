@@ -14,7 +14,7 @@ with the change), or in a transaction of its own when there is none, as for a si
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -340,7 +340,9 @@ def register_credential(
     """Record creating, changing and revoking a credential on its owner's security timeline.
     `fields` are what may be shown (never the secret or its hash)."""
     shown = tuple(dict.fromkeys([*fields, revoked_field]))
-    _credentials[model] = (model._meta.get_field(owner_field).attname, revoked_field, shown)
+    # owner_field names the credential's own foreign key, never a reverse relation.
+    owner = cast("models.Field[Any, Any]", model._meta.get_field(owner_field))
+    _credentials[model] = (owner.attname, revoked_field, shown)
     uid = f"audits.security.{model._meta.label}"
     pre_save.connect(_credential_before_save, sender=model, dispatch_uid=uid)
     post_save.connect(_credential_after_save, sender=model, dispatch_uid=uid)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any, cast
 
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import QuerySet
 
 # Below this many rows an exact COUNT(*) is cheap; above it, an unfiltered list shows
 # PostgreSQL's own estimate and a filtered one counts no further than this.
@@ -15,10 +17,10 @@ EXACT_COUNT_LIMIT = 10_000
 class LargeTablePaginator(Paginator):
     @cached_property
     def count(self) -> int:
-        queryset = self.object_list
-        query = getattr(queryset, "query", None)
+        query = getattr(self.object_list, "query", None)
         if query is None:
             return super().count
+        queryset = cast("QuerySet[Any]", self.object_list)  # only a QuerySet has a query
         connection = connections[queryset.db]
         if connection.vendor == "postgresql" and not query.where:
             with connection.cursor() as cursor:

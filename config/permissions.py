@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 
 
 def describe(perm: str) -> str:
@@ -24,14 +24,14 @@ def describe(perm: str) -> str:
 
 def permission_required(
     perm: str, *, raise_exception: bool = True
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """Django's permission_required(raise_exception=True), with a 403 whose message names the
     missing permission. Views put login_required outside it, so anonymous visitors still go to
     the sign-in page; `raise_exception` is accepted so call sites read like Django's."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not request.user.has_perm(perm):
                 raise PermissionDenied(f"This needs the permission {describe(perm)}.")
             return view(request, *args, **kwargs)

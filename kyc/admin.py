@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -26,7 +26,7 @@ class KycDocumentInline(admin.TabularInline):
         "review_status",
         "uploaded_at",
     ]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -37,7 +37,7 @@ class CaseNoteInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["author", "text", "created_at"]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -71,7 +71,7 @@ class KycCaseAdmin(RecordAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in self.model._meta.fields] + ["audit_trail"]
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         if not sees_case_details(request.user):
             return OUTCOME_FIELDS
         return [f.name for f in self.model._meta.fields if f.name != "id"] + ["audit_trail"]
@@ -79,7 +79,7 @@ class KycCaseAdmin(RecordAdmin):
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         return self.inlines if sees_case_details(request.user) else []
 
-    def get_list_display(self, request: HttpRequest) -> list[str]:
+    def get_list_display(self, request: HttpRequest) -> list[Any] | tuple[Any, ...]:
         if not sees_case_details(request.user):
             return ["reference", "merchant", "kind", "status", "decision", "created_at"]
         return self.list_display
@@ -95,7 +95,7 @@ class KycCaseAdmin(RecordAdmin):
             raise PermissionDenied
         return super().auditlog_history_view(request, object_id, extra_context)
 
-    def get_list_filter(self, request: HttpRequest) -> list[str]:
+    def get_list_filter(self, request: HttpRequest) -> list[Any] | tuple[Any, ...]:
         if not sees_case_details(request.user):
             return ["status", "kind"]
         return self.list_filter

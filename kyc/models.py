@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -182,7 +183,7 @@ class KycCase(StatusMachineMixin, models.Model):
     def needs_four_eyes(self) -> bool:
         return self.risk_level == RiskLevel.HIGH or self.screening_hit
 
-    def is_overdue(self, now: object = None) -> bool:
+    def is_overdue(self, now: datetime | None = None) -> bool:
         from django.utils import timezone
 
         now = now or timezone.now()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from auditlog.models import LogEntry
 from django.conf import settings
@@ -304,7 +304,10 @@ def kyc_case_approve(*, case: KycCase, actor: User, reason: str = "") -> KycCase
             return case
         if case.prepared_by_id == actor.pk:
             raise NotAllowed("You prepared this case: another officer gives the final approval.")
-        return approvals.approval_approve(request=pending, approver=actor, note=reason)
+        # The kind's executor, kyc_case_execute_second_approval, returns the case.
+        return cast(
+            KycCase, approvals.approval_approve(request=pending, approver=actor, note=reason)
+        )
 
 
 def kyc_case_execute_second_approval(request: ApprovalRequest, approver: User) -> KycCase:
@@ -476,12 +479,13 @@ def kyc_sla_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
         due_soon_notified_at__isnull=True,
         assignee__isnull=False,
     ).select_related("assignee"):
-        if case.assignee.email:
+        assignee = case.assignee  # never None: the query asks for an assignee
+        if assignee is not None and assignee.email:
             send_mail(
                 f"{case.reference} is due {case.due_at:%Y-%m-%d %H:%M} UTC",
                 f"The KYC case {case.reference} you work is due within a day.",
                 None,
-                [case.assignee.email],
+                [assignee.email],
             )
         with transaction.atomic():
             locked = _lock(case)

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from config.pagination import LargeTablePaginator
 from config.permissions import permission_required
+from config.request_types import AuthenticatedHttpRequest
 from payments import selectors as payment_selectors
 from payments.core.errors import DomainError
 from payments.models import ApprovalRequest, Merchant, Payment
@@ -78,7 +79,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def take_next(request: HttpRequest) -> HttpResponse:
+def take_next(request: AuthenticatedHttpRequest) -> HttpResponse:
     try:
         case = services.kyc_case_take_next(actor=request.user)
     except DomainError as exc:
@@ -267,7 +268,7 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @login_required
 @require_POST
 @permission_required("kyc.add_casenote", raise_exception=True)
-def case_note(request: HttpRequest, pk: int) -> HttpResponse:
+def case_note(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(KycCase, pk=pk)
     form = NoteForm(request.POST)
     if form.is_valid():
@@ -280,7 +281,7 @@ def case_note(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def document_review(request: HttpRequest, pk: int) -> HttpResponse:
+def document_review(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(KycCase, pk=pk)
     form = DocumentReviewForm(request.POST)
     if not form.is_valid():
@@ -309,7 +310,7 @@ def document_review(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @permission_required("kyc.download_kycdocument", raise_exception=True)
-def document_file(request: HttpRequest, pk: int, disposition: str) -> FileResponse:
+def document_file(request: AuthenticatedHttpRequest, pk: int, disposition: str) -> FileResponse:
     """The document itself, for permitted staff only; every view and download is audited."""
     document = get_object_or_404(KycDocument, pk=pk)
     if disposition not in ("view", "download"):
@@ -371,7 +372,7 @@ def merchant_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 @permission_required("kyc.decide_kyccase", raise_exception=True)
-def merchant_suspend(request: HttpRequest, pk: int) -> HttpResponse:
+def merchant_suspend(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     merchant = get_object_or_404(Merchant, pk=pk)
     form = ReasonForm(request.POST)
     if not form.is_valid():

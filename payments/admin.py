@@ -1,16 +1,18 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from audits.admin_mixins import AuditedAdmin, RecordAdmin
+from config.request_types import AuthenticatedHttpRequest
 
 from .core.errors import DomainError
 from .core.money import format_minor
@@ -120,7 +122,7 @@ class MerchantAdmin(AuditedAdmin):
     action_form = ReasonActionForm
 
     @admin.action(description="Re-activate selected suspended merchants", permissions=["change"])
-    def reactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def reactivate(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
         # A pending merchant is refused by the service: only an approved KYC case activates.
         reason = request.POST.get("reason", "")
         _run_for_each(
@@ -134,7 +136,7 @@ class MerchantAdmin(AuditedAdmin):
         )
 
     @admin.action(description="Suspend selected merchants", permissions=["change"])
-    def suspend(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def suspend(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
         reason = request.POST.get("reason", "")
         _run_for_each(
             self,
@@ -152,7 +154,7 @@ class RefundInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["amount", "status", "reason", "gateway_reference", "requested_by", "created_at"]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -163,7 +165,7 @@ class ChargebackInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["gateway_reference", "reason", "amount", "status", "evidence_due_by"]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -227,7 +229,7 @@ class PaymentAdmin(RecordAdmin):
         return f"{obj.card_brand} •••• {obj.card_last4}" if obj.card_last4 else "-"
 
     @admin.action(description="Cancel selected payments", permissions=["change"])
-    def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def cancel(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
         _run_for_each(
             self,
             request,
@@ -371,7 +373,9 @@ class WebhookEventAdmin(RecordAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # The list never shows the bodies: up to WEBHOOK_MAX_BYTES each, twice, per row.
         queryset = super().get_queryset(request)
-        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+        if request.resolver_match and (request.resolver_match.url_name or "").endswith(
+            "changelist"
+        ):
             queryset = queryset.defer("payload", "raw_body")
         return queryset
 
@@ -395,7 +399,7 @@ class WebhookEventAdmin(RecordAdmin):
     @admin.action(
         description="Replay selected events (a fresh set of attempts)", permissions=["change"]
     )
-    def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def replay(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
         _run_for_each(
             self,
             request,
@@ -448,7 +452,7 @@ class ApprovalRequestAdmin(RecordAdmin):
     @admin.action(
         description="Approve selected requests (as a second person)", permissions=["approve"]
     )
-    def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def approve(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
         from .core.approvals import approval_approve
 
         _run_for_each(
@@ -571,10 +575,12 @@ class ApiTokenAdmin(AuditedAdmin):
         "audit_trail",
     ]
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         if obj is None:
             kwargs["form"] = ApiTokenCreateForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.readonly_fields if obj is not None else []
@@ -596,7 +602,7 @@ class ApiTokenAdmin(AuditedAdmin):
             scopes=form.cleaned_data["scopes"],
             merchant=form.cleaned_data.get("merchant"),
             hours=form.cleaned_data["hours"],
-            actor=request.user,
+            actor=cast(User, request.user),  # the admin serves signed-in staff only
         )
         obj.pk = token.pk
         obj.refresh_from_db()
@@ -623,7 +629,7 @@ class ApiTokenAdmin(AuditedAdmin):
         return response
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def revoke(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
         now = timezone.now()
         _run_for_each(
             self,

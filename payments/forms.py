@@ -34,7 +34,8 @@ class PaymentFilterForm(forms.Form):
     amount_max = forms.IntegerField(required=False, min_value=0, label="Amount to (minor units)")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()  # a Form's clean() fills and returns self.cleaned_data
+        data = self.cleaned_data
         if (
             data.get("created_from")
             and data.get("created_to")
@@ -100,7 +101,8 @@ class DecisionForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()  # a Form's clean() fills and returns self.cleaned_data
+        data = self.cleaned_data
         if data.get("decision") == "reject" and not (data.get("note") or "").strip():
             self.add_error("note", "Say why the request is rejected.")
         return data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.utils import timezone
 
 from .models import WebhookEvent
@@ -25,7 +25,7 @@ def enqueue_webhook_event(event_id: int) -> None:
     process_webhook_event.delay(event_id)
 
 
-def _transient_errors() -> tuple[type[BaseException], ...]:
+def _transient_errors() -> tuple[type[Exception], ...]:
     """Errors of the machinery, not of the event: the attempt did not happen, so it is made
     again (and is not counted against the event's attempts)."""
     from django.db import DatabaseError, InterfaceError
@@ -35,7 +35,7 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def process_webhook_event(self, event_id: int) -> str:  # type: ignore[no-untyped-def]
+def process_webhook_event(self: Task[[int], str], event_id: int) -> str:
     """Run one event. The event row decides when it runs again (its next_attempt_at); the
     Celery retry is the fast path, the sweep the one that cannot be lost."""
     from .inbox.store import WebhookProcessingFailed, webhook_event_process
@@ -84,7 +84,7 @@ def chargebacks_daily() -> dict[str, int]:
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8)
-def submit_refund(self, refund_id: int) -> str:  # type: ignore[no-untyped-def]
+def submit_refund(self: Task[[int], str], refund_id: int) -> str:
     from .gateways import GatewayUnavailable
     from .models import Refund
     from .services.refunds import refund_submit
@@ -99,7 +99,7 @@ def submit_refund(self, refund_id: int) -> str:  # type: ignore[no-untyped-def]
 
 @shared_task
 def approvals_expire() -> int:
-    from .approvals import approvals_expire_due
+    from .core.approvals import approvals_expire_due
 
     return approvals_expire_due()
 

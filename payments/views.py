@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from config.permissions import permission_required
+from config.request_types import AuthenticatedHttpRequest
 from config.streaming import csv_response
 
 from . import selectors
@@ -134,7 +136,7 @@ def payment_export(request: HttpRequest) -> StreamingHttpResponse:
 
 @login_required
 @permission_required("payments.view_payment", raise_exception=True)
-def payment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def payment_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     payment = get_object_or_404(Payment.objects.select_related("merchant"), pk=pk)
     form = RefundForm(payment=payment)
     if request.method == "POST":
@@ -272,11 +274,11 @@ def _chargeback_action(request: HttpRequest, pk: int) -> Chargeback:
 
 @login_required
 @require_POST
-def dispute_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def dispute_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     chargeback = _chargeback_action(request, pk)
     try:
         if action == "save":
-            form = EvidenceForm(request.POST)
+            form: Form = EvidenceForm(request.POST)
             if not form.is_valid():
                 raise DomainError("Write the evidence before saving it.")
             evidence_save_draft(
@@ -329,13 +331,13 @@ def approval_inbox(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 @permission_required("payments.view_approvalrequest", raise_exception=True)
-def approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
+def approval_decide(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     approval = get_object_or_404(ApprovalRequest, pk=pk)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))  # an ErrorList yields its messages as text
         return redirect("payments:approvals")
     try:
         if form.cleaned_data["decision"] == "approve":
@@ -389,7 +391,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def webhook_replay(request: HttpRequest, pk: int) -> HttpResponse:
+def webhook_replay(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     if not request.user.has_perm("payments.change_webhookevent"):
         raise PermissionDenied
     event = get_object_or_404(WebhookEvent, pk=pk)

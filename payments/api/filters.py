@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import django_filters
+from django.db.models import QuerySet
 
 from ..models import Chargeback, Payment
 
@@ -25,7 +26,9 @@ class PaymentFilter(django_filters.FilterSet):
         model = Payment
         fields: list[str] = []
 
-    def filter_currency(self, queryset, name, value):  # type: ignore[no-untyped-def]
+    def filter_currency(
+        self, queryset: QuerySet[Payment], name: str, value: str
+    ) -> QuerySet[Payment]:
         return queryset.filter(currency=value.upper())
 
 

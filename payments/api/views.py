@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from audits.models import PaymentAudit
+from config.request_types import AuthenticatedRequest
 
 from ..integration.errors import ErrorSerializer
 from ..integration.idempotency import HEADER, client_key, idempotent
@@ -82,7 +83,7 @@ class MerchantListApi(ApiMixin, generics.GenericAPIView):
         return self.get_paginated_response(MerchantOutputSerializer(page, many=True).data)
 
     @extend_schema(request=MerchantCreateInputSerializer, responses={201: MerchantOutputSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = MerchantCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         merchant = merchant_create(**data.validated_data, actor=request.user)
@@ -146,7 +147,7 @@ class PaymentListApi(ApiMixin, generics.GenericAPIView):
             ),
         },
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         """Create a payment through its gateway (authorize, and capture unless told not to)."""
         data = PaymentCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -191,7 +192,7 @@ class PaymentCancelApi(ApiMixin, generics.GenericAPIView):
             ),
         },
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         """Cancel an authorized (not yet captured) payment at its gateway."""
         payment = get_object_or_404(self.get_queryset(), pk=pk)
         payment = payment_cancel(payment=payment, actor=request.user)
@@ -220,7 +221,7 @@ class PaymentRefundApi(ApiMixin, generics.GenericAPIView):
             ),
         },
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         """Refund part or all of a captured payment. Above the approval threshold the refund
         waits for a second person: 202 with the approval request."""
         payment = get_object_or_404(self.get_queryset(), pk=pk)
@@ -285,7 +286,7 @@ class ChargebackEvidenceApi(ApiMixin, generics.GenericAPIView):
             ),
         },
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         """Save the evidence text and, unless `submit` is false, send it to the gateway once."""
         chargeback = get_object_or_404(self.get_queryset(), pk=pk)
         data = EvidenceInputSerializer(data=request.data)

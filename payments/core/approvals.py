@@ -61,7 +61,7 @@ def approval_kind(action: str) -> ApprovalKind:
 
 def _requests() -> type[ApprovalRequest]:
     # The model lives in payments.models, which imports the kernel: looked up, not imported.
-    return apps.get_model("payments", "ApprovalRequest")  # type: ignore[no-any-return]
+    return apps.get_model("payments", "ApprovalRequest")
 
 
 class ApprovalError(DomainError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 
@@ -45,7 +46,7 @@ def display_name(name: str) -> str:
     return cleaned[:255] or "upload"
 
 
-def check_upload(upload: UploadedFile, *, max_bytes: int = MAX_UPLOAD_BYTES) -> CheckedUpload:
+def check_upload(upload: UploadedFile[Any], *, max_bytes: int = MAX_UPLOAD_BYTES) -> CheckedUpload:
     size = upload.size or 0
     if size <= 0:
         raise UploadRejected("The file is empty.")

@@ -15,6 +15,8 @@ so a retry message lost with the broker, a killed worker or a database outage on
 
 from __future__ import annotations
 
+import datetime
+import logging
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -23,21 +25,13 @@ from django.utils import timezone
 
 from audits import context
 
-from ..exceptions import (
-    PaymentsError,
-)
-from ..models import (
-    WebhookEvent,
-)
+from ..exceptions import PaymentsError
+from ..models import WebhookEvent
+from .handlers import handler_for
+from .verify import VerifiedEvent, storable_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-import datetime
-import logging
-
-from .handlers import handler_for
-from .verify import VerifiedEvent, storable_text
 
 
 def webhook_event_requeue(*, event: WebhookEvent, actor: User | None = None) -> WebhookEvent:

@@ -10,7 +10,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import stripe
 from django.conf import settings
@@ -107,7 +107,7 @@ def parse_json_object(text: str) -> dict[str, Any]:
         raise WebhookRejected(f"not a Stripe event: the body is {kind}, not a JSON object")
     if _depth(parsed) > MAX_JSON_DEPTH:
         raise WebhookRejected(f"body is nested more than {MAX_JSON_DEPTH} levels deep")
-    return _storable(parsed)
+    return cast(dict[str, Any], _storable(parsed))  # a JSON object, checked above
 
 
 def _unix_time(value: Any) -> datetime.datetime | None:
@@ -221,7 +221,7 @@ def _aware(moment: Any) -> datetime.datetime | None:
 def verify_braintree(*, signature: str, payload: str, raw_body: bytes = b"") -> VerifiedEvent:
     notification = parse_braintree(signature=signature, payload=payload)
     kind, timestamp = getattr(notification, "kind", None), getattr(notification, "timestamp", None)
-    if not isinstance(kind, str) or not kind or _aware(timestamp) is None:
+    if not isinstance(kind, str) or not kind or timestamp is None or _aware(timestamp) is None:
         # Signed, so from Braintree (or whoever holds our key), but not a notification we read.
         raise WebhookRejected("malformed notification (no kind or timestamp)")
     # Braintree notifications carry no id: this one is stable across redeliveries.
@@ -258,7 +258,7 @@ def webhook_event_reverify(event: WebhookEvent) -> bool | None:
         if not _stripe_signature_matches(event.raw_body, event.signature):
             return False
         try:
-            return parse_json_object(event.raw_body) == event.payload
+            return bool(parse_json_object(event.raw_body) == event.payload)
         except WebhookRejected:
             return False
     bt_payload = event.payload.get("bt_payload", "")

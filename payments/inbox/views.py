@@ -62,10 +62,11 @@ def _receive(
 
 def _refuse(provider: str, request: HttpRequest, reason: str) -> JsonResponse:
     # Logged without the body: it may carry customer details.
+    audit_context = getattr(request, "audit_context", None)
     log.warning(
         "%s webhook rejected from %s: %s",
         provider,
-        getattr(request, "audit_context", None) and request.audit_context.ip_address,
+        audit_context and audit_context.ip_address,
         reason,
     )
     return JsonResponse({"error": reason}, status=400)

@@ -26,7 +26,9 @@ class ErrorSerializer(serializers.Serializer):
 
     type = serializers.CharField(help_text="machine-readable, e.g. validation_error, not_found")
     message = serializers.CharField(help_text="for a person")
-    errors = serializers.DictField(
+    # A field named like Serializer.errors, for the API's error shape: DRF's metaclass takes
+    # declared fields off the class, so the property stays as it was.
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         help_text="field name -> messages; empty unless the request was invalid",
     )

@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -135,7 +135,8 @@ def idempotent(request: Any, view: Any, run: Callable[[], Response]) -> Response
         response = run()
     except DomainError as exc:
         # A refusal by the rules is an answer: the retry gets the same one.
-        response = api_exception_handler(exc, {"view": view, "request": request})
+        # Never None: the handler answers every error, a DomainError with its own status.
+        response = cast(Response, api_exception_handler(exc, {"view": view, "request": request}))
     except BaseException:
         # Unknown outcome (a crash, a gateway timeout): free the key so a retry runs again;
         # the retry finds the payment row by its client key and reuses its gateway key.

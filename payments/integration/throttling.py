@@ -13,6 +13,8 @@ from .permissions import token_of
 class _SettingsRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         # Read at each request (not at import), so settings and tests can change it.
+        if self.scope is None:
+            return None
         return settings.API_THROTTLE_RATES.get(self.scope)
 
 

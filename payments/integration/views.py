@@ -3,7 +3,7 @@ cursor pagination that costs the same on any page, and the JSON 404 for unknown 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotFound
@@ -24,7 +24,7 @@ class IdCursorPagination(CursorPagination):
     same 404 "Invalid cursor" as any other bad cursor.
     """
 
-    ordering = "-id"
+    ordering: str | tuple[str, ...] = "-id"
     page_size = 50
     max_page_size = 200
     page_size_query_param = "page_size"
@@ -32,7 +32,8 @@ class IdCursorPagination(CursorPagination):
     def decode_cursor(self, request: Request) -> Any:
         cursor = super().decode_cursor(request)
         position = cursor.position if cursor is not None else None
-        if position is not None and not self.position_is_valid(position):
+        # DRF decodes the position from the cursor as text; its stub says int.
+        if position is not None and not self.position_is_valid(cast(str, position)):
             raise NotFound(self.invalid_cursor_message)
         return cursor
 
@@ -43,7 +44,13 @@ class IdCursorPagination(CursorPagination):
             return False
 
 
-class ApiMixin:
+if TYPE_CHECKING:
+    _ApiViewBase = APIView  # the mixin is only used on APIViews
+else:
+    _ApiViewBase = object
+
+
+class ApiMixin(_ApiViewBase):
     """Scopes per method, throttles per token, and per IP before authentication."""
 
     permission_classes = [HasScope]
@@ -54,8 +61,9 @@ class ApiMixin:
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         ip_throttle = IPRateThrottle()
         if not ip_throttle.allow_request(request, self):
-            self.throttled(request, ip_throttle.wait())
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+            # DRF's own check_throttles passes None when no wait is known; the stub says float.
+            self.throttled(request, ip_throttle.wait())  # type: ignore[arg-type]
+        super().initial(request, *args, **kwargs)
 
 
 class NotFoundApi(APIView):

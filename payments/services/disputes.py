@@ -5,18 +5,19 @@ merchant's chargeback ratio.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import datetime
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from audits import context
 
-from ..exceptions import (
-    PaymentsError,
-)
+from ..exceptions import PaymentsError
 from ..models import (
     ApprovalRequest,
     Chargeback,
@@ -25,18 +26,11 @@ from ..models import (
     Merchant,
     Payment,
 )
+from .gateway_reports import is_newer, is_stale
+from .merchants import merchant_flag_for_review
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-import datetime
-import logging
-from dataclasses import dataclass
-
-from django.db.models import Count, QuerySet
-
-from .gateway_reports import is_newer, is_stale
-from .merchants import merchant_flag_for_review
 
 
 def chargeback_record(
@@ -296,7 +290,8 @@ def daily_review(*, now: datetime.datetime | None = None) -> dict[str, int]:
             "chargeback %s (payment %s) needs evidence by %s",
             chargeback.gateway_reference,
             chargeback.payment_id,
-            chargeback.evidence_due_by.isoformat(),
+            # The query selects chargebacks with a due date only.
+            cast(datetime.datetime, chargeback.evidence_due_by).isoformat(),
         )
     expired = 0
     for chargeback in Chargeback.objects.filter(

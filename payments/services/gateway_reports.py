@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import (
-    PaymentsError,
-)
+from ..exceptions import PaymentsError
 
 if TYPE_CHECKING:
     pass

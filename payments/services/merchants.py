@@ -13,12 +13,8 @@ from django.db import transaction
 
 from audits import context
 
-from ..exceptions import (
-    MerchantStatusRefused,
-)
-from ..models import (
-    Merchant,
-)
+from ..exceptions import MerchantStatusRefused
+from ..models import Merchant
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

@@ -21,12 +21,12 @@ from ..models import (
     Merchant,
     Payment,
 )
+from .gateway_reports import is_newer, is_stale
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
     from ..gateways import GatewayPayment
-from .gateway_reports import is_newer, is_stale
 
 
 def payment_record(

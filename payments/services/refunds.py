@@ -25,11 +25,10 @@ from ..models import (
     Payment,
     Refund,
 )
+from .gateway_reports import GatewayStateNeedsAttention, is_newer, is_stale
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-from .gateway_reports import GatewayStateNeedsAttention, is_newer, is_stale
 
 
 def refund_create(

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from . import chain, context
 from .models import PaymentAudit
-from .registry import options_for
+from .options import options_for
 from .snapshot import snapshot
 
 _BEFORE = "_audit_before"

@@ -8,20 +8,12 @@ before-state to both the LogEntry and, for payment records, the payment_audits r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from auditlog.registry import auditlog
 from django.db import models
 from django.db.models.signals import post_delete, post_save, pre_save
 
-
-@dataclass(frozen=True)
-class AuditOptions:
-    payment_audit: bool
-    mask_fields: frozenset[str]
-
-
-_options: dict[type[models.Model], AuditOptions] = {}
+from . import receivers
+from .options import AuditOptions, set_options
 
 
 def register_audited(
@@ -31,8 +23,6 @@ def register_audited(
     mask_fields: list[str] | None = None,
     exclude_fields: list[str] | None = None,
 ) -> None:
-    from . import receivers
-
     # A save that only moves the auto_now timestamp is not a change worth a row.
     untracked = ["updated_at"] if any(f.name == "updated_at" for f in model._meta.fields) else []
     auditlog.register(
@@ -43,12 +33,8 @@ def register_audited(
     # Private API of the pinned django-auditlog: drop its receivers, ours write its entries.
     auditlog._disconnect_signals(model)
     masked = frozenset((mask_fields or []) + (exclude_fields or []))
-    _options[model] = AuditOptions(payment_audit=payment_audit, mask_fields=masked)
+    set_options(model, AuditOptions(payment_audit=payment_audit, mask_fields=masked))
     uid = f"audits.{model._meta.label}"
     pre_save.connect(receivers.before_save, sender=model, dispatch_uid=uid)
     post_save.connect(receivers.after_save, sender=model, dispatch_uid=uid)
     post_delete.connect(receivers.after_delete, sender=model, dispatch_uid=uid)
-
-
-def options_for(model: type[models.Model]) -> AuditOptions | None:
-    return _options.get(model)

@@ -131,6 +131,22 @@ def test_due_requests_expire_in_the_periodic_task(ops) -> None:
     assert request.status == "expired"
 
 
+def test_the_beat_task_itself_expires_due_requests(ops) -> None:
+    # The task imports the engine lazily: run the task, not only the function it calls.
+    from payments.tasks import approvals_expire
+
+    request = approvals.approval_request(
+        action="refund",
+        target=CapturedPaymentFactory(),
+        requested_by=ops,
+        payload={"amount": 1},
+        ttl=datetime.timedelta(seconds=-1),
+    )
+    assert approvals_expire.apply().get() == 1
+    request.refresh_from_db()
+    assert request.status == "expired"
+
+
 def test_rejection_needs_a_reason_and_ends_the_request(captured, ops, ops2) -> None:
     request = refund_request(payment=captured, amount=60_000, reason="duplicate", actor=ops)
     with pytest.raises(approvals.ApprovalError, match="Say why"):

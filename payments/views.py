@@ -155,7 +155,7 @@ def payment_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             except DomainError as exc:
                 form.add_error("amount", str(exc))
             else:
-                if isinstance(outcome, ApprovalRequest):
+                if outcome.needs_approval:
                     messages.info(
                         request,
                         "The refund is above the approval threshold: it "

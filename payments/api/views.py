@@ -21,7 +21,6 @@ from ..integration.errors import ErrorSerializer
 from ..integration.idempotency import HEADER, client_key, idempotent
 from ..integration.permissions import merchant_for_request, merchant_scope
 from ..integration.views import ApiMixin, IdCursorPagination
-from ..models import ApprovalRequest
 from ..services.disputes import evidence_save_draft, evidence_submit
 from ..services.merchants import merchant_create, merchant_update_contact
 from ..services.payments import payment_authorize, payment_cancel
@@ -230,11 +229,14 @@ class PaymentRefundApi(ApiMixin, generics.GenericAPIView):
 
         def run() -> Response:
             result = refund_request(payment=payment, **data.validated_data, actor=request.user)
-            if isinstance(result, ApprovalRequest):
+            if result.approval is not None:
                 return Response(
-                    ApprovalOutputSerializer(result).data, status=status.HTTP_202_ACCEPTED
+                    ApprovalOutputSerializer(result.approval).data,
+                    status=status.HTTP_202_ACCEPTED,
                 )
-            return Response(RefundOutputSerializer(result).data, status=status.HTTP_201_CREATED)
+            return Response(
+                RefundOutputSerializer(result.refund).data, status=status.HTTP_201_CREATED
+            )
 
         return idempotent(request, self, run)
 

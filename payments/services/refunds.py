@@ -4,6 +4,7 @@ approval limits), submitted to the gateway, settled from the gateway's reports.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -235,9 +236,22 @@ def refund_submit(*, refund: Refund) -> Refund:
 REFUND_APPROVAL = "refund"
 
 
+@dataclass(frozen=True)
+class RefundRequested:
+    """What refund_request did: the refund it executed at once, or the approval request the
+    refund waits on (exactly one of the two)."""
+
+    refund: Refund | None = None
+    approval: ApprovalRequest | None = None
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.approval is not None
+
+
 def refund_request(
     *, payment: Payment, amount: int, reason: str, reason_detail: str = "", actor: User
-) -> Refund | ApprovalRequest:
+) -> RefundRequested:
     """A refund asked for by a person: executed at once while it stays within the approval
     limits, otherwise held for a second person's approval (maker-checker).
 
@@ -256,7 +270,7 @@ def refund_request(
         _check_refundable(payment, amount)
         over_limit = _refund_limit_exceeded(payment, amount)
         if over_limit:
-            return approvals.approval_request(
+            approval = approvals.approval_request(
                 action=REFUND_APPROVAL,
                 target=payment,
                 requested_by=actor,
@@ -268,7 +282,8 @@ def refund_request(
                 },
                 reason=reason_detail or reason,
             )
-        return _refund_and_submit(
+            return RefundRequested(approval=approval)
+        refund = _refund_and_submit(
             payment=payment,
             amount=amount,
             reason=reason,
@@ -276,6 +291,7 @@ def refund_request(
             requested_by=actor,
             actor=actor,
         )
+        return RefundRequested(refund=refund)
 
 
 def _refund_limit_exceeded(payment: Payment, amount: int) -> str:

@@ -218,7 +218,7 @@ def world(settings: Any) -> dict[str, Any]:
         reason="duplicate",
         reason_detail="charged twice",
         actor=users[roles.ADMINISTRATOR],
-    )
+    ).approval
     # Someone else's authenticator, outside the roles under test (OWN_ONLY).
     someone_else = User.objects.create(username="someone-else", is_staff=True)
     device = TOTPDevice.objects.create(user=someone_else, name="not yours", confirmed=False)

@@ -47,7 +47,9 @@ def captured(local_stripe, settings):
 
 def test_a_small_refund_is_executed_at_once(captured, ops, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        refund = refund_request(payment=captured, amount=10_000, reason="duplicate", actor=ops)
+        refund = refund_request(
+            payment=captured, amount=10_000, reason="duplicate", actor=ops
+        ).refund
     refund.refresh_from_db()
     assert isinstance(refund, Refund)
     assert (refund.status, refund.requested_by_id) == ("succeeded", ops.pk)
@@ -64,7 +66,7 @@ def test_a_large_refund_waits_for_a_second_person(
         reason="duplicate",
         reason_detail="charged twice",
         actor=ops,
-    )
+    ).approval
     assert isinstance(request, ApprovalRequest) and request.status == "pending"
     assert not Refund.objects.exists()
 
@@ -106,7 +108,9 @@ def test_the_database_refuses_an_approval_by_the_requester(ops) -> None:
 
 
 def test_an_expired_request_cannot_be_approved(captured, ops, ops2) -> None:
-    request = refund_request(payment=captured, amount=60_000, reason="duplicate", actor=ops)
+    request = refund_request(
+        payment=captured, amount=60_000, reason="duplicate", actor=ops
+    ).approval
     from django.db import transaction
 
     with transaction.atomic():
@@ -148,7 +152,9 @@ def test_the_beat_task_itself_expires_due_requests(ops) -> None:
 
 
 def test_rejection_needs_a_reason_and_ends_the_request(captured, ops, ops2) -> None:
-    request = refund_request(payment=captured, amount=60_000, reason="duplicate", actor=ops)
+    request = refund_request(
+        payment=captured, amount=60_000, reason="duplicate", actor=ops
+    ).approval
     with pytest.raises(approvals.ApprovalError, match="Say why"):
         approvals.approval_reject(request=request, approver=ops2, note=" ")
     approvals.approval_reject(request=request, approver=ops2, note="customer kept the goods")
@@ -196,7 +202,9 @@ def test_two_approvals_at_the_same_moment_refund_once(local_stripe, settings) ->
         payment_method="pm_card_visa",
         capture=True,
     )
-    request = refund_request(payment=payment, amount=150_000, reason="duplicate", actor=maker)
+    request = refund_request(
+        payment=payment, amount=150_000, reason="duplicate", actor=maker
+    ).approval
     results = run_at_once(
         *[(lambda c=c: approvals.approval_approve(request=request, approver=c)) for c in checkers]
     )

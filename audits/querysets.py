@@ -31,3 +31,16 @@ class AuditedQuerySet(models.QuerySet):
 
     def bulk_update(self, *args: Any, **kwargs: Any) -> int:
         raise self._refuse("bulk_update")
+
+
+class AuditedModel(models.Model):
+    """Base of every audited model: its manager refuses bulk writes, and Django's internal
+    paths use that manager too (base_manager_name), so they are refused there as well.
+
+    A subclass that declares its own Meta extends this one: `class Meta(AuditedModel.Meta)`."""
+
+    objects = AuditedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        base_manager_name = "objects"

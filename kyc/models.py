@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from audits.querysets import AuditedQuerySet
+from audits.querysets import AuditedModel
 from payments.core.state import StatusMachineMixin
 from payments.models import RiskLevel
 
@@ -27,19 +27,25 @@ def document_upload_to(instance: KycDocument, filename: str) -> str:
 KYC_SECOND_APPROVAL = "kyc_approve"
 
 
-class KycCase(StatusMachineMixin, models.Model):
-    class Kind(models.TextChoices):
-        KYC = "kyc", "KYC (person)"
-        KYB = "kyb", "KYB (business)"
+class KycCaseStatus(models.TextChoices):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    IN_REVIEW = "in_review"
+    NEEDS_INFORMATION = "needs_information"
+    ESCALATED = "escalated"
+    APPROVED = "approved"
+    REJECTED = "rejected"
 
-    class Status(models.TextChoices):
-        DRAFT = "draft"
-        SUBMITTED = "submitted"
-        IN_REVIEW = "in_review"
-        NEEDS_INFORMATION = "needs_information"
-        ESCALATED = "escalated"
-        APPROVED = "approved"
-        REJECTED = "rejected"
+
+class KycCaseKind(models.TextChoices):
+    KYC = "kyc", "KYC (person)"
+    KYB = "kyb", "KYB (business)"
+
+
+class KycCase(StatusMachineMixin, AuditedModel):
+    Kind = KycCaseKind
+
+    Status = KycCaseStatus
 
     class Decision(models.TextChoices):
         APPROVE = "approve"
@@ -117,11 +123,7 @@ class KycCase(StatusMachineMixin, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         ordering = ["due_at", "pk"]
         permissions = [
             ("decide_kyccase", "Can approve or reject a KYC case"),
@@ -133,21 +135,11 @@ class KycCase(StatusMachineMixin, models.Model):
                 condition=Q(risk_score__lte=100), name="kyc_case_risk_score_range"
             ),
             models.CheckConstraint(
-                condition=Q(
-                    status__in=[
-                        "draft",
-                        "submitted",
-                        "in_review",
-                        "needs_information",
-                        "escalated",
-                        "approved",
-                        "rejected",
-                    ]
-                ),
+                condition=Q(status__in=KycCaseStatus.values),
                 name="kyc_case_status_valid",
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=["kyc", "kyb"]), name="kyc_case_kind_valid"
+                condition=Q(kind__in=KycCaseKind.values), name="kyc_case_kind_valid"
             ),
             # A decided case names its decision, who took it and when; an open one has none.
             models.CheckConstraint(
@@ -195,7 +187,7 @@ class KycCase(StatusMachineMixin, models.Model):
         )
 
 
-class ScreeningResult(models.Model):
+class ScreeningResult(AuditedModel):
     """One name screened against one list entry: a near match is a hit for a person to judge."""
 
     class Category(models.TextChoices):
@@ -212,11 +204,7 @@ class ScreeningResult(models.Model):
     score = models.PositiveSmallIntegerField(help_text="similarity, 0 to 100")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         ordering = ["case", "-score"]
         constraints = [
             models.CheckConstraint(condition=Q(score__lte=100), name="screening_score_range")
@@ -226,7 +214,7 @@ class ScreeningResult(models.Model):
         return f"{self.screened_name} ~ {self.matched_name} ({self.score})"
 
 
-class KycDocument(models.Model):
+class KycDocument(AuditedModel):
     class DocumentType(models.TextChoices):
         PASSPORT = "passport"
         NATIONAL_ID = "national_id"
@@ -265,11 +253,7 @@ class KycDocument(models.Model):
     )
     uploaded_at = models.DateTimeField(auto_now_add=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         ordering = ["case", "uploaded_at"]
         constraints = [
             models.CheckConstraint(
@@ -287,17 +271,13 @@ class KycDocument(models.Model):
         return f"{self.get_document_type_display()} for {self.case_id}"
 
 
-class CaseNote(models.Model):
+class CaseNote(AuditedModel):
     case = models.ForeignKey(KycCase, models.PROTECT, related_name="notes")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
     text = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         ordering = ["case", "created_at"]
         constraints = [
             models.CheckConstraint(condition=~Q(text=""), name="case_note_text_not_empty"),

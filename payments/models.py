@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 
-from audits.querysets import AuditedQuerySet
+from audits.querysets import AuditedModel
 
 from .core.state import StatusMachineMixin
 
@@ -28,12 +28,15 @@ class Gateway(models.TextChoices):
     BRAINTREE = "braintree"
 
 
-class Merchant(StatusMachineMixin, models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        ACTIVE = "active"
-        SUSPENDED = "suspended"
-        CLOSED = "closed"
+class MerchantStatus(models.TextChoices):
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+class Merchant(StatusMachineMixin, AuditedModel):
+    Status = MerchantStatus
 
     STATUS_TRANSITIONS = {
         Status.PENDING: frozenset({Status.ACTIVE, Status.CLOSED}),
@@ -74,22 +77,18 @@ class Merchant(StatusMachineMixin, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         ordering = ["legal_name", "pk"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(country__regex=COUNTRY_CODE), name="merchant_country_iso_alpha2"
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["pending", "active", "suspended", "closed"]),
+                condition=Q(status__in=MerchantStatus.values),
                 name="merchant_status_valid",
             ),
             models.CheckConstraint(
-                condition=Q(risk_level__in=["low", "medium", "high"]),
+                condition=Q(risk_level__in=RiskLevel.values),
                 name="merchant_risk_level_valid",
             ),
         ]
@@ -108,16 +107,19 @@ class Merchant(StatusMachineMixin, models.Model):
         return self.status == self.Status.ACTIVE
 
 
-class Payment(StatusMachineMixin, models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        PROCESSING = "processing"
-        AUTHORIZED = "authorized"
-        CAPTURED = "captured"
-        PARTIALLY_REFUNDED = "partially_refunded"
-        REFUNDED = "refunded"
-        FAILED = "failed"
-        CANCELED = "canceled"
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class Payment(StatusMachineMixin, AuditedModel):
+    Status = PaymentStatus
 
     STATUS_TRANSITIONS = {
         Status.PENDING: frozenset(
@@ -176,11 +178,7 @@ class Payment(StatusMachineMixin, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
@@ -209,21 +207,10 @@ class Payment(StatusMachineMixin, models.Model):
                 name="payment_card_last4_digits",
             ),
             models.CheckConstraint(
-                condition=Q(gateway__in=["stripe", "braintree"]), name="payment_gateway_valid"
+                condition=Q(gateway__in=Gateway.values), name="payment_gateway_valid"
             ),
             models.CheckConstraint(
-                condition=Q(
-                    status__in=[
-                        "pending",
-                        "processing",
-                        "authorized",
-                        "captured",
-                        "partially_refunded",
-                        "refunded",
-                        "failed",
-                        "canceled",
-                    ]
-                ),
+                condition=Q(status__in=PaymentStatus.values),
                 name="payment_status_valid",
             ),
         ]
@@ -244,12 +231,15 @@ class Payment(StatusMachineMixin, models.Model):
         return self.captured_amount - self.refunded_amount
 
 
-class Refund(StatusMachineMixin, models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELED = "canceled"
+class RefundStatus(models.TextChoices):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class Refund(StatusMachineMixin, AuditedModel):
+    Status = RefundStatus
 
     class Reason(models.TextChoices):
         REQUESTED_BY_CUSTOMER = "requested_by_customer"
@@ -283,16 +273,12 @@ class Refund(StatusMachineMixin, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
             models.CheckConstraint(
-                condition=Q(status__in=["pending", "succeeded", "failed", "canceled"]),
+                condition=Q(status__in=RefundStatus.values),
                 name="refund_status_valid",
             ),
         ]
@@ -305,14 +291,17 @@ class Refund(StatusMachineMixin, models.Model):
         return f"Refund {self.pk} of payment {self.payment_id}"
 
 
-class Chargeback(StatusMachineMixin, models.Model):
-    class Status(models.TextChoices):
-        NEEDS_RESPONSE = "needs_response"
-        UNDER_REVIEW = "under_review"
-        WON = "won"
-        LOST = "lost"
-        ACCEPTED = "accepted"
-        EXPIRED = "expired"
+class ChargebackStatus(models.TextChoices):
+    NEEDS_RESPONSE = "needs_response"
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"
+
+
+class Chargeback(StatusMachineMixin, AuditedModel):
+    Status = ChargebackStatus
 
     STATUS_TRANSITIONS = {
         Status.NEEDS_RESPONSE: frozenset(
@@ -348,11 +337,7 @@ class Chargeback(StatusMachineMixin, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         ordering = ["evidence_due_by", "pk"]
         constraints = [
             models.UniqueConstraint(
@@ -363,16 +348,7 @@ class Chargeback(StatusMachineMixin, models.Model):
                 condition=Q(currency__regex=CURRENCY_CODE), name="chargeback_currency_iso4217"
             ),
             models.CheckConstraint(
-                condition=Q(
-                    status__in=[
-                        "needs_response",
-                        "under_review",
-                        "won",
-                        "lost",
-                        "accepted",
-                        "expired",
-                    ]
-                ),
+                condition=Q(status__in=ChargebackStatus.values),
                 name="chargeback_status_valid",
             ),
         ]
@@ -385,7 +361,7 @@ class Chargeback(StatusMachineMixin, models.Model):
         return f"Chargeback {self.gateway_reference}"
 
 
-class WebhookEvent(models.Model):
+class WebhookEvent(AuditedModel):
     """A gateway's notification exactly as received. Untrusted input: the payload is whatever
     the sender posted, kept for replay and evidence, and only acted on after verification."""
 
@@ -419,11 +395,7 @@ class WebhookEvent(models.Model):
     )
     last_error = models.TextField(blank=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         ordering = ["-received_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
@@ -444,18 +416,21 @@ class WebhookEvent(models.Model):
         return f"{self.provider} {self.event_type} {self.event_id}"
 
 
-class ApprovalRequest(models.Model):
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class ApprovalRequest(AuditedModel):
     """Maker-checker: an action that one person requests and a second one approves.
 
     The requester can never be the approver (the database holds that too); a pending request
     expires; executing the action happens in the approval's own transaction, once.
     """
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        APPROVED = "approved"
-        REJECTED = "rejected"
-        EXPIRED = "expired"
+    Status = ApprovalStatus
 
     # An approval kind's action; the apps declare the kinds (settings.APPROVAL_KINDS).
     action = models.CharField(max_length=32)
@@ -473,11 +448,7 @@ class ApprovalRequest(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         ordering = ["-requested_at", "-pk"]
         permissions = [
             ("approve_refund", "Can approve refunds above the threshold"),
@@ -493,7 +464,7 @@ class ApprovalRequest(models.Model):
                 name="approval_one_pending_per_target",
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["pending", "approved", "rejected", "expired"]),
+                condition=Q(status__in=ApprovalStatus.values),
                 name="approval_status_valid",
             ),
         ]
@@ -516,7 +487,7 @@ def evidence_upload_to(instance: EvidenceFile, filename: str) -> str:
     return f"evidence/{instance.evidence_id}/{secrets.token_hex(16)}"
 
 
-class ChargebackEvidence(models.Model):
+class ChargebackEvidence(AuditedModel):
     """What we answer a chargeback with: a draft, editable until it is submitted, once."""
 
     chargeback = models.OneToOneField(Chargeback, models.PROTECT, related_name="evidence")
@@ -530,11 +501,7 @@ class ChargebackEvidence(models.Model):
     )
     submitted_at = models.DateTimeField(null=True, blank=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         constraints = [
             models.CheckConstraint(
                 condition=Q(submitted_at__isnull=True) | Q(submitted_by__isnull=False),
@@ -550,7 +517,7 @@ class ChargebackEvidence(models.Model):
         return self.submitted_at is not None
 
 
-class EvidenceFile(models.Model):
+class EvidenceFile(AuditedModel):
     evidence = models.ForeignKey(ChargebackEvidence, models.PROTECT, related_name="files")
     file = models.FileField(upload_to=evidence_upload_to, max_length=200)
     original_name = models.CharField(max_length=255, blank=True)
@@ -560,11 +527,7 @@ class EvidenceFile(models.Model):
     uploaded_by = models.ForeignKey("auth.User", models.PROTECT, related_name="+")
     uploaded_at = models.DateTimeField(auto_now_add=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        # Django's internal paths use the base manager: it refuses bulk writes too.
-        base_manager_name = "objects"
+    class Meta(AuditedModel.Meta):
         ordering = ["uploaded_at", "pk"]
         constraints = [
             models.CheckConstraint(
@@ -577,7 +540,7 @@ class EvidenceFile(models.Model):
         return self.original_name or f"file {self.pk}"
 
 
-class ApiToken(models.Model):
+class ApiToken(AuditedModel):
     """A credential for an integration. Only its prefix is kept in clear (to find it); the
     secret part is stored as its SHA-256, so a copy of the database cannot be replayed. A token
     acts as its owner (the audit trail's actor); a merchant-bound token sees only that
@@ -614,10 +577,7 @@ class ApiToken(models.Model):
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = AuditedQuerySet.as_manager()
-
-    class Meta:
-        base_manager_name = "objects"  # refuses bulk writes, like every audited model
+    class Meta(AuditedModel.Meta):
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(

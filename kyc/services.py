@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from audits import context
 from payments.core import approvals
-from payments.core.uploads import check_upload
+from payments.core.uploads import check_upload, store_checked_upload
 from payments.models import ApprovalRequest, Merchant
 from payments.services.merchants import merchant_activate_after_kyc, merchant_set_status
 
@@ -151,17 +151,11 @@ def kyc_document_upload(
                 f"{case.reference} is {case.get_status_display()}: documents can no "
                 f"longer be added."
             )
-        document = KycDocument(
-            case=case,
-            document_type=document_type,
-            original_name=checked.display_name,
-            sha256=checked.sha256,
-            size=checked.size,
-            content_type=checked.content_type,
-            uploaded_by=actor,
+        document = store_checked_upload(
+            KycDocument(case=case, document_type=document_type, uploaded_by=actor),
+            upload,
+            checked,
         )
-        document.file.save("upload", upload, save=False)
-        document.save()
         _void_first_approval(case, "a document was added")
         return document
 
@@ -173,7 +167,7 @@ def kyc_case_take_next(*, actor: User) -> KycCase | None:
     """The oldest unassigned case this analyst may work, assigned to them. Two analysts
     clicking at once get two different cases: rows locked by the other are skipped."""
     _require(actor, "kyc.change_kyccase")
-    with transaction.atomic(), context.bind(actor=actor):
+    with transaction.atomic(), context.acting(actor):
         queue = KycCase.objects.filter(status=KycCase.Status.SUBMITTED, assignee__isnull=True)
         if not actor.has_perm("kyc.decide_kyccase"):
             queue = queue.exclude(status=KycCase.Status.ESCALATED)
@@ -193,7 +187,7 @@ def kyc_case_take_next(*, actor: User) -> KycCase | None:
 def kyc_case_assign(*, case: KycCase, assignee: User | None, actor: User) -> KycCase:
     """A lead (re)assigns a case, or takes it off everyone's list."""
     _require(actor, "kyc.reassign_kyccase")
-    with transaction.atomic(), context.bind(actor=actor):
+    with transaction.atomic(), context.acting(actor):
         case = _lock(case)
         if case.status in KycCase.DECIDED:
             raise KycError(f"{case.reference} is decided.")
@@ -205,7 +199,7 @@ def kyc_case_assign(*, case: KycCase, assignee: User | None, actor: User) -> Kyc
 
 
 def kyc_case_release(*, case: KycCase, actor: User) -> KycCase:
-    with transaction.atomic(), context.bind(actor=actor):
+    with transaction.atomic(), context.acting(actor):
         case = _lock(case)
         _require_assignee(case, actor)
         case.assignee = None
@@ -215,7 +209,7 @@ def kyc_case_release(*, case: KycCase, actor: User) -> KycCase:
 
 def kyc_case_start_review(*, case: KycCase, actor: User) -> KycCase:
     _require(actor, "kyc.change_kyccase")
-    with transaction.atomic(), context.bind(actor=actor):
+    with transaction.atomic(), context.acting(actor):
         case = _lock(case)
         _require_assignee(case, actor)
         case.transition_to(KycCase.Status.IN_REVIEW)
@@ -227,7 +221,7 @@ def kyc_case_start_review(*, case: KycCase, actor: User) -> KycCase:
 def kyc_case_request_information(*, case: KycCase, message: str, actor: User) -> KycCase:
     _require(actor, "kyc.change_kyccase")
     message = _reason(message, "say what is missing")
-    with transaction.atomic(), context.bind(actor=actor):
+    with transaction.atomic(), context.acting(actor):
         case = _lock(case)
         _require_assignee(case, actor)
         case.transition_to(KycCase.Status.NEEDS_INFORMATION)
@@ -255,7 +249,7 @@ def kyc_case_escalate(*, case: KycCase, reason: str, actor: User | None) -> KycC
 def kyc_case_add_note(*, case: KycCase, text: str, actor: User) -> CaseNote:
     _require(actor, "kyc.add_casenote")
     text = _reason(text, "add a note")
-    with transaction.atomic(), context.bind(actor=actor):
+    with transaction.atomic(), context.acting(actor):
         return CaseNote.objects.create(case=_lock(case), author=actor, text=text)
 
 
@@ -285,7 +279,7 @@ def _void_first_approval(case: KycCase, why: str) -> None:
 def kyc_case_approve(*, case: KycCase, actor: User, reason: str = "") -> KycCase:
     """Approve, or for a four-eyes case give the first or the second approval."""
     _require(actor, "kyc.decide_kyccase")
-    with transaction.atomic(), context.bind(actor=actor):
+    with transaction.atomic(), context.acting(actor):
         case = _lock(case)
         if case.status in KycCase.DECIDED:
             raise KycError(f"{case.reference} is already {case.get_status_display().lower()}.")
@@ -330,7 +324,7 @@ def kyc_case_reject(*, case: KycCase, reason_code: str, reason_text: str, actor:
     if reason_code not in REJECTION_REASONS:
         raise KycError("Choose a rejection reason from the list.")
     text = _reason(reason_text, "reject") if reason_code == "other" else (reason_text or "")
-    with transaction.atomic(), context.bind(actor=actor):
+    with transaction.atomic(), context.acting(actor):
         case = _lock(case)
         _void_first_approval(case, "the case was rejected")
         full = f"{REJECTION_REASONS[reason_code]}{': ' + text if text else ''}"
@@ -366,7 +360,7 @@ def merchant_suspend_for_finding(*, merchant: Merchant, reason: str, actor: User
     """A later adverse finding suspends an active merchant, with the reason on record."""
     _require(actor, "kyc.decide_kyccase")
     reason = _reason(reason, "suspend a merchant")
-    with transaction.atomic(), context.bind(actor=actor):
+    with transaction.atomic(), context.acting(actor):
         return merchant_set_status(
             merchant=merchant, status=Merchant.Status.SUSPENDED, reason=reason, actor=actor
         )
@@ -385,7 +379,7 @@ def kyc_document_review(
         raise KycError("Accept, reject or ask for a new upload.")
     if review_status != "accepted":
         reason = _reason(reason, "reject a document or ask for a new one")
-    with transaction.atomic(), context.bind(actor=actor):
+    with transaction.atomic(), context.acting(actor):
         case = _lock(document.case)
         _require_assignee(case, actor)
         document = KycDocument.objects.select_for_update().get(pk=document.pk)
@@ -512,7 +506,7 @@ def kyc_sla_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
 def kyc_case_assign_self(*, case: KycCase, actor: User) -> KycCase:
     """Take one particular unassigned case (escalated ones only by compliance officers)."""
     _require(actor, "kyc.change_kyccase")
-    with transaction.atomic(), context.bind(actor=actor):
+    with transaction.atomic(), context.acting(actor):
         case = _lock(case)
         if case.assignee_id is not None:
             raise KycError(f"{case.reference} is already taken by {case.assignee}.")

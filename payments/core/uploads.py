@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.files.uploadedfile import UploadedFile
+from django.db import models
 
 from .errors import DomainError
 
@@ -64,3 +65,23 @@ def check_upload(upload: UploadedFile[Any], *, max_bytes: int = MAX_UPLOAD_BYTES
         digest.update(chunk)
     upload.seek(0)
     return CheckedUpload(content_type, digest.hexdigest(), size, display_name(upload.name or ""))
+
+
+StoredUpload = TypeVar("StoredUpload", bound=models.Model)
+
+
+def store_checked_upload(
+    record: StoredUpload, upload: UploadedFile[Any], checked: CheckedUpload
+) -> StoredUpload:
+    """Save a new upload row (KYC document, evidence file): its metadata from the check, its
+    content under the random name the model's upload_to gives it."""
+    for field, value in (
+        ("original_name", checked.display_name),
+        ("sha256", checked.sha256),
+        ("size", checked.size),
+        ("content_type", checked.content_type),
+    ):
+        setattr(record, field, value)
+    record.file.save("upload", upload, save=False)  # type: ignore[attr-defined]  # every upload model has a file
+    record.save()
+    return record

@@ -170,7 +170,7 @@ def evidence_save_draft(*, chargeback: Chargeback, text: str, actor: User) -> Ch
 
 
 def evidence_add_file(*, chargeback: Chargeback, upload: Any, actor: User) -> EvidenceFile:
-    from ..core.uploads import check_upload
+    from ..core.uploads import check_upload, store_checked_upload
 
     checked = check_upload(upload)
     with transaction.atomic(), context.acting(actor):
@@ -178,17 +178,9 @@ def evidence_add_file(*, chargeback: Chargeback, upload: Any, actor: User) -> Ev
         evidence, _ = ChargebackEvidence.objects.get_or_create(chargeback=chargeback)
         if evidence.is_submitted:
             raise EvidenceAlreadySubmitted
-        stored = EvidenceFile(
-            evidence=evidence,
-            original_name=checked.display_name,
-            sha256=checked.sha256,
-            size=checked.size,
-            content_type=checked.content_type,
-            uploaded_by=actor,
+        return store_checked_upload(
+            EvidenceFile(evidence=evidence, uploaded_by=actor), upload, checked
         )
-        stored.file.save("upload", upload, save=False)
-        stored.save()
-        return stored
 
 
 def evidence_submit(*, chargeback: Chargeback, actor: User) -> ChargebackEvidence:

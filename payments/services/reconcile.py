@@ -223,6 +223,18 @@ def _refunds(
         _refunds_of_payment(payment, theirs, gateway, report)
 
 
+def _settle(
+    report: ReconcileReport, label: str, apply: Callable[[], object], *, fixed: str, refused: str
+) -> None:
+    """Apply the gateway's state; the report says what was fixed or why it was not."""
+    try:
+        apply()
+    except DomainError as exc:
+        report.differences.append(f"{label}{refused}: {exc}")
+        return
+    report.fixed.append(f"{label}{fixed}")
+
+
 def _refunds_of_payment(
     payment: Payment, theirs: list[Any], gateway: str, report: ReconcileReport
 ) -> None:
@@ -233,6 +245,15 @@ def _refunds_of_payment(
     seen = set()
     for refund in theirs:
         seen.add(refund.reference)
+
+        def record_theirs(refund: Any = refund) -> None:
+            refund_apply_gateway_state(
+                payment=payment,
+                gateway_reference=refund.reference,
+                amount=refund.amount,
+                status=refund.status,
+            )
+
         mine = by_reference.get(refund.reference)
         if mine is None and refund.our_id in by_id and not by_id[refund.our_id].gateway_reference:
             mine = by_id[refund.our_id]
@@ -246,14 +267,13 @@ def _refunds_of_payment(
                     f"{label}, still pending; the refund task records the reference on retry"
                 )
                 continue
-            try:
+
+            def give_reference(mine: Refund = mine, refund: Any = refund) -> None:
                 refund_set_status(
                     refund=mine, status=refund.status, gateway_reference=refund.reference
                 )
-            except DomainError as exc:
-                report.differences.append(f"{label}: {exc}")
-                continue
-            report.fixed.append(f"{label}, now {refund.status}")
+
+            _settle(report, label, give_reference, fixed=f", now {refund.status}", refused="")
             continue
         if mine is None:
             label = (
@@ -268,17 +288,13 @@ def _refunds_of_payment(
                     f"{', '.join(str(r.pk) for r in unsent)} has no reference; a person decides"
                 )
                 continue
-            try:
-                refund_apply_gateway_state(
-                    payment=payment,
-                    gateway_reference=refund.reference,
-                    amount=refund.amount,
-                    status=refund.status,
-                )
-            except DomainError as exc:
-                report.differences.append(f"{label}: made at {gateway}, not recorded: {exc}")
-                continue
-            report.fixed.append(f"{label}: made at {gateway}, recorded here as {refund.status}")
+            _settle(
+                report,
+                label,
+                record_theirs,
+                fixed=f": made at {gateway}, recorded here as {refund.status}",
+                refused=f": made at {gateway}, not recorded",
+            )
             continue
         if mine.status == refund.status:
             continue
@@ -289,17 +305,7 @@ def _refunds_of_payment(
         if refund.status not in mine.allowed_targets(mine.status):
             report.differences.append(label + " (not a forward move; left for a person)")
             continue
-        try:
-            refund_apply_gateway_state(
-                payment=payment,
-                gateway_reference=refund.reference,
-                amount=refund.amount,
-                status=refund.status,
-            )
-        except DomainError as exc:
-            report.differences.append(f"{label}: {exc}")
-            continue
-        report.fixed.append(label)
+        _settle(report, label, record_theirs, fixed="", refused="")
     for mine in ours:
         if mine.gateway_reference and mine.gateway_reference not in seen:
             report.differences.append(

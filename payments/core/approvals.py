@@ -11,8 +11,9 @@ permission, a request expires, and two approvals racing on one request execute t
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -140,8 +141,11 @@ def _lock_pending(request: ApprovalRequest) -> ApprovalRequest:
     return request
 
 
-def approval_approve(*, request: ApprovalRequest, approver: User, note: str = "") -> Any:
-    """Approve and execute. Returns what the kind's `execute` returns."""
+@contextlib.contextmanager
+def _deciding(
+    request: ApprovalRequest, approver: User, *, status: str, note: str, verb: str
+) -> Iterator[tuple[ApprovalRequest, ApprovalKind]]:
+    """Record a person's decision on a pending request; the block runs in its transaction."""
     kind = approval_kind(request.action)
     with context.bind(actor=approver):
         _expire_if_due(request)
@@ -149,33 +153,30 @@ def approval_approve(*, request: ApprovalRequest, approver: User, note: str = ""
         request = _lock_pending(request)
         if request.requested_by_id == approver.pk:
             raise SelfApprovalRefused
+        # Saying no is a decision too: it needs the same permission as saying yes.
         if not approver.has_perm(kind.permission):
-            raise ApproverLacksPermission(kind.permission)
-        request.status = request.Status.APPROVED
+            raise ApproverLacksPermission(kind.permission, verb=verb)
+        request.status = status
         request.decided_by, request.decided_at = approver, timezone.now()
         request.decision_note = note
         request.save()
-        return kind.execute(request, approver)
+        yield request, kind
+
+
+def approval_approve(*, request: ApprovalRequest, approver: User, note: str = "") -> Any:
+    """Approve and execute. Returns what the kind's `execute` returns."""
+    approved = request.Status.APPROVED
+    with _deciding(request, approver, status=approved, note=note, verb="Approving") as decided:
+        locked, kind = decided
+        return kind.execute(locked, approver)
 
 
 def approval_reject(*, request: ApprovalRequest, approver: User, note: str) -> ApprovalRequest:
     if not note.strip():
         raise ApprovalError("Say why the request is rejected.")
-    with context.bind(actor=approver):
-        _expire_if_due(request)
-    with transaction.atomic(), context.bind(actor=approver):
-        request = _lock_pending(request)
-        if request.requested_by_id == approver.pk:
-            raise SelfApprovalRefused
-        # Saying no is a decision too: it needs the same permission as saying yes.
-        permission = approval_kind(request.action).permission
-        if not approver.has_perm(permission):
-            raise ApproverLacksPermission(permission, verb="Rejecting")
-        request.status = request.Status.REJECTED
-        request.decided_by, request.decided_at = approver, timezone.now()
-        request.decision_note = note
-        request.save()
-        return request
+    rejected = request.Status.REJECTED
+    with _deciding(request, approver, status=rejected, note=note, verb="Rejecting") as decided:
+        return decided[0]
 
 
 def approval_void(*, request: ApprovalRequest, note: str) -> ApprovalRequest:

@@ -13,7 +13,7 @@ with the change), or in a transaction of its own when there is none, as for a si
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from django.contrib.auth import get_user_model
@@ -228,49 +228,47 @@ def _m2m(
     )
 
 
-def user_groups_changed(
-    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kw: Any
-) -> None:
-    _m2m(
-        instance=instance,
-        action=action,
-        reverse=reverse,
-        pk_set=pk_set,
-        owner_type="auth.user",
-        what="groups",
-        owner_model=get_user_model(),
-        names=_group_names,
-    )
+def _m2m_receiver(
+    *,
+    owner_type: str,
+    what: str,
+    owner_model: Callable[[], type[models.Model]],
+    names: Callable[[Iterable[int]], list[str]],
+) -> Callable[..., None]:
+    """An m2m_changed receiver for one relation (a user's groups, a group's permissions...)."""
+
+    def receiver(
+        sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kw: Any
+    ) -> None:
+        _m2m(
+            instance=instance,
+            action=action,
+            reverse=reverse,
+            pk_set=pk_set,
+            owner_type=owner_type,
+            what=what,
+            owner_model=owner_model(),
+            names=names,
+        )
+
+    return receiver
 
 
-def user_permissions_changed(
-    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kw: Any
-) -> None:
-    _m2m(
-        instance=instance,
-        action=action,
-        reverse=reverse,
-        pk_set=pk_set,
-        owner_type="auth.user",
-        what="user_permissions",
-        owner_model=get_user_model(),
-        names=_permission_names,
-    )
-
-
-def group_permissions_changed(
-    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kw: Any
-) -> None:
-    _m2m(
-        instance=instance,
-        action=action,
-        reverse=reverse,
-        pk_set=pk_set,
-        owner_type="auth.group",
-        what="permissions",
-        owner_model=Group,
-        names=_permission_names,
-    )
+user_groups_changed = _m2m_receiver(
+    owner_type="auth.user", what="groups", owner_model=get_user_model, names=_group_names
+)
+user_permissions_changed = _m2m_receiver(
+    owner_type="auth.user",
+    what="user_permissions",
+    owner_model=get_user_model,
+    names=_permission_names,
+)
+group_permissions_changed = _m2m_receiver(
+    owner_type="auth.group",
+    what="permissions",
+    owner_model=lambda: Group,
+    names=_permission_names,
+)
 
 
 # --- second-factor devices ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -173,25 +174,46 @@ def _open_payments(
         .order_by("pk")
     )
     for payment in _walk("open payments", payments, report, progress):
-        try:
-            theirs = adapter.fetch(reference=payment.gateway_reference)
-        except GatewayError as exc:
-            report.errors.append(f"payment {payment.pk} ({payment.gateway_reference}): {exc}")
-            continue
-        if theirs.status == payment.status:
-            continue
-        label = (
-            f"payment {payment.pk} ({payment.gateway_reference}): ours {payment.status}, "
-            f"{gateway} {theirs.status}"
+
+        def apply(theirs: Any, payment: Payment = payment) -> bool:
+            return payment_apply_gateway_state(
+                payment=payment,
+                status=theirs.status,
+                captured_amount=theirs.captured_amount or None,
+            )
+
+        _follow(
+            report,
+            gateway,
+            payment,
+            f"payment {payment.pk} ({payment.gateway_reference})",
+            partial(adapter.fetch, reference=payment.gateway_reference),
+            apply,
         )
-        if payment_apply_gateway_state(
-            payment=payment,
-            status=theirs.status,
-            captured_amount=theirs.captured_amount or None,
-        ):
-            report.fixed.append(label)
-        else:
-            report.differences.append(label + " (not a forward move; left for a person)")
+
+
+def _follow(
+    report: ReconcileReport,
+    gateway: str,
+    ours: Payment | Chargeback,
+    label: str,
+    fetch: Callable[[], Any],
+    apply: Callable[[Any], bool],
+) -> None:
+    """One of our rows against the gateway's: `apply` takes the gateway's status when it is a
+    forward move (and says whether it did); anything else is reported for a person."""
+    try:
+        theirs = fetch()
+    except GatewayError as exc:
+        report.errors.append(f"{label}: {exc}")
+        return
+    if theirs.status == ours.status:
+        return
+    label += f": ours {ours.status}, {gateway} {theirs.status}"
+    if apply(theirs):
+        report.fixed.append(label)
+    else:
+        report.differences.append(label + " (not a forward move; left for a person)")
 
 
 def _refunds(
@@ -328,26 +350,27 @@ def _disputes(
         .order_by("pk")
     )
     for chargeback in _walk("open disputes", chargebacks, report, progress):
-        label = f"chargeback {chargeback.pk} ({chargeback.gateway_reference})"
-        try:
-            theirs = adapter.fetch_dispute(dispute_reference=chargeback.gateway_reference)
-        except GatewayError as exc:
-            report.errors.append(f"{label}: {exc}")
-            continue
-        if theirs.status == chargeback.status:
-            continue
-        label += f": ours {chargeback.status}, {gateway} {theirs.status}"
-        if theirs.status not in chargeback.allowed_targets(chargeback.status):
-            report.differences.append(label + " (not a forward move; left for a person)")
-            continue
-        chargeback_apply_gateway_state(
-            payment=chargeback.payment,
-            gateway_reference=chargeback.gateway_reference,
-            reason=chargeback.reason,
-            amount=chargeback.amount,
-            status=theirs.status,
+
+        def apply(theirs: Any, chargeback: Chargeback = chargeback) -> bool:
+            if theirs.status not in chargeback.allowed_targets(chargeback.status):
+                return False
+            chargeback_apply_gateway_state(
+                payment=chargeback.payment,
+                gateway_reference=chargeback.gateway_reference,
+                reason=chargeback.reason,
+                amount=chargeback.amount,
+                status=theirs.status,
+            )
+            return True
+
+        _follow(
+            report,
+            gateway,
+            chargeback,
+            f"chargeback {chargeback.pk} ({chargeback.gateway_reference})",
+            partial(adapter.fetch_dispute, dispute_reference=chargeback.gateway_reference),
+            apply,
         )
-        report.fixed.append(label)
 
 
 def reconcile_all(*, since: datetime.datetime) -> dict[str, ReconcileReport | str]:

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from audits import context
 from payments.core import approvals
+from payments.core.records import create_valid
 from payments.core.uploads import check_upload, store_checked_upload
 from payments.models import ApprovalRequest, Merchant
 from payments.services.merchants import merchant_activate_after_kyc, merchant_set_status
@@ -96,14 +97,14 @@ def kyc_case_create(
     *, merchant: Merchant, kind: str, actor: User | None = None, ownership_layers: int = 1
 ) -> KycCase:
     with transaction.atomic(), context.acting(actor):
-        case = KycCase(
-            merchant=merchant,
-            kind=kind,
-            risk_level=merchant.risk_level,
-            ownership_layers=ownership_layers,
+        case = create_valid(
+            KycCase(
+                merchant=merchant,
+                kind=kind,
+                risk_level=merchant.risk_level,
+                ownership_layers=ownership_layers,
+            )
         )
-        case.full_clean()
-        case.save()
         return case
 
 

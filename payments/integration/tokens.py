@@ -24,6 +24,7 @@ from rest_framework import authentication, exceptions
 
 from audits import context
 
+from ..core.records import create_valid
 from ..models import ApiToken, Merchant
 
 if TYPE_CHECKING:
@@ -60,17 +61,17 @@ def api_token_create(
     prefix = secrets.token_hex(6)
     raw = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic(), context.bind(actor=actor or owner):
-        token = ApiToken(
-            name=name,
-            prefix=prefix,
-            digest=_hash(raw),
-            owner=owner,
-            merchant=merchant,
-            scopes=sorted(set(scopes)),
-            expires_at=timezone.now() + timedelta(hours=hours),
+        token = create_valid(
+            ApiToken(
+                name=name,
+                prefix=prefix,
+                digest=_hash(raw),
+                owner=owner,
+                merchant=merchant,
+                scopes=sorted(set(scopes)),
+                expires_at=timezone.now() + timedelta(hours=hours),
+            )
         )
-        token.full_clean()
-        token.save()
     return token, raw
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from audits import context
 
+from ..core.records import create_valid
 from ..exceptions import PaymentsError
 from ..models import (
     ApprovalRequest,
@@ -44,17 +45,17 @@ def chargeback_record(
 ) -> Chargeback:
     with transaction.atomic(), context.acting(actor):
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        chargeback = Chargeback(
-            payment=payment,
-            gateway=payment.gateway,
-            gateway_reference=gateway_reference,
-            reason=reason,
-            amount=amount,
-            currency=payment.currency,
-            evidence_due_by=evidence_due_by,
+        chargeback = create_valid(
+            Chargeback(
+                payment=payment,
+                gateway=payment.gateway,
+                gateway_reference=gateway_reference,
+                reason=reason,
+                amount=amount,
+                currency=payment.currency,
+                evidence_due_by=evidence_due_by,
+            )
         )
-        chargeback.full_clean()
-        chargeback.save()
         return chargeback
 
 
@@ -86,19 +87,19 @@ def chargeback_apply_gateway_state(
             .first()
         )
         if chargeback is None:
-            chargeback = Chargeback(
-                payment=payment,
-                gateway=payment.gateway,
-                gateway_reference=gateway_reference,
-                reason=reason,
-                amount=amount,
-                currency=payment.currency,
-                status=status,
-                evidence_due_by=evidence_due_by,
-                gateway_event_at=event_at,
+            chargeback = create_valid(
+                Chargeback(
+                    payment=payment,
+                    gateway=payment.gateway,
+                    gateway_reference=gateway_reference,
+                    reason=reason,
+                    amount=amount,
+                    currency=payment.currency,
+                    status=status,
+                    evidence_due_by=evidence_due_by,
+                    gateway_event_at=event_at,
+                )
             )
-            chargeback.full_clean()
-            chargeback.save()
             return chargeback
         if is_stale(chargeback.gateway_event_at, event_at):
             return chargeback

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from audits import context
 
+from ..core.records import create_valid
 from ..exceptions import MerchantStatusRefused
 from ..models import Merchant
 
@@ -35,17 +36,17 @@ def merchant_create(
     actor: User | None = None,
 ) -> Merchant:
     with transaction.atomic(), context.acting(actor):
-        merchant = Merchant(
-            legal_name=legal_name,
-            trading_name=trading_name,
-            country=country.upper(),
-            contact_name=contact_name,
-            contact_email=contact_email,
-            contact_phone=contact_phone,
-            risk_level=risk_level,
+        merchant = create_valid(
+            Merchant(
+                legal_name=legal_name,
+                trading_name=trading_name,
+                country=country.upper(),
+                contact_name=contact_name,
+                contact_email=contact_email,
+                contact_phone=contact_phone,
+                risk_level=risk_level,
+            )
         )
-        merchant.full_clean()
-        merchant.save()
         return merchant
 
 

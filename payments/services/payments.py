@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from audits import context
 
+from ..core.records import create_valid
 from ..exceptions import (
     IdempotencyKeyReused,
     MerchantCannotTakePayments,
@@ -100,16 +101,16 @@ def _payment_record_once(
             if earlier is not None:
                 earlier.client_key = ""
                 earlier.save()
-        payment = Payment(
-            merchant=merchant,
-            gateway=gateway,
-            amount=amount,
-            currency=currency.upper(),
-            client_key=client_key,
-            **fields,
+        payment = create_valid(
+            Payment(
+                merchant=merchant,
+                gateway=gateway,
+                amount=amount,
+                currency=currency.upper(),
+                client_key=client_key,
+                **fields,
+            )
         )
-        payment.full_clean()
-        payment.save()
         return payment, True
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from audits import context
 
+from ..core.records import create_valid
 from ..exceptions import (
     PaymentsError,
     RefundExceedsCaptured,
@@ -49,15 +50,15 @@ def refund_create(
     with transaction.atomic(), context.acting(actor):
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         _check_refundable(payment, amount)
-        refund = Refund(
-            payment=payment,
-            amount=amount,
-            reason=reason,
-            reason_detail=reason_detail,
-            requested_by=actor,
+        refund = create_valid(
+            Refund(
+                payment=payment,
+                amount=amount,
+                reason=reason,
+                reason_detail=reason_detail,
+                requested_by=actor,
+            )
         )
-        refund.full_clean()
-        refund.save()
         _settle_refunded_amount(payment)
         return refund
 
@@ -174,17 +175,17 @@ def _refund_made_at_gateway(
         raise RefundExceedsCaptured(
             payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
         )
-    refund = Refund(
-        payment=payment,
-        amount=amount,
-        status=status,
-        gateway_reference=gateway_reference,
-        gateway_event_at=event_at,
-        reason=Refund.Reason.OTHER,
-        reason_detail="made at the gateway, recorded from its webhook",
+    refund = create_valid(
+        Refund(
+            payment=payment,
+            amount=amount,
+            status=status,
+            gateway_reference=gateway_reference,
+            gateway_event_at=event_at,
+            reason=Refund.Reason.OTHER,
+            reason_detail="made at the gateway, recorded from its webhook",
+        )
     )
-    refund.full_clean()
-    refund.save()
     _settle_refunded_amount(payment)
     return refund
 

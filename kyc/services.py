@@ -9,9 +9,11 @@ or a screening result changes after it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from auditlog.models import LogEntry
@@ -69,6 +71,15 @@ def _require_assignee(case: KycCase, actor: User | None) -> None:
             f"Only the assignee of {case.reference} works it"
             f"{'' if case.assignee_id else ' (take it first)'}."
         )
+
+
+@contextlib.contextmanager
+def _assignee_works(case: KycCase, actor: User) -> Iterator[KycCase]:
+    """The case, locked, for its assignee only, in one transaction that records who acts."""
+    with transaction.atomic(), context.acting(actor):
+        case = _lock(case)
+        _require_assignee(case, actor)
+        yield case
 
 
 def _reason(reason: str, what: str) -> str:
@@ -200,9 +211,7 @@ def kyc_case_assign(*, case: KycCase, assignee: User | None, actor: User) -> Kyc
 
 
 def kyc_case_release(*, case: KycCase, actor: User) -> KycCase:
-    with transaction.atomic(), context.acting(actor):
-        case = _lock(case)
-        _require_assignee(case, actor)
+    with _assignee_works(case, actor) as case:
         case.assignee = None
         case.save()
         return case
@@ -210,9 +219,7 @@ def kyc_case_release(*, case: KycCase, actor: User) -> KycCase:
 
 def kyc_case_start_review(*, case: KycCase, actor: User) -> KycCase:
     _require(actor, "kyc.change_kyccase")
-    with transaction.atomic(), context.acting(actor):
-        case = _lock(case)
-        _require_assignee(case, actor)
+    with _assignee_works(case, actor) as case:
         case.transition_to(KycCase.Status.IN_REVIEW)
         case.prepared_by = actor
         case.save()
@@ -222,9 +229,7 @@ def kyc_case_start_review(*, case: KycCase, actor: User) -> KycCase:
 def kyc_case_request_information(*, case: KycCase, message: str, actor: User) -> KycCase:
     _require(actor, "kyc.change_kyccase")
     message = _reason(message, "say what is missing")
-    with transaction.atomic(), context.acting(actor):
-        case = _lock(case)
-        _require_assignee(case, actor)
+    with _assignee_works(case, actor) as case:
         case.transition_to(KycCase.Status.NEEDS_INFORMATION)
         case.information_request = message
         case.sla_paused_at = timezone.now()
@@ -380,9 +385,7 @@ def kyc_document_review(
         raise KycError("Accept, reject or ask for a new upload.")
     if review_status != "accepted":
         reason = _reason(reason, "reject a document or ask for a new one")
-    with transaction.atomic(), context.acting(actor):
-        case = _lock(document.case)
-        _require_assignee(case, actor)
+    with _assignee_works(document.case, actor) as case:
         document = KycDocument.objects.select_for_update().get(pk=document.pk)
         document.review_status, document.review_reason = review_status, reason
         document.save()

@@ -297,7 +297,7 @@ def kyc_case_approve(*, case: KycCase, actor: User, reason: str = "") -> KycCase
             approvals.approval_request(
                 action=KYC_SECOND_APPROVAL,
                 target=case,
-                requested_by=actor,
+                actor=actor,
                 payload={"fingerprint": _evidence_fingerprint(case)},
                 reason=reason or "first approval",
             )
@@ -305,21 +305,19 @@ def kyc_case_approve(*, case: KycCase, actor: User, reason: str = "") -> KycCase
         if case.prepared_by_id == actor.pk:
             raise NotAllowed("You prepared this case: another officer gives the final approval.")
         # The kind's executor, kyc_case_execute_second_approval, returns the case.
-        return cast(
-            KycCase, approvals.approval_approve(request=pending, approver=actor, note=reason)
-        )
+        return cast(KycCase, approvals.approval_approve(request=pending, actor=actor, note=reason))
 
 
-def kyc_case_execute_second_approval(request: ApprovalRequest, approver: User) -> KycCase:
+def kyc_case_execute_second_approval(request: ApprovalRequest, actor: User) -> KycCase:
     """What approving a KYC_SECOND_APPROVAL request does (declared in kyc/approvals.py)."""
     case = _lock(KycCase.objects.get(pk=int(request.target_id)))
     if request.payload.get("fingerprint") != _evidence_fingerprint(case):
         raise KycError("Documents or screening changed after the first approval: it is void.")
-    if case.prepared_by_id == approver.pk:
+    if case.prepared_by_id == actor.pk:
         raise NotAllowed("You prepared this case: another officer gives the final approval.")
     return _decide(
         case,
-        actor=approver,
+        actor=actor,
         decision=KycCase.Decision.APPROVE,
         reason=request.decision_note or request.reason,
     )

@@ -459,7 +459,7 @@ class ApprovalRequestAdmin(RecordAdmin):
             self,
             request,
             queryset,
-            lambda r: approval_approve(request=r, approver=request.user),
+            lambda r: approval_approve(request=r, actor=request.user),
             "Approved",
         )
 

@@ -342,12 +342,12 @@ def approval_decide(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     try:
         if form.cleaned_data["decision"] == "approve":
             approvals.approval_approve(
-                request=approval, approver=request.user, note=form.cleaned_data["note"]
+                request=approval, actor=request.user, note=form.cleaned_data["note"]
             )
             messages.success(request, f"Approved: {approval}.")
         else:
             approvals.approval_reject(
-                request=approval, approver=request.user, note=form.cleaned_data["note"]
+                request=approval, actor=request.user, note=form.cleaned_data["note"]
             )
             messages.success(request, f"Rejected: {approval}.")
     except DomainError as exc:

@@ -39,7 +39,7 @@ class ApprovalKind:
     action: str  # stored in ApprovalRequest.action
     label: str  # what people read in the inbox and the timelines
     permission: str  # approving and rejecting both need it
-    # What approving does: called with the request and the approver, inside the approval's
+    # What approving does: called with the request and the approving actor, inside the approval's
     # transaction; its result is what approval_approve returns.
     execute: Callable[[ApprovalRequest, User], Any]
 
@@ -95,7 +95,7 @@ def approval_request(
     *,
     action: str,
     target: models.Model,
-    requested_by: User,
+    actor: User,
     payload: dict[str, Any] | None = None,
     reason: str = "",
     ttl: datetime.timedelta | None = None,
@@ -103,7 +103,7 @@ def approval_request(
     approval_kind(action)  # an action nobody declared is a programming error: KeyError
     Requests = _requests()
     ttl = ttl or datetime.timedelta(hours=settings.APPROVAL_TTL_HOURS)
-    with transaction.atomic(), context.bind(actor=requested_by):
+    with transaction.atomic(), context.bind(actor=actor):
         target_type, target_id = target._meta.label_lower, str(target.pk)
         if Requests.objects.filter(
             action=action,
@@ -118,7 +118,7 @@ def approval_request(
             target_id=target_id,
             payload=payload or {},
             reason=reason,
-            requested_by=requested_by,
+            requested_by=actor,
             expires_at=timezone.now() + ttl,
         )
 
@@ -143,39 +143,39 @@ def _lock_pending(request: ApprovalRequest) -> ApprovalRequest:
 
 @contextlib.contextmanager
 def _deciding(
-    request: ApprovalRequest, approver: User, *, status: str, note: str, verb: str
+    request: ApprovalRequest, actor: User, *, status: str, note: str, verb: str
 ) -> Iterator[tuple[ApprovalRequest, ApprovalKind]]:
     """Record a person's decision on a pending request; the block runs in its transaction."""
     kind = approval_kind(request.action)
-    with context.bind(actor=approver):
+    with context.bind(actor=actor):
         _expire_if_due(request)
-    with transaction.atomic(), context.bind(actor=approver):
+    with transaction.atomic(), context.bind(actor=actor):
         request = _lock_pending(request)
-        if request.requested_by_id == approver.pk:
+        if request.requested_by_id == actor.pk:
             raise SelfApprovalRefused
         # Saying no is a decision too: it needs the same permission as saying yes.
-        if not approver.has_perm(kind.permission):
+        if not actor.has_perm(kind.permission):
             raise ApproverLacksPermission(kind.permission, verb=verb)
         request.status = status
-        request.decided_by, request.decided_at = approver, timezone.now()
+        request.decided_by, request.decided_at = actor, timezone.now()
         request.decision_note = note
         request.save()
         yield request, kind
 
 
-def approval_approve(*, request: ApprovalRequest, approver: User, note: str = "") -> Any:
+def approval_approve(*, request: ApprovalRequest, actor: User, note: str = "") -> Any:
     """Approve and execute. Returns what the kind's `execute` returns."""
     approved = request.Status.APPROVED
-    with _deciding(request, approver, status=approved, note=note, verb="Approving") as decided:
+    with _deciding(request, actor, status=approved, note=note, verb="Approving") as decided:
         locked, kind = decided
-        return kind.execute(locked, approver)
+        return kind.execute(locked, actor)
 
 
-def approval_reject(*, request: ApprovalRequest, approver: User, note: str) -> ApprovalRequest:
+def approval_reject(*, request: ApprovalRequest, actor: User, note: str) -> ApprovalRequest:
     if not note.strip():
         raise ApprovalError("Say why the request is rejected.")
     rejected = request.Status.REJECTED
-    with _deciding(request, approver, status=rejected, note=note, verb="Rejecting") as decided:
+    with _deciding(request, actor, status=rejected, note=note, verb="Rejecting") as decided:
         return decided[0]
 
 

@@ -132,12 +132,12 @@ def chargeback_accept_request(
     return approvals.approval_request(
         action=CHARGEBACK_ACCEPT_APPROVAL,
         target=chargeback,
-        requested_by=actor,
+        actor=actor,
         reason=reason,
     )
 
 
-def chargeback_execute_accept(request: ApprovalRequest, approver: User) -> Chargeback:
+def chargeback_execute_accept(request: ApprovalRequest, actor: User) -> Chargeback:
     """What approving a CHARGEBACK_ACCEPT_APPROVAL request does (payments/approvals.py)."""
     from ..gateways import get_gateway
 
@@ -148,7 +148,7 @@ def chargeback_execute_accept(request: ApprovalRequest, approver: User) -> Charg
         idempotency_key=f"chargeback-{chargeback.pk}-accept",
     )
     return chargeback_set_status(
-        chargeback=chargeback, status=Chargeback.Status.ACCEPTED, actor=approver
+        chargeback=chargeback, status=Chargeback.Status.ACCEPTED, actor=actor
     )
 
 

@@ -274,7 +274,7 @@ def refund_request(
             approval = approvals.approval_request(
                 action=REFUND_APPROVAL,
                 target=payment,
-                requested_by=actor,
+                actor=actor,
                 payload={
                     "amount": amount,
                     "reason": reason,
@@ -350,7 +350,7 @@ def _refund_and_submit(
         return refund
 
 
-def refund_execute_approved(request: ApprovalRequest, approver: User) -> Refund:
+def refund_execute_approved(request: ApprovalRequest, actor: User) -> Refund:
     """What approving a REFUND_APPROVAL request does (declared in payments/approvals.py)."""
     payload = request.payload
     return _refund_and_submit(
@@ -359,5 +359,5 @@ def refund_execute_approved(request: ApprovalRequest, approver: User) -> Refund:
         reason=payload["reason"],
         reason_detail=payload.get("reason_detail", ""),
         requested_by=request.requested_by,
-        actor=approver,
+        actor=actor,
     )

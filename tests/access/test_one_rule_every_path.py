@@ -270,7 +270,7 @@ def refund_request(ops) -> ApprovalRequest:
     return approvals.approval_request(
         action=REFUND_APPROVAL,
         target=payment,
-        requested_by=ops,
+        actor=ops,
         payload={"payment_id": payment.pk, "amount": 5_000, "reason": "duplicate"},
         reason="large refund",
     )
@@ -284,15 +284,15 @@ def test_read_only_roles_cannot_reject_in_the_service(refund_request, auditor, a
     before = _written()
     for user in (auditor, analyst):
         with pytest.raises(approvals.ApproverLacksPermission, match=r"payments\.approve_refund"):
-            approvals.approval_reject(request=refund_request, approver=user, note="no")
+            approvals.approval_reject(request=refund_request, actor=user, note="no")
         with pytest.raises(approvals.ApproverLacksPermission):
-            approvals.approval_approve(request=refund_request, approver=user, note="yes")
+            approvals.approval_approve(request=refund_request, actor=user, note="yes")
     assert _still_pending(refund_request) and _written() == before
 
 
 def test_a_holder_of_the_permission_may_reject(refund_request) -> None:
     checker = make_staff("ops2", roles.PAYMENTS_OPERATIONS)
-    approvals.approval_reject(request=refund_request, approver=checker, note="customer withdrew")
+    approvals.approval_reject(request=refund_request, actor=checker, note="customer withdrew")
     assert ApprovalRequest.objects.get(pk=refund_request.pk).status == "rejected"
 
 

@@ -71,20 +71,20 @@ def test_a_large_refund_waits_for_a_second_person(
     assert not Refund.objects.exists()
 
     with pytest.raises(SelfApprovalRefused):
-        approvals.approval_approve(request=request, approver=ops)
+        approvals.approval_approve(request=request, actor=ops)
     with pytest.raises(ApproverLacksPermission, match=r"payments\.approve_refund"):
-        approvals.approval_approve(request=request, approver=analyst)
+        approvals.approval_approve(request=request, actor=analyst)
     assert ApprovalRequest.objects.get().status == "pending"
     assert not Refund.objects.exists()
 
     with django_capture_on_commit_callbacks(execute=True):
-        refund = approvals.approval_approve(request=request, approver=ops2, note="checked")
+        refund = approvals.approval_approve(request=request, actor=ops2, note="checked")
     refund.refresh_from_db()
     assert (refund.amount, refund.status, refund.requested_by_id) == (150_000, "succeeded", ops.pk)
     request.refresh_from_db()
     assert (request.status, request.decided_by_id) == ("approved", ops2.pk)
     with pytest.raises(ApprovalNotPending, match="already approved"):
-        approvals.approval_approve(request=request, approver=ops2)
+        approvals.approval_approve(request=request, actor=ops2)
     assert Refund.objects.count() == 1
     row = PaymentAudit.objects.filter(object_type="payments.refund").order_by("created_at")[0]
     assert row.user_id == ops2.pk  # the approver executed it
@@ -100,7 +100,7 @@ def test_the_database_refuses_an_approval_by_the_requester(ops) -> None:
     from django.db import IntegrityError, transaction
 
     request = approvals.approval_request(
-        action="refund", target=CapturedPaymentFactory(), requested_by=ops, payload={"amount": 1}
+        action="refund", target=CapturedPaymentFactory(), actor=ops, payload={"amount": 1}
     )
     request.status, request.decided_by = "approved", ops
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -117,7 +117,7 @@ def test_an_expired_request_cannot_be_approved(captured, ops, ops2) -> None:
         request.expires_at = timezone.now() - datetime.timedelta(seconds=1)
         request.save()
     with pytest.raises(ApprovalNotPending, match="already expired"):
-        approvals.approval_approve(request=request, approver=ops2)
+        approvals.approval_approve(request=request, actor=ops2)
     assert ApprovalRequest.objects.get().status == "expired"
     assert not Refund.objects.exists()
 
@@ -126,7 +126,7 @@ def test_due_requests_expire_in_the_periodic_task(ops) -> None:
     request = approvals.approval_request(
         action="refund",
         target=CapturedPaymentFactory(),
-        requested_by=ops,
+        actor=ops,
         payload={"amount": 1},
         ttl=datetime.timedelta(seconds=-1),
     )
@@ -142,7 +142,7 @@ def test_the_beat_task_itself_expires_due_requests(ops) -> None:
     request = approvals.approval_request(
         action="refund",
         target=CapturedPaymentFactory(),
-        requested_by=ops,
+        actor=ops,
         payload={"amount": 1},
         ttl=datetime.timedelta(seconds=-1),
     )
@@ -156,10 +156,10 @@ def test_rejection_needs_a_reason_and_ends_the_request(captured, ops, ops2) -> N
         payment=captured, amount=60_000, reason="duplicate", actor=ops
     ).approval
     with pytest.raises(approvals.ApprovalError, match="Say why"):
-        approvals.approval_reject(request=request, approver=ops2, note=" ")
-    approvals.approval_reject(request=request, approver=ops2, note="customer kept the goods")
+        approvals.approval_reject(request=request, actor=ops2, note=" ")
+    approvals.approval_reject(request=request, actor=ops2, note="customer kept the goods")
     with pytest.raises(ApprovalNotPending):
-        approvals.approval_approve(request=request, approver=ops2)
+        approvals.approval_approve(request=request, actor=ops2)
     assert not Refund.objects.exists()
 
 
@@ -178,10 +178,10 @@ def test_accepting_a_chargeback_needs_a_second_person(local_braintree, ops, ops2
         chargeback=chargeback, reason="not worth fighting", actor=ops
     )
     with pytest.raises(SelfApprovalRefused):
-        approvals.approval_approve(request=request, approver=ops)
+        approvals.approval_approve(request=request, actor=ops)
     assert Chargeback.objects.get().status == "needs_response"
     assert local_braintree.dispute_calls == []
-    approvals.approval_approve(request=request, approver=ops2)
+    approvals.approval_approve(request=request, actor=ops2)
     assert Chargeback.objects.get().status == "accepted"
     assert local_braintree.dispute_calls == [("dp_bt_1", "accept", "")]
 
@@ -206,7 +206,7 @@ def test_two_approvals_at_the_same_moment_refund_once(local_stripe, settings) ->
         payment=payment, amount=150_000, reason="duplicate", actor=maker
     ).approval
     results = run_at_once(
-        *[(lambda c=c: approvals.approval_approve(request=request, approver=c)) for c in checkers]
+        *[(lambda c=c: approvals.approval_approve(request=request, actor=c)) for c in checkers]
     )
     assert sorted(type(r).__name__ for r in results) == ["ApprovalNotPending", "Refund"]
     assert Refund.objects.count() == 1

@@ -457,6 +457,15 @@ def kyc_case_screen(*, case: KycCase) -> list[ScreeningResult]:
         return new
 
 
+def _stamp(case: KycCase, **moments: datetime.datetime) -> None:
+    """Record when the SLA sweep noticed something about a case (its own transaction)."""
+    with transaction.atomic():
+        locked = _lock(case)
+        for name, moment in moments.items():
+            setattr(locked, name, moment)
+        locked.save()
+
+
 def kyc_sla_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
     """Notify assignees of cases due within a day, mark overdue cases, escalate cases overdue
     for longer than KYC_ESCALATE_AFTER_OVERDUE_HOURS."""
@@ -483,17 +492,11 @@ def kyc_sla_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
                 None,
                 [assignee.email],
             )
-        with transaction.atomic():
-            locked = _lock(case)
-            locked.due_soon_notified_at = now
-            locked.save()
+        _stamp(case, due_soon_notified_at=now)
         notified += 1
     marked = 0
     for case in open_cases.filter(due_at__lte=now, overdue_since__isnull=True):
-        with transaction.atomic():
-            locked = _lock(case)
-            locked.overdue_since = now
-            locked.save()
+        _stamp(case, overdue_since=now)
         marked += 1
     escalated = 0
     limit = now - datetime.timedelta(hours=settings.KYC_ESCALATE_AFTER_OVERDUE_HOURS)

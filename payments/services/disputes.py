@@ -34,6 +34,13 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
+def _new_chargeback(payment: Payment, **fields: Any) -> Chargeback:
+    """A dispute on `payment`, in its gateway and currency."""
+    return create_valid(
+        Chargeback(payment=payment, gateway=payment.gateway, currency=payment.currency, **fields)
+    )
+
+
 def chargeback_record(
     *,
     payment: Payment,
@@ -45,18 +52,13 @@ def chargeback_record(
 ) -> Chargeback:
     with transaction.atomic(), context.acting(actor):
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        chargeback = create_valid(
-            Chargeback(
-                payment=payment,
-                gateway=payment.gateway,
-                gateway_reference=gateway_reference,
-                reason=reason,
-                amount=amount,
-                currency=payment.currency,
-                evidence_due_by=evidence_due_by,
-            )
+        return _new_chargeback(
+            payment,
+            gateway_reference=gateway_reference,
+            reason=reason,
+            amount=amount,
+            evidence_due_by=evidence_due_by,
         )
-        return chargeback
 
 
 def chargeback_set_status(
@@ -87,18 +89,14 @@ def chargeback_apply_gateway_state(
             .first()
         )
         if chargeback is None:
-            chargeback = create_valid(
-                Chargeback(
-                    payment=payment,
-                    gateway=payment.gateway,
-                    gateway_reference=gateway_reference,
-                    reason=reason,
-                    amount=amount,
-                    currency=payment.currency,
-                    status=status,
-                    evidence_due_by=evidence_due_by,
-                    gateway_event_at=event_at,
-                )
+            chargeback = _new_chargeback(
+                payment,
+                gateway_reference=gateway_reference,
+                reason=reason,
+                amount=amount,
+                status=status,
+                evidence_due_by=evidence_due_by,
+                gateway_event_at=event_at,
             )
             return chargeback
         if is_stale(chargeback.gateway_event_at, event_at):

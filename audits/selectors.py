@@ -5,6 +5,8 @@ from typing import Any
 from auditlog.models import LogEntry
 from django.db.models import QuerySet
 
+from config.querying import narrowed
+
 from .models import PaymentAudit
 
 
@@ -19,23 +21,17 @@ def audit_search(
     date_from: Any = None,
     date_to: Any = None,
 ) -> QuerySet[PaymentAudit]:
-    rows = PaymentAudit.objects.select_related("user")
-    if object_type:
-        rows = rows.filter(object_type=object_type)
-    if object_id:
-        rows = rows.filter(object_id=object_id.strip())
-    if actor:
-        rows = rows.filter(user__username=actor.strip())
-    if action:
-        rows = rows.filter(action_type__contains=action.strip())
-    if ip_address:
-        rows = rows.filter(ip_address=ip_address)
-    if device_id:
-        rows = rows.filter(device_id=device_id.strip())
-    if date_from:
-        rows = rows.filter(created_at__date__gte=date_from)
-    if date_to:
-        rows = rows.filter(created_at__date__lte=date_to)
+    rows = narrowed(
+        PaymentAudit.objects.select_related("user"),
+        object_type=object_type,
+        object_id=(object_id or "").strip(),
+        user__username=(actor or "").strip(),
+        action_type__contains=(action or "").strip(),
+        ip_address=ip_address,
+        device_id=(device_id or "").strip(),
+        created_at__date__gte=date_from,
+        created_at__date__lte=date_to,
+    )
     return rows.order_by("-created_at", "-id")
 
 

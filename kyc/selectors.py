@@ -7,6 +7,7 @@ from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import F, Q, QuerySet
 
+from config.querying import narrowed
 from payments.models import ApprovalRequest, Merchant
 
 from .models import KYC_SECOND_APPROVAL, CaseNote, KycCase, KycDocument, ScreeningResult
@@ -113,15 +114,15 @@ def queue(
     older_than_days: int | None = None,
     q: str = "",
 ) -> QuerySet[KycCase]:
-    cases = queue_tab(tab, user=user, now=now).select_related("merchant", "assignee")
-    if risk:
-        cases = cases.filter(risk_level=risk)
-    if kind:
-        cases = cases.filter(kind=kind)
-    if country:
-        cases = cases.filter(merchant__country=country.upper())
-    if older_than_days:
-        cases = cases.filter(submitted_at__lt=now - datetime.timedelta(days=older_than_days))
+    cases = narrowed(
+        queue_tab(tab, user=user, now=now).select_related("merchant", "assignee"),
+        risk_level=risk,
+        kind=kind,
+        merchant__country=(country or "").upper(),
+        submitted_at__lt=(
+            now - datetime.timedelta(days=older_than_days) if older_than_days else None
+        ),
+    )
     if q:
         q = q.strip()
         cases = cases.filter(

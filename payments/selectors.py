@@ -7,6 +7,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils.module_loading import import_string
 
 from audits.models import PaymentAudit
+from config.querying import narrowed
 
 from .exceptions import PaymentsError
 from .models import (
@@ -49,23 +50,17 @@ def payment_search(
     merchant_id: int | None = None,
 ) -> QuerySet[Payment]:
     """Payments for the operations list and its CSV export, newest first, with the merchant."""
-    payments = Payment.objects.select_related("merchant").order_by("-pk")
-    if status:
-        payments = payments.filter(status=status)
-    if gateway:
-        payments = payments.filter(gateway=gateway)
-    if currency:
-        payments = payments.filter(currency=currency.upper())
-    if merchant_id:
-        payments = payments.filter(merchant_id=merchant_id)
-    if created_from:
-        payments = payments.filter(created_at__date__gte=created_from)
-    if created_to:
-        payments = payments.filter(created_at__date__lte=created_to)
-    if amount_min is not None:
-        payments = payments.filter(amount__gte=amount_min)
-    if amount_max is not None:
-        payments = payments.filter(amount__lte=amount_max)
+    payments = narrowed(
+        Payment.objects.select_related("merchant").order_by("-pk"),
+        status=status,
+        gateway=gateway,
+        currency=(currency or "").upper(),
+        merchant_id=merchant_id or None,
+        created_at__date__gte=created_from,
+        created_at__date__lte=created_to,
+        amount__gte=amount_min,
+        amount__lte=amount_max,
+    )
     if q:
         q = q.strip()
         by_reference = Q(gateway_reference=q) | Q(customer_email__iexact=q)

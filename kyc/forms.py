@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 
 from payments.models import RiskLevel
 
-from .models import KycCase
+from .models import KycCase, ScreeningResult
 from .services import REJECTION_REASONS
 
 
@@ -85,3 +85,22 @@ class DocumentReviewForm(_Confirmed):
         ],
     )
     reason = forms.CharField(required=False, label="Reason (required unless accepting)")
+
+
+class ScreeningDispositionForm(_Confirmed):
+    result_pk: int | None = None  # the hit this form is for (its field ids name it too)
+
+    result = forms.IntegerField(widget=forms.HiddenInput)
+    disposition = forms.ChoiceField(
+        label="Disposition",
+        choices=[
+            ("", "Choose…"),
+            (ScreeningResult.Disposition.TRUE_MATCH, "True match"),
+            (ScreeningResult.Disposition.FALSE_POSITIVE, "False positive"),
+        ],
+    )
+    reason = forms.CharField(
+        label="Reason",
+        help_text="e.g. date of birth and nationality differ from the list entry",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )

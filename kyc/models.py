@@ -13,6 +13,8 @@ from audits.querysets import AuditedModel
 from payments.core.state import StatusMachineMixin
 from payments.models import RiskLevel
 
+from .risk import CaseRisk, case_risk
+
 
 def new_case_reference() -> str:
     return "KYC-" + secrets.token_hex(5).upper()
@@ -172,8 +174,19 @@ class KycCase(StatusMachineMixin, AuditedModel):
         return self.reference
 
     @property
+    def risk(self) -> CaseRisk:
+        """Score and level from the one scoring (kyc/risk.py), for every screen."""
+        return case_risk(
+            # Scored at submission; a case from before scoring may carry its factors only.
+            scored=self.submitted_at is not None or bool(self.risk_factors),
+            score=self.risk_score,
+            level=self.risk_level,
+            screening_hit=self.screening_hit,
+        )
+
+    @property
     def needs_four_eyes(self) -> bool:
-        return self.risk_level == RiskLevel.HIGH or self.screening_hit
+        return self.risk.level == RiskLevel.HIGH or self.screening_hit
 
     def is_overdue(self, now: datetime | None = None) -> bool:
         from django.utils import timezone
@@ -187,8 +200,16 @@ class KycCase(StatusMachineMixin, AuditedModel):
         )
 
 
+class ScreeningDisposition(models.TextChoices):
+    PENDING = "pending", "Not disposed yet"
+    TRUE_MATCH = "true_match", "True match"
+    FALSE_POSITIVE = "false_positive", "False positive"
+
+
 class ScreeningResult(AuditedModel):
     """One name screened against one list entry: a near match is a hit for a person to judge."""
+
+    Disposition = ScreeningDisposition
 
     class Category(models.TextChoices):
         SANCTIONS = "sanctions"
@@ -203,11 +224,40 @@ class ScreeningResult(AuditedModel):
     category = models.CharField(max_length=16, choices=Category.choices)
     score = models.PositiveSmallIntegerField(help_text="similarity, 0 to 100")
     created_at = models.DateTimeField(auto_now_add=True)
+    # A person's judgement of the hit: a case with an undisposed hit cannot be approved.
+    disposition = models.CharField(
+        max_length=16, choices=Disposition.choices, default=Disposition.PENDING
+    )
+    disposition_reason = models.TextField(blank=True)
+    disposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    disposed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["case", "-score"]
         constraints = [
-            models.CheckConstraint(condition=Q(score__lte=100), name="screening_score_range")
+            models.CheckConstraint(condition=Q(score__lte=100), name="screening_score_range"),
+            models.CheckConstraint(
+                condition=Q(disposition__in=ScreeningDisposition.values),
+                name="screening_disposition_valid",
+            ),
+            # A disposed hit names its reason, who judged it and when; an undisposed one none.
+            models.CheckConstraint(
+                condition=(
+                    Q(disposition="pending", disposed_by__isnull=True, disposed_at__isnull=True)
+                    & Q(disposition_reason="")
+                )
+                | (
+                    ~Q(disposition="pending")
+                    & Q(disposed_by__isnull=False, disposed_at__isnull=False)
+                    & ~Q(disposition_reason="")
+                ),
+                name="screening_disposition_recorded",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["case", "disposition"], name="screening_case_disposition_idx")
         ]
 
     def __str__(self) -> str:

@@ -62,5 +62,52 @@ def score_case(case: Any) -> tuple[int, str, list[dict[str, Any]]]:
     elif any(d.review_status in ("rejected", "reupload_requested") for d in documents):
         factors.append(Factor("documents", "a document was rejected", 15))
     score = min(sum(f.points for f in factors), 100)
-    level = "high" if score >= 60 or hits else ("medium" if score >= 30 else "low")
-    return score, level, [asdict(f) for f in factors]
+    return score, level_for(score, screening_hit=bool(hits)), [asdict(f) for f in factors]
+
+
+LEVELS = ("low", "medium", "high")
+LEVEL_LABELS = {"low": "Low", "medium": "Medium", "high": "High"}
+
+
+def level_for(score: int, *, screening_hit: bool = False) -> str:
+    """The level a score means: the one rule every screen and the workflow share."""
+    return "high" if score >= 60 or screening_hit else ("medium" if score >= 30 else "low")
+
+
+@dataclass(frozen=True)
+class CaseRisk:
+    """A case's risk as every screen shows it: the score, the level it means, and the level the
+    workflow uses (SLA, four eyes), which a person's rating of the merchant may set higher."""
+
+    scored: bool  # scored at submission; a draft or a case from before scoring is not
+    score: int
+    scored_level: str  # level_for(score): what the factors alone say
+    level: str  # what the workflow uses: never below scored_level
+
+    @property
+    def raised(self) -> bool:
+        """The level is above what the score says: a person rated the merchant higher."""
+        return LEVELS.index(self.level) > LEVELS.index(self.scored_level)
+
+    @property
+    def label(self) -> str:
+        return LEVEL_LABELS[self.level]
+
+    def __str__(self) -> str:
+        if not self.scored:
+            return f"{self.label} (merchant rating; not scored yet)"
+        if self.raised:
+            return (
+                f"{self.label} (merchant rating; scored {LEVEL_LABELS[self.scored_level]}, "
+                f"{self.score}/100)"
+            )
+        return f"{self.label} ({self.score}/100)"
+
+
+def case_risk(*, scored: bool, score: int, level: str, screening_hit: bool) -> CaseRisk:
+    if not scored:
+        return CaseRisk(scored=False, score=0, scored_level=level, level=level)
+    scored_level = level_for(score, screening_hit=screening_hit)
+    if LEVELS.index(scored_level) > LEVELS.index(level):
+        level = scored_level  # a stored level below its own score is stale: the score wins
+    return CaseRisk(scored=True, score=score, scored_level=scored_level, level=level)

@@ -5,7 +5,8 @@ from typing import Any
 
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import F, Q, QuerySet
+from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast
 
 from config.querying import narrowed
 from payments.models import ApprovalRequest, Merchant
@@ -25,6 +26,46 @@ def pending_first_approval(case: KycCase) -> ApprovalRequest | None:
         .select_related("requested_by")
         .first()
     )
+
+
+def kyc_case_final_approval_refusal(
+    case: KycCase, user: Any, first_approval: ApprovalRequest
+) -> str | None:
+    """Why this person may not give a four-eyes case its final approval (None: they may)."""
+    if first_approval.requested_by_id == user.pk:
+        return "You gave the first approval: another officer gives the final one."
+    if case.prepared_by_id == user.pk:
+        return "You prepared this case: another officer gives the final approval."
+    return None
+
+
+def kyc_case_approval_blockers(case: KycCase) -> list[str]:
+    """What must be judged before any approval, in words an officer acts on (empty: nothing).
+    Two queries: the undisposed hits, the documents."""
+    hits = list(
+        ScreeningResult.objects.filter(case=case, disposition=ScreeningResult.Disposition.PENDING)
+        .order_by("-score", "pk")
+        .values_list("matched_name", flat=True)
+    )
+    blockers = []
+    if hits:
+        blockers.append(
+            f"{len(hits)} screening hit{'s' if len(hits) > 1 else ''} not disposed yet "
+            f"({', '.join(hits)}): mark each a true match or a false positive"
+        )
+    documents = list(KycDocument.objects.filter(case=case).order_by("uploaded_at", "pk"))
+    if not documents:
+        blockers.append("no document has been uploaded")
+    waiting = [d for d in documents if d.review_status != KycDocument.ReviewStatus.ACCEPTED]
+    if waiting:
+        blockers.append(
+            "documents not accepted yet: "
+            + ", ".join(
+                f"{d.get_document_type_display()} ({d.get_review_status_display().lower()})"
+                for d in waiting
+            )
+        )
+    return blockers
 
 
 def kyc_case_missing(case: KycCase) -> list[str]:
@@ -63,10 +104,21 @@ def kyc_documents(case: KycCase) -> QuerySet[KycDocument]:
     return case.documents.select_related("uploaded_by").order_by("uploaded_at")
 
 
-QUEUE_TABS = ["mine", "unassigned", "needs_information", "escalated", "overdue", "all"]
+QUEUE_TABS = [
+    "mine",
+    "unassigned",
+    "waiting_decision",
+    "waiting_second_approval",
+    "needs_information",
+    "escalated",
+    "overdue",
+    "all",
+]
 TAB_LABELS = {
     "mine": "Mine",
     "unassigned": "Unassigned",
+    "waiting_decision": "Waiting for decision",
+    "waiting_second_approval": "Waiting for second approval",
     "needs_information": "Needs information",
     "escalated": "Escalated",
     "overdue": "Overdue",
@@ -80,8 +132,46 @@ OPEN = [
 ]
 
 
+DECIDABLE = [KycCase.Status.IN_REVIEW, KycCase.Status.ESCALATED]
+
+
+def _first_approval_pending() -> Exists:
+    # On the partial unique index approval_one_pending_per_target.
+    return Exists(
+        ApprovalRequest.objects.filter(
+            action=KYC_SECOND_APPROVAL,
+            target_type="kyc.kyccase",
+            target_id=Cast(OuterRef("pk"), CharField()),
+            status=ApprovalRequest.Status.PENDING,
+        )
+    )
+
+
+def _ready_for_an_officer(cases: QuerySet[KycCase]) -> QuerySet[KycCase]:
+    """Cases an officer can approve now: the same rules as kyc_case_approval_blockers, in SQL
+    (each an EXISTS on an index by case), and no first approval waiting."""
+    documents = KycDocument.objects.filter(case=OuterRef("pk"))
+    return (
+        cases.filter(status__in=DECIDABLE)
+        .filter(Exists(documents))
+        .exclude(Exists(documents.exclude(review_status=KycDocument.ReviewStatus.ACCEPTED)))
+        .exclude(
+            Exists(
+                ScreeningResult.objects.filter(
+                    case=OuterRef("pk"), disposition=ScreeningResult.Disposition.PENDING
+                )
+            )
+        )
+        .exclude(_first_approval_pending())
+    )
+
+
 def queue_tab(tab: str, *, user: Any, now: Any) -> QuerySet[KycCase]:
     cases = KycCase.objects.all()
+    if tab == "waiting_decision":
+        return _ready_for_an_officer(cases)
+    if tab == "waiting_second_approval":
+        return cases.filter(status__in=DECIDABLE).filter(_first_approval_pending())
     if tab == "mine":
         return cases.filter(assignee=user, status__in=OPEN)
     if tab == "unassigned":

@@ -3,8 +3,12 @@ and in which state, and is audited with its actor (and its reason, kept on the c
 
 Four eyes: a high-risk case (risk high, or a screening hit) needs two approvals by two
 different compliance officers, and the analyst who prepared the case cannot give the final
-one. The first approval is an ApprovalRequest (payments.approvals); it is void when a document
-or a screening result changes after it.
+one. The first approval is an ApprovalRequest (payments.approvals); it is void when a document,
+a screening result or a hit's disposition changes after it.
+
+Before any approval (the only one, the first or the final, whichever path: screen, approvals
+inbox, console action), every screening hit is disposed (true match or false positive, with a
+reason) and every document accepted.
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ from payments.core.uploads import check_upload, store_checked_upload
 from payments.models import ApprovalRequest, Merchant
 from payments.services.merchants import merchant_activate_after_kyc, merchant_set_status
 
-from .exceptions import KycError, NotAllowed
+from .exceptions import KycError, NotAllowed, NotReadyForApproval
 from .models import KYC_SECOND_APPROVAL, CaseNote, KycCase, KycDocument, ScreeningResult
 from .risk import score_case
-from .selectors import pending_first_approval
+from .selectors import (
+    kyc_case_approval_blockers,
+    kyc_case_final_approval_refusal,
+    pending_first_approval,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -271,7 +279,7 @@ def _evidence_fingerprint(case: KycCase) -> str:
     results = (
         ScreeningResult.objects.filter(case=case)
         .order_by("pk")
-        .values_list("pk", "matched_name", "score")
+        .values_list("pk", "matched_name", "score", "disposition")
     )
     return hashlib.sha256(repr((list(documents), list(results))).encode()).hexdigest()
 
@@ -282,6 +290,14 @@ def _void_first_approval(case: KycCase, why: str) -> None:
         approvals.approval_void(request=pending, note=f"void: {why} after the first approval")
 
 
+def _require_ready(case: KycCase) -> None:
+    blockers = kyc_case_approval_blockers(case)
+    if blockers:
+        raise NotReadyForApproval(
+            f"{case.reference} cannot be approved yet: {'; '.join(blockers)}."
+        )
+
+
 def kyc_case_approve(*, case: KycCase, actor: User, reason: str = "") -> KycCase:
     """Approve, or for a four-eyes case give the first or the second approval."""
     _require(actor, "kyc.decide_kyccase")
@@ -290,9 +306,14 @@ def kyc_case_approve(*, case: KycCase, actor: User, reason: str = "") -> KycCase
         if case.status in KycCase.DECIDED:
             raise KycError(f"{case.reference} is already {case.get_status_display().lower()}.")
         case.check_transition(current=case.status, target=KycCase.Status.APPROVED)
+        pending = pending_first_approval(case) if case.needs_four_eyes else None
+        if pending is not None:
+            refusal = kyc_case_final_approval_refusal(case, actor, pending)
+            if refusal:
+                raise NotAllowed(refusal)
+        _require_ready(case)
         if not case.needs_four_eyes:
             return _decide(case, actor=actor, decision=KycCase.Decision.APPROVE, reason=reason)
-        pending = pending_first_approval(case)
         if pending is None:
             approvals.approval_request(
                 action=KYC_SECOND_APPROVAL,
@@ -302,8 +323,6 @@ def kyc_case_approve(*, case: KycCase, actor: User, reason: str = "") -> KycCase
                 reason=reason or "first approval",
             )
             return case
-        if case.prepared_by_id == actor.pk:
-            raise NotAllowed("You prepared this case: another officer gives the final approval.")
         # The kind's executor, kyc_case_execute_second_approval, returns the case.
         return cast(KycCase, approvals.approval_approve(request=pending, actor=actor, note=reason))
 
@@ -311,10 +330,12 @@ def kyc_case_approve(*, case: KycCase, actor: User, reason: str = "") -> KycCase
 def kyc_case_execute_second_approval(request: ApprovalRequest, actor: User) -> KycCase:
     """What approving a KYC_SECOND_APPROVAL request does (declared in kyc/approvals.py)."""
     case = _lock(KycCase.objects.get(pk=int(request.target_id)))
+    refusal = kyc_case_final_approval_refusal(case, actor, request)
+    if refusal:
+        raise NotAllowed(refusal)
+    _require_ready(case)  # before the fingerprint: its message says what to do
     if request.payload.get("fingerprint") != _evidence_fingerprint(case):
         raise KycError("Documents or screening changed after the first approval: it is void.")
-    if case.prepared_by_id == actor.pk:
-        raise NotAllowed("You prepared this case: another officer gives the final approval.")
     return _decide(
         case,
         actor=actor,
@@ -397,6 +418,40 @@ def kyc_document_review(
                     message=f"Please upload a new {document.get_document_type_display()}: {reason}",
                 )
         return document
+
+
+def screening_result_dispose(
+    *, result: ScreeningResult, disposition: str, reason: str, actor: User
+) -> ScreeningResult:
+    """A person's judgement of a screening hit: a true match or a false positive, with the
+    reason, by the case's assignee or a compliance officer while the case is worked. Changing it
+    later (a correction) voids a first approval given on the earlier judgement."""
+    _require(actor, "kyc.change_kyccase")
+    _require(actor, "kyc.view_screeningresult")
+    choices = ScreeningResult.Disposition
+    if disposition not in (choices.TRUE_MATCH, choices.FALSE_POSITIVE):
+        raise KycError("Mark the hit a true match or a false positive.")
+    reason = _reason(reason, "dispose of a screening hit")
+    with transaction.atomic(), context.acting(actor):
+        case = _lock(KycCase(pk=result.case_id))
+        if case.status not in (KycCase.Status.IN_REVIEW, KycCase.Status.ESCALATED):
+            raise KycError(
+                f"{case.reference} is {case.get_status_display().lower()}: screening hits are "
+                f"disposed while the case is in review or escalated."
+            )
+        if case.assignee_id != actor.pk and not actor.has_perm("kyc.decide_kyccase"):
+            raise NotAllowed(
+                f"Only the assignee of {case.reference} or a compliance officer disposes of "
+                f"its screening hits."
+            )
+        result = ScreeningResult.objects.select_for_update().get(pk=result.pk, case=case)
+        if result.disposition == disposition:
+            raise KycError(f"This hit is already marked {result.get_disposition_display()}.")
+        result.disposition, result.disposition_reason = disposition, reason
+        result.disposed_by, result.disposed_at = actor, timezone.now()
+        result.save()
+        _void_first_approval(case, "a screening hit's disposition changed")
+        return result
 
 
 def kyc_document_record_access(*, document: KycDocument, actor: User, kind: str) -> None:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("cases/<int:pk>/", views.case_detail, name="case"),
     path("cases/<int:pk>/note", views.case_note, name="case-note"),
     path("cases/<int:pk>/documents/review", views.document_review, name="document-review"),
+    path("cases/<int:pk>/screening/dispose", views.screening_dispose, name="screening-dispose"),
     path("cases/<int:pk>/<slug:action>", views.case_action, name="case-action"),
     path("documents/<int:pk>/<slug:disposition>", views.document_file, name="document-file"),
     path("merchants/<int:pk>/", views.merchant_detail, name="merchant"),

@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -34,8 +34,9 @@ from .forms import (
     QueueFilterForm,
     ReasonForm,
     RejectForm,
+    ScreeningDispositionForm,
 )
-from .models import KycCase, KycDocument
+from .models import KycCase, KycDocument, ScreeningResult
 
 
 @login_required
@@ -99,6 +100,9 @@ class Action:
     allowed: Callable[[Any, KycCase], bool]
     run: Callable[[KycCase, Any, dict[str, Any]], Any]
     danger: bool = False
+    # Why this person cannot take it yet although their role and the case's status allow it:
+    # the button is replaced by these reasons (the service refuses the same).
+    waits_for: Callable[[Any, KycCase], list[str]] | None = None
 
 
 def _is_assignee(user: Any, case: KycCase) -> bool:
@@ -113,6 +117,28 @@ def _can_decide(user: Any, case: KycCase) -> bool:
     return user.has_perm("kyc.decide_kyccase") and case.status in (
         KycCase.Status.IN_REVIEW,
         KycCase.Status.ESCALATED,
+    )
+
+
+def _approval_waits_for(user: Any, case: KycCase) -> list[str]:
+    reasons = []
+    pending = selectors.pending_first_approval(case) if case.needs_four_eyes else None
+    if pending is not None:
+        refusal = selectors.kyc_case_final_approval_refusal(case, user, pending)
+        if refusal:
+            reasons.append(refusal)
+    return reasons + selectors.kyc_case_approval_blockers(case)
+
+
+WORKED = (KycCase.Status.IN_REVIEW, KycCase.Status.ESCALATED)
+
+
+def _may_dispose(user: Any, case: KycCase) -> bool:
+    """The same rule as services.screening_result_dispose."""
+    return (
+        user.has_perms(("kyc.change_kyccase", "kyc.view_screeningresult"))
+        and case.status in WORKED
+        and (_is_assignee(user, case) or user.has_perm("kyc.decide_kyccase"))
     )
 
 
@@ -159,6 +185,7 @@ ACTIONS: dict[str, Action] = {
         ApproveForm,
         _can_decide,
         lambda c, u, d: services.kyc_case_approve(case=c, actor=u, reason=d["reason"]),
+        waits_for=_approval_waits_for,
     ),
     "reject": Action(
         "Reject",
@@ -178,15 +205,31 @@ ACTIONS: dict[str, Action] = {
 }
 
 
-def _case_context(request: HttpRequest, case: KycCase) -> dict[str, Any]:
+def _dispose_form(result: ScreeningResult, case: KycCase, data: Any = None) -> Any:
+    form = ScreeningDispositionForm(
+        data,
+        initial={"seen_status": case.status, "result": result.pk},
+        auto_id=f"id_hit{result.pk}_%s",
+    )
+    form.result_pk = result.pk
+    return form
+
+
+def _case_context(request: HttpRequest, case: KycCase, bound_dispose: Any = None) -> dict[str, Any]:
     user = request.user
     pending = selectors.pending_first_approval(case)
     # Each form gets its own ids, so that every label points at its own field.
-    actions = [
-        (name, action, action.form(initial={"seen_status": case.status}, auto_id=f"id_{name}_%s"))
-        for name, action in ACTIONS.items()
-        if action.allowed(user, case)
-    ]
+    actions = []
+    waiting: list[tuple[str, list[str]]] = []
+    for name, action in ACTIONS.items():
+        if not action.allowed(user, case):
+            continue
+        reasons = action.waits_for(user, case) if action.waits_for else []
+        if reasons:
+            waiting.append((action.label, reasons))
+            continue
+        form = action.form(initial={"seen_status": case.status}, auto_id=f"id_{name}_%s")
+        actions.append((name, action, form))
     can_documents = user.has_perm("kyc.download_kycdocument")
     if not selectors.sees_case_details(user):
         # Least data: the outcome only; notes, screening, risk and reasons are not even read.
@@ -195,14 +238,26 @@ def _case_context(request: HttpRequest, case: KycCase) -> dict[str, Any]:
             "merchant": case.merchant,
             "outcome_only": True,
             "actions": actions,
+            "waiting": waiting,
             "first_approval": None,
             "documents": None,
             "now": timezone.now(),
         }
+    may_dispose = _may_dispose(user, case)
+    screening = [
+        (
+            r,
+            bound_dispose
+            if bound_dispose is not None and bound_dispose.result_pk == r.pk
+            else (_dispose_form(r, case) if may_dispose else None),
+        )
+        for r in case.screening_results.select_related("disposed_by")
+    ]
     return {
         "case": case,
         "merchant": case.merchant,
         "actions": actions,
+        "waiting": waiting,
         "first_approval": pending,
         "documents": list(selectors.kyc_documents(case))
         if user.has_perm("kyc.view_kycdocument")
@@ -210,9 +265,9 @@ def _case_context(request: HttpRequest, case: KycCase) -> dict[str, Any]:
         "can_documents": can_documents,
         "can_review_documents": _is_assignee(user, case)
         and user.has_perm("kyc.change_kycdocument")
-        and case.status == KycCase.Status.IN_REVIEW,
+        and case.status in WORKED,
         "review_form": DocumentReviewForm,
-        "screening": list(case.screening_results.all()),
+        "screening": screening,
         "notes": list(case.notes.select_related("author")),
         "note_form": NoteForm() if user.has_perm("kyc.add_casenote") else None,
         "timeline": selectors.case_timeline(case),
@@ -306,6 +361,50 @@ def document_review(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             f"Document {document.pk}: {form.cleaned_data['review_status'].replace('_', ' ')}.",
         )
     return redirect("kyc:case", pk=pk)
+
+
+@login_required
+@require_POST
+@permission_required("kyc.change_kyccase", raise_exception=True)
+def screening_dispose(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Mark one screening hit a true match or a false positive; a mistake is shown next to its
+    field, on the case page, with what was typed."""
+    case = get_object_or_404(
+        KycCase.objects.select_related("merchant", "assignee", "decided_by", "prepared_by"), pk=pk
+    )
+    try:
+        result_pk = int(request.POST.get("result", ""))
+    except ValueError:
+        raise Http404 from None
+    result = get_object_or_404(ScreeningResult, pk=result_pk, case=case)
+    form = _dispose_form(result, case, request.POST)
+    if form.is_valid():
+        if form.cleaned_data["seen_status"] != case.status:
+            form.add_error(
+                None,
+                f"{case.reference} changed since you opened it (it is now "
+                f"{case.get_status_display()}). Nothing was done; check and try again.",
+            )
+        else:
+            try:
+                services.screening_result_dispose(
+                    result=result,
+                    disposition=form.cleaned_data["disposition"],
+                    reason=form.cleaned_data["reason"],
+                    actor=request.user,
+                )
+            except DomainError as exc:
+                form.add_error(None, str(exc))
+            else:
+                result.refresh_from_db()
+                messages.success(
+                    request,
+                    f"Screening hit {result.matched_name}: {result.get_disposition_display()}.",
+                )
+                return redirect("kyc:case", pk=pk)
+    if not selectors.sees_case_details(request.user):
+        raise PermissionDenied
+    return render(request, "kyc/case.html", _case_context(request, case, form), status=400)
 
 
 @login_required

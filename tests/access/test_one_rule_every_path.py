@@ -26,7 +26,7 @@ from payments.services.merchants import merchant_activate_after_kyc, merchant_se
 from payments.services.refunds import REFUND_APPROVAL
 from tests.api.conftest import client_for, issue
 from tests.conftest import make_staff
-from tests.kyc.factories import CaseNoteFactory, KycCaseFactory
+from tests.kyc.factories import CaseNoteFactory, KycCaseFactory, KycDocumentFactory
 from tests.payments.factories import CapturedPaymentFactory, MerchantFactory
 
 pytestmark = pytest.mark.django_db
@@ -98,6 +98,7 @@ def test_approving_the_kyc_case_activates_the_merchant(analyst, officer) -> None
     merchant = _pending()
     case = KycCaseFactory(merchant=merchant, status=KycCase.Status.SUBMITTED, assignee=analyst)
     kyc_services.kyc_case_start_review(case=case, actor=analyst)
+    KycDocumentFactory(case=case, review_status="accepted")  # reviewed before any approval
     kyc_services.kyc_case_approve(case=case, actor=officer, reason="all documents in order")
     assert _status(merchant) == "active"
 

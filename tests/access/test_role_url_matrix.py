@@ -88,6 +88,7 @@ REQUIRED: dict[str, str] = {
     "kyc:take-next": "kyc.change_kyccase",
     "kyc:case-note": "kyc.add_casenote",
     "kyc:document-review": "kyc.change_kycdocument",
+    "kyc:screening-dispose": "kyc.change_kyccase",
     "kyc:case-action/take": "kyc.change_kyccase",
     "kyc:case-action/reassign": "kyc.reassign_kyccase",
     "kyc:case-action/approve": "kyc.decide_kyccase",

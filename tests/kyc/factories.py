@@ -5,7 +5,7 @@ import hashlib
 import factory
 from django.core.files.base import ContentFile
 
-from kyc.models import CaseNote, KycCase, KycDocument
+from kyc.models import CaseNote, KycCase, KycDocument, ScreeningResult
 from tests.factories import UserFactory
 from tests.payments.factories import AtomicFactory, MerchantFactory
 
@@ -40,3 +40,18 @@ class CaseNoteFactory(AtomicFactory):
     case = factory.SubFactory(KycCaseFactory)
     author = factory.SubFactory(UserFactory)
     text = "Checked the registry extract."
+
+
+class ScreeningResultFactory(AtomicFactory):
+    """A hit not disposed yet (kyc.services.screening_result_dispose judges it)."""
+
+    class Meta:
+        model = ScreeningResult
+
+    case = factory.SubFactory(KycCaseFactory)
+    provider = "offline-list"
+    screened_name = "Nordwind Shipping GmbH"
+    matched_name = "Nordwind Shipping"
+    list_name = "EU consolidated"
+    category = ScreeningResult.Category.SANCTIONS
+    score = 96

@@ -15,6 +15,7 @@ from kyc import services
 from kyc.exceptions import NotAllowed
 from kyc.models import KycCase
 from tests.conftest import make_staff
+from tests.kyc.factories import KycDocumentFactory, ScreeningResultFactory
 from tests.payments.factories import MerchantFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,11 +32,14 @@ DECIDERS = {roles.COMPLIANCE_OFFICER, roles.ADMINISTRATOR}
 
 
 def _case(status: str, assignee: Any = None) -> KycCase:
+    """A case ready for a decision but for what the step itself judges: its document accepted."""
     merchant = MerchantFactory(status="pending", risk_level="low")
     with transaction.atomic():
-        return KycCase.objects.create(
+        case = KycCase.objects.create(
             merchant=merchant, kind="kyb", status=status, risk_level="low", assignee=assignee
         )
+    KycDocumentFactory(case=case, review_status="accepted")
+    return case
 
 
 STEPS: dict[str, tuple[str, bool, set[str], Callable[[KycCase, Any], Any]]] = {
@@ -83,6 +87,17 @@ STEPS: dict[str, tuple[str, bool, set[str], Callable[[KycCase, Any], Any]]] = {
             case=c, actor=u, assignee=make_staff(f"to-{c.pk}", roles.KYC_ANALYST)
         ),
     ),
+    "dispose of a screening hit": (
+        "in_review",
+        True,
+        WORKERS,
+        lambda c, u: services.screening_result_dispose(
+            result=c.screening_results.get(),
+            disposition="false_positive",
+            reason="different date of birth",
+            actor=u,
+        ),
+    ),
     "add note": (
         "in_review",
         False,
@@ -98,6 +113,8 @@ def test_each_step_for_each_role(step: str, role: str) -> None:
     status, assigned, allowed_roles, call = STEPS[step]
     person = make_staff(f"user-{abs(hash((step, role))) % 10**6}", role)
     case = _case(status, assignee=person if assigned else None)
+    if step == "dispose of a screening hit":
+        ScreeningResultFactory(case=case)
     before = KycCase.objects.filter(pk=case.pk).values().get()
     entries = LogEntry.objects.count()
 
@@ -112,4 +129,5 @@ def test_each_step_for_each_role(step: str, role: str) -> None:
     with pytest.raises(NotAllowed):
         call(case, person)
     assert KycCase.objects.filter(pk=case.pk).values().get() == before
+    assert not case.screening_results.exclude(disposition="pending").exists()
     assert LogEntry.objects.count() == entries

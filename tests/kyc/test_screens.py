@@ -61,6 +61,9 @@ def test_the_analyst_sees_only_what_they_may_do(client, analyst, case) -> None:
 def test_officers_see_decisions_on_a_case_in_review(client, analyst, officer, case) -> None:
     services.kyc_case_take_next(actor=analyst)
     services.kyc_case_start_review(case=case, actor=analyst)
+    services.kyc_document_review(
+        document=case.documents.get(), review_status="accepted", actor=analyst
+    )
     page = _page(client, officer, case)
     assert 'data-action="approve"' in page and 'data-action="reject"' in page
     assert 'data-action="request_information"' not in page  # not the assignee
@@ -193,6 +196,8 @@ def test_screens_cost_the_same_queries_at_10_and_10000_cases(client, officer, ca
     urls = [
         reverse("kyc:queue") + "?tab=all",
         reverse("kyc:queue") + "?tab=unassigned&q=shop",
+        reverse("kyc:queue") + "?tab=waiting_decision",
+        reverse("kyc:queue") + "?tab=waiting_second_approval",
         reverse("kyc:case", args=[case.pk]),
         reverse("kyc:merchant", args=[case.merchant_id]),
     ]

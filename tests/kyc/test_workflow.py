@@ -14,7 +14,6 @@ from kyc import services
 from kyc.exceptions import KycError, NotAllowed
 from kyc.models import KycCase, KycDocument, ScreeningResult
 from kyc.screening import OfflineListProvider
-from payments.core.approvals import SelfApprovalRefused
 from payments.core.errors import InvalidTransition
 from payments.core.uploads import UploadRejected
 from payments.models import ApprovalRequest, Merchant
@@ -63,6 +62,22 @@ def _in_review(analyst, **kw) -> KycCase:
     return services.kyc_case_start_review(case=case, actor=analyst)
 
 
+def _judge(case: KycCase, person) -> KycCase:
+    """What the assignee does before a decision: accept every document, dispose of every hit."""
+    for document in case.documents.filter(review_status="pending"):
+        services.kyc_document_review(document=document, review_status="accepted", actor=person)
+    for hit in case.screening_results.filter(disposition="pending"):
+        services.screening_result_dispose(
+            result=hit, disposition="false_positive", reason="another person", actor=person
+        )
+    return KycCase.objects.get(pk=case.pk)
+
+
+def _ready(analyst, **kw) -> KycCase:
+    """In review, its evidence judged: waiting for an officer's decision."""
+    return _judge(_in_review(analyst, **kw), analyst)
+
+
 def _entries(case: KycCase) -> list[LogEntry]:
     return list(
         LogEntry.objects.filter(object_pk=str(case.pk), content_type__model="kyccase").order_by(
@@ -78,6 +93,7 @@ def test_a_low_risk_case_from_submission_to_approval(analyst, officer) -> None:
     taken = services.kyc_case_take_next(actor=analyst)
     assert taken.pk == case.pk and taken.assignee == analyst
     services.kyc_case_start_review(case=case, actor=analyst)
+    _judge(case, analyst)
     case = services.kyc_case_approve(case=case, actor=officer, reason="all verified")
     assert (case.status, case.decision, case.decided_by) == ("approved", "approve", officer)
     assert Merchant.objects.get(pk=case.merchant_id).status == "active"
@@ -165,7 +181,7 @@ def test_rejection_needs_a_reason_from_the_list(analyst, officer) -> None:
 
 
 def test_escalation_goes_to_the_officers_with_a_reason(analyst, officer) -> None:
-    case = _in_review(analyst)
+    case = _ready(analyst)
     with pytest.raises(KycError):
         services.kyc_case_escalate(case=case, reason="", actor=analyst)
     case = services.kyc_case_escalate(case=case, reason="complex ownership", actor=analyst)
@@ -182,11 +198,11 @@ class TestFourEyes:
     def test_a_high_risk_case_needs_two_different_officers(
         self, analyst, officer, officer2
     ) -> None:
-        case = _in_review(analyst, risk="high")
+        case = _ready(analyst, risk="high")
         case = services.kyc_case_approve(case=case, actor=officer, reason="first look fine")
         assert case.status == "in_review"
         assert ApprovalRequest.objects.get().status == "pending"
-        with pytest.raises(SelfApprovalRefused):
+        with pytest.raises(NotAllowed, match="You gave the first approval"):
             services.kyc_case_approve(case=case, actor=officer)
         assert KycCase.objects.get(pk=case.pk).status == "in_review"
         case = services.kyc_case_approve(case=case, actor=officer2, reason="agree")
@@ -197,6 +213,7 @@ class TestFourEyes:
         case = _case(risk="high")
         services.kyc_case_take_next(actor=officer2)
         services.kyc_case_start_review(case=case, actor=officer2)  # officer2 prepares it
+        _judge(case, officer2)
         services.kyc_case_approve(case=case, actor=officer)
         with pytest.raises(NotAllowed, match="You prepared this case"):
             services.kyc_case_approve(case=case, actor=officer2)
@@ -205,19 +222,20 @@ class TestFourEyes:
     def test_a_first_approval_is_void_when_a_document_changes(
         self, analyst, officer, officer2
     ) -> None:
-        case = _in_review(analyst, risk="high")
+        case = _ready(analyst, risk="high")
         services.kyc_case_approve(case=case, actor=officer)
         services.kyc_document_upload(
             case=case, document_type="proof_of_address", upload=SimpleUploadedFile("addr.png", PNG)
         )
         assert ApprovalRequest.objects.get().status == "rejected"
+        _judge(case, analyst)
         # officer2's approval now is a new first approval, not a final one.
         case = services.kyc_case_approve(case=case, actor=officer2)
         assert case.status == "in_review"
         assert ApprovalRequest.objects.filter(status="pending").get().requested_by == officer2
 
     def test_a_screening_hit_makes_a_case_four_eyes(self, analyst, officer) -> None:
-        case = _in_review(analyst, name="Global Shadow Trading LLC")
+        case = _ready(analyst, name="Global Shadow Trading LLC")
         assert case.screening_hit and case.risk_level == "high"
         services.kyc_case_approve(case=case, actor=officer)
         assert KycCase.objects.get(pk=case.pk).status == "in_review"
@@ -228,7 +246,7 @@ class TestFourEyes:
 def test_two_officers_approving_at_the_same_moment_record_one_approval() -> None:
     analyst = make_staff("an", roles.KYC_ANALYST)
     officers = [make_staff(f"off{n}", roles.COMPLIANCE_OFFICER) for n in range(3)]
-    case = _in_review(analyst, risk="high")
+    case = _ready(analyst, risk="high")
     services.kyc_case_approve(case=case, actor=officers[0])
     results = run_at_once(
         *[(lambda o=o: services.kyc_case_approve(case=case, actor=o)) for o in officers[1:]]

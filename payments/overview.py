@@ -50,6 +50,11 @@ class GatewayTotals:
         finished = self.succeeded + self.failed
         return self.succeeded / finished if finished else None
 
+    @property
+    def success_rate_text(self) -> str:
+        rate = self.success_rate
+        return "—" if rate is None else f"{rate:.1%}"
+
 
 @dataclass
 class PaymentsOverview:

@@ -21,9 +21,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, days: int, **options: Any) -> None:
         started = time.perf_counter()
-        self.stdout.write(f"Refreshing payment roll-ups for {days} day(s)...")
+        if options["verbosity"] >= 1:
+            self.stdout.write(f"Refreshing payment roll-ups for {days} day(s)...")
 
         def progress(result: RollupRefreshed) -> None:
+            if options["verbosity"] < 1:
+                return
             self.stdout.write(
                 f"  {result.day:%Y-%m-%d}: {result.payments:,} payments, "
                 f"{result.refunds:,} refunds -> {result.rows:,} rows"

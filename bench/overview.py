@@ -31,8 +31,8 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from payments import services  # noqa: E402
 from payments.models import Merchant, Payment  # noqa: E402
+from payments.services.merchants import merchant_create  # noqa: E402
 from payments.services.rollups import rollups_refresh, rollups_refresh_recent  # noqa: E402
 
 DAYS = 30
@@ -42,7 +42,7 @@ STATUSES = ["captured"] * 7 + ["failed", "canceled", "pending", "refunded", "par
 def fill(rows: int) -> None:
     merchants = []
     for n in range(6):
-        merchant = services.merchant_create(
+        merchant = merchant_create(
             legal_name=f"Bench {n} Ltd", country="GB", contact_email=f"bench{n}@example.com"
         )
         # Bench data: the merchant is saved active directly (no KYC case to approve).

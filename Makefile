@@ -35,6 +35,7 @@ migrate: install
 
 seed: migrate
 	$(PY) manage.py seed_demo
+	$(PY) manage.py refresh_rollups --days 90 --verbosity 0
 
 run: seed  ## install, migrate, load demo data, serve on http://127.0.0.1:8000
 	@echo "Serving on http://$(HOST):$(PORT)/admin/  (Ctrl-C to stop)"
@@ -72,6 +73,7 @@ lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
 clean:
 	rm -rf $(VENV) var/db.sqlite3
 
-bench: install  ## the audit trail's cost per change; staff lists at volume (see bench/)
+bench: install  ## the audit trail's cost per change; staff lists and the overview at volume (see bench/)
 	$(PY) bench/audit_overhead.py
 	$(PY) bench/console_lists.py $(BENCH_ARGS)
+	$(PY) bench/overview.py $(BENCH_ARGS)

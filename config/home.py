@@ -4,17 +4,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
+from kyc.overview import sections_for
+
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Send each person to the screen of their role."""
-    user = request.user
-    for permission, target in (
-        ("kyc.change_kyccase", "kyc:queue"),
-        ("payments.change_payment", "payments:payment-list"),
-        ("audits.view_paymentaudit", "audits:search"),
-        ("kyc.view_kyccase", "kyc:queue"),
-    ):
-        if user.has_perm(permission):
-            return redirect(target)
+    """The overview is everybody's landing page: it shows the sections of their role. Staff
+    with no role see none of it and go to the console."""
+    if sections_for(request.user):
+        return redirect("overview")
     return redirect("admin:index")

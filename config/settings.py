@@ -239,6 +239,13 @@ CELERY_BEAT_SCHEDULE = {
     "kyc-sla": {"task": "kyc.tasks.kyc_sla_sweep", "schedule": 900.0},
     "idempotency-purge": {"task": "payments.tasks.idempotency_records_purge", "schedule": 3600.0},
     "reconcile-daily": {"task": "payments.tasks.reconcile_daily", "schedule": 24 * 3600.0},
+    # The overview's roll-ups: today and yesterday often, the month behind them nightly.
+    "payment-rollups": {"task": "payments.tasks.payment_rollups_refresh", "schedule": 300.0},
+    "payment-rollups-nightly": {
+        "task": "payments.tasks.payment_rollups_refresh",
+        "schedule": 24 * 3600.0,
+        "kwargs": {"days": 35},
+    },
 }
 
 # Audit trail. django-auditlog is fed by our own receivers (audits.receivers), which share the

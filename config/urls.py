@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from kyc.overview import overview
 from payments.inbox.views import braintree_webhook, stripe_webhook
 from payments.integration.views import NotFoundApi
 
@@ -9,6 +10,7 @@ from . import health, home
 
 urlpatterns = [
     path("", home.home, name="home"),
+    path("overview/", overview, name="overview"),
     path("admin/", admin.site.urls),
     path("", include("payments.urls")),
     path("kyc/", include("kyc.urls")),

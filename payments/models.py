@@ -647,3 +647,48 @@ class ReconcileRun(models.Model):
 
     def __str__(self) -> str:
         return f"reconcile {self.gateway} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class PaymentDailyRollup(models.Model):
+    """One UTC day's payments and refunds for one merchant, gateway and currency, summed by
+    `payments.services.rollups.rollups_refresh` so the overview never scans the payments table.
+
+    Derived data, not a regulated record: not audited (every payment and refund it counts is),
+    rebuilt whole for a day by the service, so a wrong row is fixed by refreshing its day.
+    Payments count on the day they were created, in the outcome of their status when the day
+    was last refreshed; refunds count on the day they were requested."""
+
+    day = models.DateField()
+    merchant = models.ForeignKey(Merchant, models.CASCADE, related_name="+")
+    # No choices check: a roll-up keeps whatever gateway its payments name.
+    gateway = models.CharField(max_length=16)
+    currency = models.CharField(max_length=3)
+    payments = models.PositiveIntegerField(default=0, help_text="payments created that day")
+    succeeded = models.PositiveIntegerField(
+        default=0, help_text="of them captured, partially refunded or refunded"
+    )
+    failed = models.PositiveIntegerField(default=0)
+    canceled = models.PositiveIntegerField(default=0)
+    open = models.PositiveIntegerField(
+        default=0, help_text="pending, processing or authorized when last refreshed"
+    )
+    captured_amount = models.PositiveBigIntegerField(default=0, help_text="minor units")
+    refunds = models.PositiveIntegerField(
+        default=0, help_text="refunds requested that day, pending or succeeded"
+    )
+    refunded_amount = models.PositiveBigIntegerField(default=0, help_text="minor units")
+    refunds_failed = models.PositiveIntegerField(default=0)
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-day", "gateway", "currency", "merchant"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "merchant", "gateway", "currency"],
+                name="payment_rollup_one_per_day_key",
+            ),
+        ]
+        # The unique index leads with the day: it serves the overview's day ranges too.
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.gateway} {self.currency} merchant {self.merchant_id}"

@@ -132,3 +132,12 @@ def reconcile_daily(days: int = 2) -> dict[str, str]:
         )
         log.info("reconcile %s: %s", gateway, summary[gateway])
     return summary
+
+
+@shared_task
+def payment_rollups_refresh(days: int = 2) -> int:
+    """The overview's daily roll-ups: today and yesterday every few minutes, the last 35 days
+    nightly (see settings.CELERY_BEAT_SCHEDULE). Returns the rows written."""
+    from .services.rollups import rollups_refresh_recent
+
+    return sum(result.rows for result in rollups_refresh_recent(days=days))

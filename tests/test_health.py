@@ -52,9 +52,16 @@ def test_readyz_reaches_a_real_broker(client, settings) -> None:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("fixture", "target"), [("analyst", "/kyc/"), ("ops", "/payments/"), ("auditor", "/audits/")]
+    ("fixture", "target"),
+    [
+        ("analyst", "/overview/"),
+        ("officer", "/overview/"),
+        ("ops", "/overview/"),
+        ("auditor", "/overview/"),
+        ("administrator", "/overview/"),
+    ],
 )
-def test_home_sends_each_role_to_its_screen(client, request, fixture, target) -> None:
+def test_home_sends_each_role_to_the_overview(client, request, fixture, target) -> None:
     client.force_login(request.getfixturevalue(fixture))
     assert client.get("/")["Location"] == target
 

@@ -62,6 +62,7 @@ ANONYMOUS_ALLOWED = {
 # URL name (with the slug, where it picks an action) -> the permission a change needs.
 REQUIRED: dict[str, str] = {
     "home": "",  # redirects only
+    "overview": "",
     "payments:payment-list": "",
     "payments:payment-export": "",
     "payments:approvals": "",

@@ -27,8 +27,9 @@ from django.db.models.signals import post_delete, post_save, pre_save  # noqa: E
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from audits import receivers  # noqa: E402
-from payments import services  # noqa: E402
 from payments.models import Merchant, Payment  # noqa: E402
+from payments.services.merchants import merchant_create  # noqa: E402
+from payments.services.payments import payment_record  # noqa: E402
 
 
 def _update(payments: list[Payment], label: str) -> float:
@@ -62,7 +63,7 @@ def main() -> None:
 
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
-        merchant = services.merchant_create(
+        merchant = merchant_create(
             legal_name="Bench Ltd", country="GB", contact_email="bench@example.com"
         )
         # Bench data: the merchant is saved active directly (no KYC case to approve).
@@ -71,7 +72,7 @@ def main() -> None:
             merchant.save()
         print(f"Creating {args.changes} payments on {connection.vendor}...")
         payments = [
-            services.payment_record(
+            payment_record(
                 merchant=merchant,
                 gateway="stripe",
                 amount=100 + n,

@@ -30,13 +30,13 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from payments import services  # noqa: E402
 from payments.admin import PaymentAdmin  # noqa: E402
 from payments.models import Merchant, Payment  # noqa: E402
+from payments.services.merchants import merchant_create  # noqa: E402
 
 
 def fill(rows: int) -> None:
-    merchant = services.merchant_create(
+    merchant = merchant_create(
         legal_name="Bench Ltd", country="GB", contact_email="bench@example.com"
     )
     # Bench data: the merchant is saved active directly (no KYC case to approve).

@@ -139,3 +139,22 @@ def test_dispute_actions_on_an_unconfigured_gateway_name_no_variable(
     assert "Stripe is not configured; ask an administrator." in text
     assert "STRIPE_API_KEY" not in text
     assert "STRIPE_API_KEY" in caplog.text  # the details are in the log
+
+
+def test_the_console_shows_amounts_in_major_units_with_the_currency(admin_client) -> None:
+    refund = RefundFactory(amount=2_550, payment__amount=12_345, payment__currency="GBP")
+    chargeback = ChargebackFactory(payment=refund.payment, amount=12_345, currency="GBP")
+    payment_page = admin_client.get(
+        reverse("admin:payments_payment_change", args=[refund.payment_id])
+    ).content.decode()
+    assert "123.45 GBP" in payment_page and "25.50 GBP" in payment_page  # refund inline
+    refund_page = admin_client.get(
+        reverse("admin:payments_refund_change", args=[refund.pk])
+    ).content.decode()
+    assert "25.50 GBP" in refund_page
+    dispute_page = admin_client.get(
+        reverse("admin:payments_chargeback_change", args=[chargeback.pk])
+    ).content.decode()
+    assert "123.45 GBP" in dispute_page
+    for page in (payment_page, refund_page, dispute_page):
+        assert ">2550<" not in page and ">12345<" not in page

@@ -30,14 +30,19 @@ $(LOCALSTRIPE)/.installed: tools/localstripe.lock
 
 test-tools: $(LOCALSTRIPE)/.installed  ## the local Stripe server the tests talk to
 
-migrate: install
+# A development .env (DEBUG=1, random SECRET_KEY and field key) when there is none, so that
+# `.venv/bin/python manage.py ...` works as the README writes it. An existing .env is kept.
+.env:
+	$(PYTHON) tools/dev_env.py $@
+
+migrate: install | .env
 	$(PY) manage.py migrate --no-input
 
 seed: migrate
-	$(PY) manage.py seed_demo
+	HOST=$(HOST) PORT=$(PORT) $(PY) manage.py seed_demo
 	$(PY) manage.py refresh_rollups --days 90 --verbosity 0
 
-run: seed  ## install, migrate, load demo data, serve on http://127.0.0.1:8000
+run: seed  ## install, write .env if missing, migrate, load demo data, serve on HOST:PORT
 	@echo "Serving on http://$(HOST):$(PORT)/admin/  (Ctrl-C to stop)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

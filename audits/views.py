@@ -14,7 +14,7 @@ from config.pagination import LargeTablePaginator
 from config.permissions import permission_required
 from config.streaming import attach, csv_response
 
-from . import selectors
+from . import presenters, selectors
 from .evidence import stream_evidence
 from .forms import AuditSearchForm
 
@@ -116,8 +116,18 @@ def object_timeline(request: HttpRequest, object_type: str, object_id: str) -> H
     entries = list(
         selectors.object_log_entries(app_label=app_label, model=model, object_id=object_id)[:1000]
     )
+    currency = presenters.currency_of(object_type, object_id)
+    rows.sort(key=presenters.audit_row_order)
     return render(
         request,
         "audits/object.html",
-        {"object_type": object_type, "object_id": object_id, "rows": rows, "entries": entries},
+        {
+            "object_type": object_type,
+            "object_id": object_id,
+            "rows_readable": list(
+                zip(rows, presenters.audit_rows_readable(rows, currency=currency), strict=True)
+            ),
+            "entries": entries,
+            "currency": currency,
+        },
     )

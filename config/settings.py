@@ -190,6 +190,8 @@ APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=48)
 APPROVAL_KINDS = ["payments.approvals.KINDS", "kyc.approvals.KINDS"]
 # What other apps add to a dispute's evidence draft (payments never imports them).
 DISPUTE_EVIDENCE_SOURCES = ["kyc.selectors.merchant_verification_for_evidence"]
+# How the audit timelines write money (audits never imports payments): format(minor, currency).
+AUDIT_MONEY_FORMAT = "payments.core.money.format_minor"
 
 # KYC: turnaround per risk level (hours, the SLA clock), escalation of overdue cases, screening.
 KYC_TURNAROUND_HOURS = {

@@ -153,22 +153,37 @@ class RefundInline(admin.TabularInline):
     model = Refund
     extra = 0
     can_delete = False
-    fields = ["amount", "status", "reason", "gateway_reference", "requested_by", "created_at"]
+    fields = [
+        "amount_display",
+        "status",
+        "reason",
+        "gateway_reference",
+        "requested_by",
+        "created_at",
+    ]
     readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="Amount")
+    def amount_display(self, obj: Refund) -> str:
+        return format_minor(obj.amount, obj.payment.currency)
 
 
 class ChargebackInline(admin.TabularInline):
     model = Chargeback
     extra = 0
     can_delete = False
-    fields = ["gateway_reference", "reason", "amount", "status", "evidence_due_by"]
+    fields = ["gateway_reference", "reason", "amount_display", "status", "evidence_due_by"]
     readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="Amount")
+    def amount_display(self, obj: Chargeback) -> str:
+        return format_minor(obj.amount, obj.currency)
 
 
 @admin.register(Payment)
@@ -200,10 +215,9 @@ class PaymentAdmin(RecordAdmin):
         "merchant",
         "gateway",
         "gateway_reference",
-        "amount",
-        "currency",
-        "captured_amount",
-        "refunded_amount",
+        "amount_display",
+        "captured_display",
+        "refunded_display",
         "status",
         "card_brand",
         "card_last4",
@@ -223,6 +237,14 @@ class PaymentAdmin(RecordAdmin):
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj: Payment) -> str:
         return format_minor(obj.amount, obj.currency)
+
+    @admin.display(description="Captured")
+    def captured_display(self, obj: Payment) -> str:
+        return format_minor(obj.captured_amount, obj.currency)
+
+    @admin.display(description="Refunded or being refunded")
+    def refunded_display(self, obj: Payment) -> str:
+        return format_minor(obj.refunded_amount, obj.currency)
 
     @admin.display(description="Card")
     def card(self, obj: Payment) -> str:
@@ -259,8 +281,9 @@ class RefundAdmin(RecordAdmin):
     search_fields = ["=gateway_reference", "=payment__gateway_reference"]
     readonly_fields = [
         "payment",
-        "amount",
+        "amount_display",
         "status",
+        "failure_reason",
         "reason",
         "reason_detail",
         "gateway_reference",
@@ -301,8 +324,7 @@ class ChargebackAdmin(RecordAdmin):
         "gateway",
         "gateway_reference",
         "reason",
-        "amount",
-        "currency",
+        "amount_display",
         "status",
         "evidence_due_by",
         "created_at",

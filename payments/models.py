@@ -270,6 +270,12 @@ class Refund(StatusMachineMixin, AuditedModel):
     requested_by = models.ForeignKey(
         "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
     )
+    FAILURE_REASON_MAX = 500
+    failure_reason = models.CharField(
+        max_length=FAILURE_REASON_MAX,
+        blank=True,
+        help_text="why the gateway refused it (or why it could not be sent), as staff read it",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

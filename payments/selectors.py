@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db.models import F, Q, QuerySet
+from django.urls import reverse
 from django.utils.module_loading import import_string
 
 from audits.models import PaymentAudit
@@ -185,3 +188,74 @@ def merchant_facts_for_evidence(merchant: Merchant) -> list[str]:
     return [
         line for path in settings.DISPUTE_EVIDENCE_SOURCES for line in import_string(path)(merchant)
     ]
+
+
+# Where a person reads the thing an approval is about (URL names; the kyc one is a name only,
+# payments does not import kyc).
+APPROVAL_TARGET_URLS = {
+    "payments.payment": "payments:payment-detail",
+    "payments.chargeback": "payments:dispute-detail",
+    "kyc.kyccase": "kyc:case",
+}
+
+
+@dataclass(frozen=True)
+class ApprovalInboxRow:
+    """One pending request as the inbox shows it."""
+
+    request: ApprovalRequest
+    target: Any  # the payment, dispute or case, or None when it is gone
+    target_label: str
+    url: str
+    merchant: Merchant | None
+    amount: int | None
+    currency: str
+
+
+def approval_inbox_rows(*, limit: int = 200) -> list[ApprovalInboxRow]:
+    """Pending requests with what a checker needs to decide: the amount and its currency, the
+    merchant, a link to the payment or case, who asked. One query for the requests (with their
+    requesters) and one per kind of target on the page, however many rows."""
+    requests = list(approvals_pending()[:limit])
+    ids: dict[str, set[str]] = {}
+    for request in requests:
+        ids.setdefault(request.target_type, set()).add(request.target_id)
+    targets: dict[tuple[str, str], Any] = {}
+    for target_type, pks in ids.items():
+        try:
+            model = apps.get_model(target_type)
+        except (LookupError, ValueError):
+            continue
+        names = {f.name for f in model._meta.concrete_fields}
+        related = [p for p in ("merchant", "payment__merchant") if p.split("__")[0] in names]
+        for target in model._default_manager.select_related(*related).filter(pk__in=pks):
+            targets[(target_type, str(target.pk))] = target
+    return [_inbox_row(r, targets.get((r.target_type, r.target_id))) for r in requests]
+
+
+def _inbox_row(request: ApprovalRequest, target: Any) -> ApprovalInboxRow:
+    payment = target if isinstance(target, Payment) else getattr(target, "payment", None)
+    merchant = getattr(target, "merchant", None) or getattr(payment, "merchant", None)
+    amount = request.payload.get("amount") if isinstance(request.payload, dict) else None
+    if amount is None:
+        amount = getattr(target, "amount", None)
+    currency = getattr(target, "currency", "") or getattr(payment, "currency", "")
+    url_name = APPROVAL_TARGET_URLS.get(request.target_type)
+    url = reverse(url_name, args=[request.target_id]) if url_name and target is not None else ""
+    if isinstance(target, Payment):
+        label = f"Payment {target.pk}"
+    elif isinstance(target, Chargeback):
+        label = f"Dispute {target.gateway_reference}"
+    elif target is not None:
+        label = str(target)  # a KYC case's reference
+    else:
+        label = f"{request.target_type} {request.target_id} (gone)"
+    return ApprovalInboxRow(
+        request=request,
+        target=target,
+        target_label=label,
+        url=url,
+        merchant=merchant,
+        amount=int(amount) if isinstance(amount, int | str) and str(amount).isdigit() else None,
+        currency=currency if isinstance(currency, str) else "",
+    )

@@ -34,6 +34,8 @@ from .forms import (
     ReasonForm,
     RefundForm,
 )
+from .gateway_problems import staff_message
+from .gateways import GatewayError
 from .inbox.store import webhook_event_requeue
 from .models import (
     ApprovalRequest,
@@ -152,6 +154,8 @@ def payment_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
                     reason_detail=form.cleaned_data["reason_detail"],
                     actor=request.user,
                 )
+            except GatewayError as exc:
+                form.add_error(None, staff_message(exc, gateway=payment.gateway))
             except DomainError as exc:
                 form.add_error("amount", str(exc))
             else:
@@ -313,6 +317,8 @@ def dispute_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> H
             messages.success(request, "The dispute is assigned to you.")
         else:
             raise DomainError("Unknown action.")
+    except GatewayError as exc:
+        messages.error(request, staff_message(exc, gateway=chargeback.gateway))
     except DomainError as exc:
         messages.error(request, str(exc))
     return redirect("payments:dispute-detail", pk=chargeback.pk)
@@ -324,7 +330,7 @@ def approval_inbox(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "payments/approvals.html",
-        {"requests": selectors.approvals_pending()[:200], "form": DecisionForm()},
+        {"rows": selectors.approval_inbox_rows(limit=200), "form": DecisionForm()},
     )
 
 
@@ -350,6 +356,8 @@ def approval_decide(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
                 request=approval, actor=request.user, note=form.cleaned_data["note"]
             )
             messages.success(request, f"Rejected: {approval}.")
+    except GatewayError as exc:  # approving what calls the gateway (accepting a dispute)
+        messages.error(request, staff_message(exc))
     except DomainError as exc:
         messages.error(request, str(exc))
     return redirect("payments:approvals")

@@ -73,16 +73,23 @@ def _check_refundable(payment: Payment, amount: int) -> None:
 
 
 def refund_set_status(
-    *, refund: Refund, status: str, gateway_reference: str | None = None, actor: User | None = None
+    *,
+    refund: Refund,
+    status: str,
+    gateway_reference: str | None = None,
+    failure_reason: str = "",
+    actor: User | None = None,
 ) -> Refund:
     """Settle a refund. A succeeded one moves the payment to (partially) refunded; a failed or
-    canceled one gives its reserved amount back to the payment."""
+    canceled one gives its reserved amount back to the payment (a failed one keeps why)."""
     with transaction.atomic(), context.acting(actor):
         payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
         refund.transition_to(status)
         if gateway_reference is not None:
             refund.gateway_reference = gateway_reference
+        if failure_reason:
+            refund.failure_reason = failure_reason[: Refund.FAILURE_REASON_MAX]
         refund.save()
         _settle_refunded_amount(payment)
         return refund
@@ -193,16 +200,20 @@ def _refund_made_at_gateway(
 def refund_submit(*, refund: Refund) -> Refund:
     """Send a pending refund to its gateway, once: a refund that already has the gateway's
     reference is not sent again, and the gateway sees the same idempotency key on a retry.
-    Our refund id travels with it, so a webhook that overtakes the answer finds this row."""
-    from ..gateways import GatewayDeclined, GatewayError, GatewayUnavailable, get_gateway
+    Our refund id travels with it, so a webhook that overtakes the answer finds this row.
+
+    A refusal (declined, an error the gateway names, or the gateway not configured) fails the
+    refund with the reason staff read on the payment's page, gives the amount back to the
+    payment, and is raised again for the task's log."""
+    from ..gateway_problems import staff_message
+    from ..gateways import GatewayError, GatewayUnavailable, get_gateway
 
     refund = Refund.objects.select_related("payment").get(pk=refund.pk)
     if refund.gateway_reference or refund.status != Refund.Status.PENDING:
         return refund
     payment = refund.payment
-    gateway = get_gateway(payment.gateway)  # not configured: the refund stays pending
     try:
-        result = gateway.refund(
+        result = get_gateway(payment.gateway).refund(
             reference=payment.gateway_reference,
             amount=refund.amount,
             currency=payment.currency,
@@ -211,8 +222,12 @@ def refund_submit(*, refund: Refund) -> Refund:
         )
     except GatewayUnavailable:
         raise  # outcome unknown: the task retries with the same key
-    except (GatewayDeclined, GatewayError):
-        refund_set_status(refund=refund, status=Refund.Status.FAILED)
+    except GatewayError as exc:
+        refund_set_status(
+            refund=refund,
+            status=Refund.Status.FAILED,
+            failure_reason=staff_message(exc, gateway=payment.gateway),
+        )
         raise
     with transaction.atomic():
         # Same lock order as the webhook's refund_apply_gateway_state (payment, then refund):

@@ -208,8 +208,15 @@ def test_concurrent_retries_of_a_create_make_one_payment(local_stripe, raw) -> N
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_retries_of_a_refund_make_one_refund(raw, merchant) -> None:
-    payment = CapturedPaymentFactory(merchant=merchant, amount=5_000)
+def test_concurrent_retries_of_a_refund_make_one_refund(local_stripe, raw, merchant) -> None:
+    # Paid at the (local) gateway, so the one refund is really sent and holds its amount.
+    payment = payment_authorize(
+        merchant=merchant,
+        gateway="stripe",
+        amount=5_000,
+        currency="EUR",
+        payment_method="pm_card_visa",
+    )
 
     def refund():
         return client_for(raw, HTTP_IDEMPOTENCY_KEY="refund-race").post(

@@ -117,10 +117,10 @@ def test_a_high_risk_case_from_queue_to_two_approvals(
     # The timeline shows every step, with who did it.
     timeline = second.locator("table:has(caption:text('From the audit trail'))").inner_text()
     for step in (
-        "submitted → in_review",
-        "in_review → needs_information",
-        "needs_information → submitted",
-        "in_review → approved",
+        "Status: Submitted → In Review",
+        "Status: In Review → Needs Information",
+        "Status: Needs Information → Submitted",
+        "Status: In Review → Approved",
     ):
         assert step in timeline, step
     for person in ("analyst", "officer", "officer2"):

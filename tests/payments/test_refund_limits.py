@@ -106,8 +106,19 @@ def test_the_approval_screen_says_why_a_second_person_is_needed(client, ops) -> 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_requests_racing_are_counted_one_after_the_other(ops) -> None:
-    payment = CapturedPaymentFactory(amount=200_000)
+def test_two_requests_racing_are_counted_one_after_the_other(ops, local_stripe) -> None:
+    # A real payment at the (local) gateway: the refund executed is sent and holds its amount
+    # (a refund the gateway refuses fails and gives it back, which would change the count).
+    from payments.services.payments import payment_authorize
+
+    payment = payment_authorize(
+        merchant=MerchantFactory(),
+        gateway="stripe",
+        amount=200_000,
+        currency="EUR",
+        payment_method="pm_card_visa",
+        capture=True,
+    )
     results = run_at_once(
         lambda: _ask(payment, 30_000, ops),
         lambda: _ask(payment, 30_000, ops),

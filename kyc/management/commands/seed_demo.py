@@ -304,7 +304,9 @@ class Command(AuditedCommand):
     def _print_credentials(self) -> None:
         stored = self._read_credentials()
         self.stdout.write("")
-        self.stdout.write("Sign in at http://127.0.0.1:8000/admin/ with one of these demo users")
+        # make run passes the address it serves on (HOST, PORT); 127.0.0.1:8000 is runserver's.
+        host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+        self.stdout.write(f"Sign in at http://{host}:{port}/admin/ with one of these demo users")
         self.stdout.write(f"(passwords kept in {CREDENTIALS_FILE}, demo only):")
         for username, _, _, role in STAFF:
             self.stdout.write(f"  {username:<10} {stored.get(username, '?'):<20} {role}")

@@ -25,10 +25,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group, User
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -37,6 +36,7 @@ from audits import roles
 from payments.models import ApiToken, WebhookEvent
 from payments.services.refunds import refund_request
 from tests.api.conftest import issue
+from tests.helpers import row_counts
 from tests.kyc.factories import KycCaseFactory, KycDocumentFactory
 from tests.payments.factories import CapturedPaymentFactory, ChargebackFactory
 
@@ -181,17 +181,6 @@ def routes() -> list[Route]:
 
 
 ROUTES = routes()
-
-
-def row_counts() -> dict[str, int]:
-    """Rows in every table, in one query."""
-    models = [m for m in apps.get_models() if m._meta.managed and not m._meta.proxy]
-    sql = " UNION ALL ".join(
-        f"SELECT %s, COUNT(*) FROM {connection.ops.quote_name(m._meta.db_table)}" for m in models
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [m._meta.label for m in models])
-        return dict(cursor.fetchall())
 
 
 def _user(role: str) -> User:

@@ -13,10 +13,10 @@ from django.db import transaction
 
 from audits.models import PaymentAudit
 from payments.gateways import get_gateway
-from payments.gateways.braintree import BraintreeGateway
 from payments.models import Chargeback, Payment, Refund, WebhookEvent
 from payments.services.payments import payment_authorize
 from payments.services.refunds import refund_create, refund_submit
+from tests.payments.braintree_samples import PRIVATE_KEY, PUBLIC_KEY, sample_form, use_test_keys
 from tests.payments.factories import CapturedPaymentFactory, MerchantFactory, PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,28 +27,14 @@ LEGACY = "legacy_dispute_id"  # the SDK's sample in the older dispute shape (amo
 
 @pytest.fixture(autouse=True)
 def _braintree_keys(settings) -> None:
-    settings.BRAINTREE_ENVIRONMENT = settings.BRAINTREE_ENVIRONMENT or "sandbox"
-    settings.BRAINTREE_MERCHANT_ID = "merchant_test"
-    settings.BRAINTREE_PUBLIC_KEY = "public_test"
-    settings.BRAINTREE_PRIVATE_KEY = "private_test"
-
-
-def _sample(kind: str, subject_id: str) -> dict[str, str]:
-    sample = BraintreeGateway.from_settings().gateway.webhook_testing.sample_notification(
-        kind, subject_id
-    )
-    payload = sample["bt_payload"]
-    return {
-        "bt_signature": sample["bt_signature"],
-        "bt_payload": payload.decode() if isinstance(payload, bytes) else payload,
-    }
+    use_test_keys(settings, settings.BRAINTREE_ENVIRONMENT or "sandbox")
 
 
 def _credit_settled(refund_reference: str, *, order_id: str, refunded: str) -> dict[str, str]:
     """The SDK's transaction_settled sample made a refund: Braintree refunds are credit
     transactions carrying our order id and the id of the transaction they refund. Signed
     the way the SDK signs its samples."""
-    sample = _sample(Kind.TransactionSettled, refund_reference)
+    sample = sample_form(Kind.TransactionSettled, refund_reference)
     xml = base64.b64decode(sample["bt_payload"]).decode()
     xml = xml.replace(
         "<type>sale</type>",
@@ -57,7 +43,7 @@ def _credit_settled(refund_reference: str, *, order_id: str, refunded: str) -> d
     )
     payload = base64.encodebytes(xml.encode()).decode()
     return {
-        "bt_signature": f"public_test|{Crypto.sha1_hmac_hash('private_test', payload)}",
+        "bt_signature": f"{PUBLIC_KEY}|{Crypto.sha1_hmac_hash(PRIVATE_KEY, payload)}",
         "bt_payload": payload,
     }
 
@@ -65,7 +51,7 @@ def _credit_settled(refund_reference: str, *, order_id: str, refunded: str) -> d
 @pytest.fixture
 def deliver(client, django_capture_on_commit_callbacks):
     def post(kind: str | dict[str, str], subject_id: str = "") -> WebhookEvent:
-        form = kind if isinstance(kind, dict) else _sample(kind, subject_id)
+        form = kind if isinstance(kind, dict) else sample_form(kind, subject_id)
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post("/webhooks/braintree/", form)
         assert response.status_code == 200, response.content

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import braintree
+
 from payments.gateways.braintree import BraintreeGateway
+from payments.models import Chargeback
+
+Kind = braintree.WebhookNotification.Kind
 
 MERCHANT_ID = "merchant_test"
 PUBLIC_KEY = "public_test"
@@ -31,3 +36,16 @@ def sample_form(kind: str, subject_id: str) -> dict[str, str]:
         "bt_signature": sample["bt_signature"],
         "bt_payload": payload.decode() if isinstance(payload, bytes) else payload,
     }
+
+
+# Each dispute notification kind and the status it leaves the chargeback in.
+DISPUTE_OUTCOMES = [
+    (Kind.DisputeOpened, Chargeback.Status.NEEDS_RESPONSE),
+    (Kind.DisputeUnderReview, Chargeback.Status.UNDER_REVIEW),
+    (Kind.DisputeDisputed, Chargeback.Status.UNDER_REVIEW),
+    (Kind.DisputeWon, Chargeback.Status.WON),
+    (Kind.DisputeLost, Chargeback.Status.LOST),
+    (Kind.DisputeAccepted, Chargeback.Status.ACCEPTED),
+    (Kind.DisputeAutoAccepted, Chargeback.Status.ACCEPTED),
+    (Kind.DisputeExpired, Chargeback.Status.EXPIRED),
+]

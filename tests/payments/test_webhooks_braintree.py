@@ -6,7 +6,7 @@ import braintree
 import pytest
 
 from payments.models import Chargeback, Payment, WebhookEvent
-from tests.payments.braintree_samples import sample_form, use_test_keys
+from tests.payments.braintree_samples import DISPUTE_OUTCOMES, sample_form, use_test_keys
 from tests.payments.factories import CapturedPaymentFactory, PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -52,16 +52,7 @@ def test_transaction_notifications_move_the_payment(deliver, kind, start, expect
 
 @pytest.mark.parametrize(
     ("kind", "expected"),
-    [
-        (Kind.DisputeOpened, Chargeback.Status.NEEDS_RESPONSE),
-        (Kind.DisputeUnderReview, Chargeback.Status.UNDER_REVIEW),
-        (Kind.DisputeDisputed, Chargeback.Status.UNDER_REVIEW),
-        (Kind.DisputeWon, Chargeback.Status.WON),
-        (Kind.DisputeLost, Chargeback.Status.LOST),
-        (Kind.DisputeAccepted, Chargeback.Status.ACCEPTED),
-        (Kind.DisputeAutoAccepted, Chargeback.Status.ACCEPTED),
-        (Kind.DisputeExpired, Chargeback.Status.EXPIRED),
-    ],
+    DISPUTE_OUTCOMES,
 )
 def test_dispute_notifications_record_the_chargeback(deliver, kind, expected) -> None:
     payment = CapturedPaymentFactory(

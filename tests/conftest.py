@@ -179,12 +179,10 @@ def local_stripe(localstripe_server: str, settings: Any) -> str:
 @pytest.fixture
 def local_braintree(settings: Any) -> Iterator[Any]:
     """Braintree configured against our local Braintree server (tests/payments)."""
+    from tests.payments.braintree_samples import use_test_keys
     from tests.payments.braintree_server import BraintreeServer
 
     server = BraintreeServer()
-    settings.BRAINTREE_ENVIRONMENT = server.url
-    settings.BRAINTREE_MERCHANT_ID = "merchant_test"
-    settings.BRAINTREE_PUBLIC_KEY = "public_test"
-    settings.BRAINTREE_PRIVATE_KEY = "private_test"
+    use_test_keys(settings, server.url)
     yield server
     server.stop()

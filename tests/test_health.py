@@ -18,16 +18,21 @@ def test_readyz_checks_the_database(client) -> None:
     assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
 
 
-@pytest.mark.django_db
-def test_readyz_reports_an_unreachable_broker(client, settings) -> None:
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+def _readyz_with_broker(client, settings, broker_url: str):
+    settings.CELERY_BROKER_URL = broker_url
     from config.celery import app
 
     app.conf.broker_url = settings.CELERY_BROKER_URL
     try:
-        response = client.get("/readyz")
+        return client.get("/readyz")
     finally:
         app.conf.broker_url = None
+
+
+@pytest.mark.django_db
+def test_readyz_reports_an_unreachable_broker(client, settings) -> None:
+    # Nothing listens on port 1.
+    response = _readyz_with_broker(client, settings, "redis://127.0.0.1:1/0")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"].startswith("broker unreachable")
 
@@ -38,14 +43,7 @@ def test_readyz_reports_an_unreachable_broker(client, settings) -> None:
     reason="needs a Redis broker: set TEST_REDIS_URL (CI does)",
 )
 def test_readyz_reaches_a_real_broker(client, settings) -> None:
-    settings.CELERY_BROKER_URL = os.environ["TEST_REDIS_URL"]
-    from config.celery import app
-
-    app.conf.broker_url = settings.CELERY_BROKER_URL
-    try:
-        response = client.get("/readyz")
-    finally:
-        app.conf.broker_url = None
+    response = _readyz_with_broker(client, settings, os.environ["TEST_REDIS_URL"])
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
 

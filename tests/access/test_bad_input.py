@@ -18,18 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from django.apps import apps
-from django.db import connection
 from django.test import Client
 
 from audits import context
 from config.streaming import csv_response
-from payments.gateways.braintree import BraintreeGateway
 from payments.models import ApiToken, WebhookEvent
 from tests.api.conftest import issue
 from tests.conftest import make_staff
+from tests.helpers import row_counts
 from tests.kyc.factories import KycCaseFactory
 from tests.payments import stripe_helpers as sh
+from tests.payments.braintree_samples import sample_form, use_test_keys
 from tests.payments.factories import CapturedPaymentFactory, ChargebackFactory
 
 pytestmark = pytest.mark.django_db
@@ -120,10 +119,7 @@ _MUST_REFUSE = {"NUL in path", "NUL in query", "5 MB body"}
 def world(administrator: Any, settings: Any) -> dict[str, Any]:
     settings.STAFF_REQUIRE_OTP = False
     settings.STRIPE_WEBHOOK_SECRET = [sh.SECRET]
-    settings.BRAINTREE_ENVIRONMENT = "sandbox"
-    settings.BRAINTREE_MERCHANT_ID = "merchant_test"
-    settings.BRAINTREE_PUBLIC_KEY = "public_test"
-    settings.BRAINTREE_PRIVATE_KEY = "private_test"
+    use_test_keys(settings)
     settings.API_THROTTLE_RATES = {"token": "100000/min", "ip": "100000/min"}
     payment = CapturedPaymentFactory()
     chargeback = ChargebackFactory(payment__merchant=payment.merchant)
@@ -138,28 +134,13 @@ def world(administrator: Any, settings: Any) -> dict[str, Any]:
     }
 
 
-def row_counts() -> dict[str, int]:
-    """Rows in every table, in one query (a count per model would be ~40 round trips)."""
-    models = [m for m in apps.get_models() if m._meta.managed and not m._meta.proxy]
-    sql = " UNION ALL ".join(
-        f"SELECT %s, COUNT(*) FROM {connection.ops.quote_name(m._meta.db_table)}" for m in models
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [m._meta.label for m in models])
-        return dict(cursor.fetchall())
-
-
 def _stripe_body(value: str) -> dict[str, Any]:
     return sh.event("payment_intent.succeeded", sh.intent(f"pi_{value}", "succeeded"))
 
 
 def _braintree_form(payload_extra: str) -> dict[str, str]:
-    sample = BraintreeGateway.from_settings().gateway.webhook_testing.sample_notification(
-        "check", ""
-    )
-    payload = sample["bt_payload"]
-    payload = payload.decode() if isinstance(payload, bytes) else payload
-    return {"bt_signature": sample["bt_signature"], "bt_payload": payload + payload_extra}
+    form = sample_form("check", "")
+    return {**form, "bt_payload": form["bt_payload"] + payload_extra}
 
 
 def build(target: Target, bad: str, world: dict[str, Any]) -> dict[str, Any]:

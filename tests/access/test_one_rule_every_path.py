@@ -72,15 +72,18 @@ def test_the_service_refuses_to_activate_a_pending_merchant(officer, superuser) 
     assert _status(merchant) == "pending" and _written() == before
 
 
+def _decided_case(status: str, decision: str, by: Any, **extra: Any) -> KycCase:
+    """A case `by` decided just now."""
+    return KycCaseFactory(
+        status=status, decision=decision, decided_by=by, decided_at=timezone.now(), **extra
+    )
+
+
 def test_activation_needs_an_approved_case_of_that_very_merchant(officer) -> None:
     merchant = _pending()
     open_case = KycCaseFactory(merchant=merchant, status=KycCase.Status.IN_REVIEW)
-    others = KycCaseFactory(
-        status=KycCase.Status.APPROVED,
-        decision=KycCase.Decision.APPROVE,
-        decided_by=officer,
-        decided_at=timezone.now(),
-        merchant__status="active",
+    others = _decided_case(
+        KycCase.Status.APPROVED, KycCase.Decision.APPROVE, officer, merchant__status="active"
     )
     not_a_case = CapturedPaymentFactory(merchant=merchant)
     before = _written()
@@ -392,11 +395,10 @@ SECRETS = [
 
 @pytest.fixture
 def detailed_case(analyst) -> KycCase:
-    case = KycCaseFactory(
-        status=KycCase.Status.REJECTED,
-        decision=KycCase.Decision.REJECT,
-        decided_by=analyst,
-        decided_at=timezone.now(),
+    case = _decided_case(
+        KycCase.Status.REJECTED,
+        KycCase.Decision.REJECT,
+        analyst,
         decision_reason="secret-decision-reason",
         escalation_reason="secret-escalation-reason",
         risk_factors=[{"name": "pep", "detail": "secret-risk-detail", "points": 40}],

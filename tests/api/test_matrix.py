@@ -23,9 +23,9 @@ from payments.models import (
     Payment,
     Refund,
 )
-from payments.services.payments import payment_authorize
 from tests.api.conftest import client_for, expire, issue
 from tests.payments.factories import ChargebackFactory, MerchantFactory
+from tests.payments.helpers import gateway_payment
 
 pytestmark = pytest.mark.django_db
 
@@ -213,14 +213,7 @@ def world(local_stripe: str, analyst) -> World:
     merchant, other = MerchantFactory(), MerchantFactory()
 
     def pay(capture: bool) -> Payment:
-        return payment_authorize(
-            merchant=merchant,
-            gateway="stripe",
-            amount=5_000,
-            currency="EUR",
-            payment_method="pm_card_visa",
-            capture=capture,
-        )
+        return gateway_payment(merchant=merchant, amount=5_000, capture=capture)
 
     captured = pay(True)
     draft = kyc_services.kyc_case_create(merchant=merchant, kind="kyb")

@@ -16,6 +16,7 @@ from payments.services.payments import payment_authorize
 from tests.api.conftest import client_for, issue
 from tests.conftest import run_at_once
 from tests.payments.factories import CapturedPaymentFactory, MerchantFactory, PaymentFactory
+from tests.payments.helpers import gateway_payment
 
 BODY = {"gateway": "stripe", "amount": 2_500, "currency": "eur", "payment_method": "pm_card_visa"}
 
@@ -121,13 +122,7 @@ def test_a_card_number_is_refused_by_name(raw) -> None:
 
 @pytest.mark.django_db
 def test_refund_cancel_read(local_stripe, raw, merchant) -> None:
-    captured = payment_authorize(
-        merchant=merchant,
-        gateway="stripe",
-        amount=5_000,
-        currency="EUR",
-        payment_method="pm_card_visa",
-    )
+    captured = gateway_payment(merchant=merchant, amount=5_000)
     client = client_for(raw, HTTP_IDEMPOTENCY_KEY="refund-1")
     refund = client.post(
         f"/api/v1/payments/{captured.pk}/refunds/",
@@ -145,14 +140,7 @@ def test_refund_cancel_read(local_stripe, raw, merchant) -> None:
     not_cancelable = client_for(raw).post(f"/api/v1/payments/{captured.pk}/cancel/")
     assert not_cancelable.status_code == 409
     assert not_cancelable.json()["type"] == "invalid_transition"
-    authorized = payment_authorize(
-        merchant=merchant,
-        gateway="stripe",
-        amount=5_000,
-        currency="EUR",
-        payment_method="pm_card_visa",
-        capture=False,
-    )
+    authorized = gateway_payment(merchant=merchant, amount=5_000, capture=False)
     canceled = client_for(raw).post(f"/api/v1/payments/{authorized.pk}/cancel/")
     assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
     read = client_for(raw).get(f"/api/v1/payments/{captured.pk}/")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -29,37 +31,41 @@ def audited_rows() -> None:
     assert PaymentAudit.objects.exists()
 
 
+def _committed_on_postgres(test: Callable[..., None]) -> Callable[..., None]:
+    """PostgreSQL only, in a transactional test: TRUNCATE needs no pending FK checks of it."""
+    return pytest.mark.postgres(pytest.mark.django_db(transaction=True)(test))
+
+
+def _edit(table: str) -> str:
+    column = "action_type" if table == "payment_audits" else "object_repr"
+    return f"UPDATE {table} SET {column} = 'edited'"
+
+
+def _assert_refused_leaving_every_row(table: str, *statements: str) -> None:
+    count_before = _count(table)
+    for statement in statements:
+        assert _refused(statement)
+    assert _count(table) == count_before
+
+
 @pytest.mark.parametrize("table", TABLES)
 def test_update_and_delete_are_refused_by_the_database(table: str, audited_rows: None) -> None:
-    count_before = _count(table)
-    column = "action_type" if table == "payment_audits" else "object_repr"
-    assert _refused(f"UPDATE {table} SET {column} = 'edited'")
-    assert _refused(f"DELETE FROM {table}")
-    assert _count(table) == count_before
+    _assert_refused_leaving_every_row(table, _edit(table), f"DELETE FROM {table}")
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)  # TRUNCATE needs no pending FK checks of this test
+@_committed_on_postgres
 @pytest.mark.parametrize("table", TABLES)
 def test_truncate_is_refused_by_the_database(table: str, audited_rows: None) -> None:
-    count_before = _count(table)
-    assert _refused(f"TRUNCATE {table} CASCADE")
-    assert _count(table) == count_before
+    _assert_refused_leaving_every_row(table, f"TRUNCATE {table} CASCADE")
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)  # TRUNCATE needs no pending FK checks of this test
+@_committed_on_postgres
 @pytest.mark.parametrize("table", TABLES)
 def test_replica_mode_does_not_switch_the_triggers_off(table: str, audited_rows: None) -> None:
-    count_before = _count(table)
-    column = "action_type" if table == "payment_audits" else "object_repr"
-    for statement in (
-        f"UPDATE {table} SET {column} = 'edited'",
-        f"DELETE FROM {table}",
-        f"TRUNCATE {table} CASCADE",
-    ):
-        assert _refused(f"SET LOCAL session_replication_role = replica; {statement}")
-    assert _count(table) == count_before
+    statements = (_edit(table), f"DELETE FROM {table}", f"TRUNCATE {table} CASCADE")
+    _assert_refused_leaving_every_row(
+        table, *(f"SET LOCAL session_replication_role = replica; {s}" for s in statements)
+    )
 
 
 def test_auditlogflush_is_refused(audited_rows: None) -> None:

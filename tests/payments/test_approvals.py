@@ -17,10 +17,10 @@ from payments.core.approvals import (
 from payments.exceptions import RefundExceedsCaptured
 from payments.models import ApprovalRequest, Chargeback, Payment, Refund
 from payments.services.disputes import chargeback_accept_request
-from payments.services.payments import payment_authorize
 from payments.services.refunds import refund_request
 from tests.conftest import make_staff, run_at_once
-from tests.payments.factories import CapturedPaymentFactory, ChargebackFactory, MerchantFactory
+from tests.payments.factories import CapturedPaymentFactory, ChargebackFactory
+from tests.payments.helpers import gateway_payment
 
 pytestmark = pytest.mark.django_db
 
@@ -35,14 +35,7 @@ def ops2(db):
 @pytest.fixture
 def captured(local_stripe, settings):
     settings.REFUND_APPROVAL_THRESHOLD = 50_000
-    return payment_authorize(
-        merchant=MerchantFactory(),
-        gateway="stripe",
-        amount=200_000,
-        currency="EUR",
-        payment_method="pm_card_visa",
-        capture=True,
-    )
+    return gateway_payment(amount=200_000)
 
 
 def test_a_small_refund_is_executed_at_once(captured, ops, django_capture_on_commit_callbacks):
@@ -122,14 +115,19 @@ def test_an_expired_request_cannot_be_approved(captured, ops, ops2) -> None:
     assert not Refund.objects.exists()
 
 
-def test_due_requests_expire_in_the_periodic_task(ops) -> None:
-    request = approvals.approval_request(
+def _due_request(ops) -> ApprovalRequest:
+    """A pending refund request whose time ran out a second ago."""
+    return approvals.approval_request(
         action="refund",
         target=CapturedPaymentFactory(),
         actor=ops,
         payload={"amount": 1},
         ttl=datetime.timedelta(seconds=-1),
     )
+
+
+def test_due_requests_expire_in_the_periodic_task(ops) -> None:
+    request = _due_request(ops)
     assert approvals.approvals_expire_due() == 1
     request.refresh_from_db()
     assert request.status == "expired"
@@ -139,13 +137,7 @@ def test_the_beat_task_itself_expires_due_requests(ops) -> None:
     # The task imports the engine lazily: run the task, not only the function it calls.
     from payments.tasks import approvals_expire
 
-    request = approvals.approval_request(
-        action="refund",
-        target=CapturedPaymentFactory(),
-        actor=ops,
-        payload={"amount": 1},
-        ttl=datetime.timedelta(seconds=-1),
-    )
+    request = _due_request(ops)
     assert approvals_expire.apply().get() == 1
     request.refresh_from_db()
     assert request.status == "expired"
@@ -194,14 +186,7 @@ def test_two_approvals_at_the_same_moment_refund_once(local_stripe, settings) ->
     settings.REFUND_APPROVAL_THRESHOLD = 50_000
     maker = make_staff("maker", roles.PAYMENTS_OPERATIONS)
     checkers = [make_staff(f"checker{n}", roles.PAYMENTS_OPERATIONS) for n in range(2)]
-    payment = payment_authorize(
-        merchant=MerchantFactory(),
-        gateway="stripe",
-        amount=200_000,
-        currency="EUR",
-        payment_method="pm_card_visa",
-        capture=True,
-    )
+    payment = gateway_payment(amount=200_000)
     request = refund_request(
         payment=payment, amount=150_000, reason="duplicate", actor=maker
     ).approval

@@ -7,9 +7,10 @@ import pytest
 
 from payments.gateways import GatewayError, GatewayUnavailable, get_gateway
 from payments.models import Payment, Refund
-from payments.services.payments import payment_authorize, payment_cancel, payment_capture
+from payments.services.payments import payment_cancel, payment_capture
 from payments.services.refunds import refund_create, refund_submit
 from tests.payments.factories import MerchantFactory
+from tests.payments.helpers import gateway_payment
 
 pytestmark = pytest.mark.django_db
 
@@ -20,14 +21,7 @@ def merchant():
 
 
 def _pay(merchant, *, capture: bool, amount: int = 1_050):
-    return payment_authorize(
-        merchant=merchant,
-        gateway="braintree",
-        amount=amount,
-        currency="EUR",
-        payment_method="fake-valid-nonce",
-        capture=capture,
-    )
+    return gateway_payment(gateway="braintree", merchant=merchant, amount=amount, capture=capture)
 
 
 def test_sale_with_settlement(local_braintree, merchant) -> None:

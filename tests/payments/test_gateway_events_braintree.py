@@ -11,13 +11,18 @@ import pytest
 from braintree.util.crypto import Crypto
 from django.db import transaction
 
-from audits.models import PaymentAudit
 from payments.gateways import get_gateway
-from payments.gateways.braintree import BraintreeGateway
 from payments.models import Chargeback, Payment, Refund, WebhookEvent
-from payments.services.payments import payment_authorize
 from payments.services.refunds import refund_create, refund_submit
-from tests.payments.factories import CapturedPaymentFactory, MerchantFactory, PaymentFactory
+from tests.payments.braintree_samples import (
+    DISPUTE_OUTCOMES,
+    PRIVATE_KEY,
+    PUBLIC_KEY,
+    sample_form,
+    use_test_keys,
+)
+from tests.payments.factories import CapturedPaymentFactory, PaymentFactory
+from tests.payments.helpers import gateway_payment, payment_audit_count
 
 pytestmark = pytest.mark.django_db
 
@@ -27,28 +32,14 @@ LEGACY = "legacy_dispute_id"  # the SDK's sample in the older dispute shape (amo
 
 @pytest.fixture(autouse=True)
 def _braintree_keys(settings) -> None:
-    settings.BRAINTREE_ENVIRONMENT = settings.BRAINTREE_ENVIRONMENT or "sandbox"
-    settings.BRAINTREE_MERCHANT_ID = "merchant_test"
-    settings.BRAINTREE_PUBLIC_KEY = "public_test"
-    settings.BRAINTREE_PRIVATE_KEY = "private_test"
-
-
-def _sample(kind: str, subject_id: str) -> dict[str, str]:
-    sample = BraintreeGateway.from_settings().gateway.webhook_testing.sample_notification(
-        kind, subject_id
-    )
-    payload = sample["bt_payload"]
-    return {
-        "bt_signature": sample["bt_signature"],
-        "bt_payload": payload.decode() if isinstance(payload, bytes) else payload,
-    }
+    use_test_keys(settings, settings.BRAINTREE_ENVIRONMENT or "sandbox")
 
 
 def _credit_settled(refund_reference: str, *, order_id: str, refunded: str) -> dict[str, str]:
     """The SDK's transaction_settled sample made a refund: Braintree refunds are credit
     transactions carrying our order id and the id of the transaction they refund. Signed
     the way the SDK signs its samples."""
-    sample = _sample(Kind.TransactionSettled, refund_reference)
+    sample = sample_form(Kind.TransactionSettled, refund_reference)
     xml = base64.b64decode(sample["bt_payload"]).decode()
     xml = xml.replace(
         "<type>sale</type>",
@@ -57,7 +48,7 @@ def _credit_settled(refund_reference: str, *, order_id: str, refunded: str) -> d
     )
     payload = base64.encodebytes(xml.encode()).decode()
     return {
-        "bt_signature": f"public_test|{Crypto.sha1_hmac_hash('private_test', payload)}",
+        "bt_signature": f"{PUBLIC_KEY}|{Crypto.sha1_hmac_hash(PRIVATE_KEY, payload)}",
         "bt_payload": payload,
     }
 
@@ -65,19 +56,13 @@ def _credit_settled(refund_reference: str, *, order_id: str, refunded: str) -> d
 @pytest.fixture
 def deliver(client, django_capture_on_commit_callbacks):
     def post(kind: str | dict[str, str], subject_id: str = "") -> WebhookEvent:
-        form = kind if isinstance(kind, dict) else _sample(kind, subject_id)
+        form = kind if isinstance(kind, dict) else sample_form(kind, subject_id)
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post("/webhooks/braintree/", form)
         assert response.status_code == 200, response.content
         return WebhookEvent.objects.get(event_id=response.json()["event_id"])
 
     return post
-
-
-def _payment_audits(payment: Payment) -> int:
-    return PaymentAudit.objects.filter(
-        object_type="payments.payment", object_id=str(payment.pk)
-    ).count()
 
 
 # --- Transactions -----------------------------------------------------------------------------
@@ -115,14 +100,14 @@ def test_settlement_declined_after_capture_is_held_for_a_person(deliver) -> None
     """A captured payment never becomes failed: the event fails, visible with its reason,
     and the payment is left exactly as it was."""
     payment = CapturedPaymentFactory(gateway="braintree", gateway_reference="bt_d2")
-    audits = _payment_audits(payment)
+    audits = payment_audit_count(payment)
     stored = deliver(Kind.TransactionSettlementDeclined, "bt_d2")
     assert stored.status == "failed"
     assert "declined the settlement of transaction bt_d2" in stored.last_error
     assert "stays captured until a person decides" in stored.last_error
     payment.refresh_from_db()
     assert (payment.status, payment.gateway_event_at) == ("captured", None)
-    assert _payment_audits(payment) == audits
+    assert payment_audit_count(payment) == audits
 
 
 # --- Disputes, in both of the SDK's sample shapes ----------------------------------------------
@@ -131,16 +116,7 @@ def test_settlement_declined_after_capture_is_held_for_a_person(deliver) -> None
 @pytest.mark.parametrize("subject", ["bt_dispute_new", LEGACY])
 @pytest.mark.parametrize(
     ("kind", "expected"),
-    [
-        (Kind.DisputeOpened, Chargeback.Status.NEEDS_RESPONSE),
-        (Kind.DisputeUnderReview, Chargeback.Status.UNDER_REVIEW),
-        (Kind.DisputeDisputed, Chargeback.Status.UNDER_REVIEW),
-        (Kind.DisputeWon, Chargeback.Status.WON),
-        (Kind.DisputeLost, Chargeback.Status.LOST),
-        (Kind.DisputeAccepted, Chargeback.Status.ACCEPTED),
-        (Kind.DisputeAutoAccepted, Chargeback.Status.ACCEPTED),
-        (Kind.DisputeExpired, Chargeback.Status.EXPIRED),
-    ],
+    DISPUTE_OUTCOMES,
 )
 def test_each_dispute_kind_records_the_chargeback(deliver, subject, kind, expected) -> None:
     payment = CapturedPaymentFactory(
@@ -186,14 +162,7 @@ def test_check_is_stored_and_processed(deliver) -> None:
 def test_three_partial_refunds_are_each_sent_once_and_counted_once(
     local_braintree, deliver
 ) -> None:
-    payment = payment_authorize(
-        merchant=MerchantFactory(),
-        gateway="braintree",
-        amount=10_000,
-        currency="USD",
-        payment_method="fake-valid-nonce",
-        capture=True,
-    )
+    payment = gateway_payment(gateway="braintree", amount=10_000, currency="USD")
     refunds = []
     for amount, total in [(2_000, 2_000), (3_000, 5_000), (5_000, 10_000)]:
         refund = refund_create(payment=payment, amount=amount, reason="duplicate")

@@ -19,15 +19,14 @@ import pytest
 from django.db import transaction
 from django.test import Client
 
-from audits.models import PaymentAudit
 from payments.gateways import get_gateway
 from payments.gateways.stripe import StripeGateway
 from payments.models import Chargeback, Payment, Refund, WebhookEvent
-from payments.services.payments import payment_authorize
 from payments.services.refunds import refund_create, refund_submit
 from tests.conftest import run_at_once
 from tests.payments import stripe_helpers as sh
 from tests.payments.factories import CapturedPaymentFactory, MerchantFactory, PaymentFactory
+from tests.payments.helpers import gateway_payment, payment_audit_count
 
 pytestmark = pytest.mark.django_db
 
@@ -143,12 +142,6 @@ def deliver(client, django_capture_on_commit_callbacks):
     return post
 
 
-def _payment_audits(payment: Payment) -> int:
-    return PaymentAudit.objects.filter(
-        object_type="payments.payment", object_id=str(payment.pk)
-    ).count()
-
-
 # --- Refunds in both shapes ---------------------------------------------------------------
 
 
@@ -175,14 +168,7 @@ def test_old_shape_charge_refunded_records_the_refunds_it_embeds(deliver) -> Non
 
 
 def _stripe_payment(amount: int = 10_000) -> Payment:
-    return payment_authorize(
-        merchant=MerchantFactory(),
-        gateway="stripe",
-        amount=amount,
-        currency="EUR",
-        payment_method="pm_card_visa",
-        capture=True,
-    )
+    return gateway_payment(amount=amount)
 
 
 def _stripe_charge_of(payment: Payment) -> str:
@@ -320,7 +306,7 @@ def test_a_late_payment_failed_after_succeeded_leaves_the_payment_captured(
     )
     payment.refresh_from_db()
     assert (payment.status, payment.captured_amount) == ("captured", 10_000)
-    audits = _payment_audits(payment)
+    audits = payment_audit_count(payment)
     # The first attempt failed before the second succeeded; its event arrives last.
     declined = intent_obj(
         version,
@@ -339,7 +325,7 @@ def test_a_late_payment_failed_after_succeeded_leaves_the_payment_captured(
     payment.refresh_from_db()
     assert (payment.status, payment.charge_reference) == ("captured", "ch_paid")
     assert payment.gateway_event_at == datetime.datetime.fromtimestamp(now, tz=datetime.UTC)
-    assert _payment_audits(payment) == audits
+    assert payment_audit_count(payment) == audits
 
 
 def test_payment_failed_carries_requires_payment_method_and_fails_a_pending_payment(
@@ -391,14 +377,14 @@ def test_a_failed_attempt_then_a_successful_one_ends_captured_in_any_delivery_or
 
 def test_success_reported_for_a_canceled_payment_is_held_for_a_person(deliver) -> None:
     payment = PaymentFactory(gateway_reference="pi_back", status=Payment.Status.CANCELED)
-    audits = _payment_audits(payment)
+    audits = payment_audit_count(payment)
     stored = deliver(
         event(CURRENT, "payment_intent.succeeded", intent_obj(CURRENT, "pi_back", "succeeded"))
     )
     assert stored.status == "failed"
     assert "the money was taken" in stored.last_error
     assert Payment.objects.get(pk=payment.pk).status == "canceled"
-    assert _payment_audits(payment) == audits
+    assert payment_audit_count(payment) == audits
 
 
 # --- Disputes -------------------------------------------------------------------------------
@@ -528,13 +514,7 @@ def test_three_partial_refunds_through_the_api(
     merchant = MerchantFactory()
     owner = User.objects.create_user("integration", email="integration@example.com")
     raw = issue(owner, ["payments:read", "payments:write"], merchant=merchant)
-    payment = payment_authorize(
-        merchant=merchant,
-        gateway="stripe",
-        amount=10_000,
-        currency="EUR",
-        payment_method="pm_card_visa",
-    )
+    payment = gateway_payment(merchant=merchant, amount=10_000)
     steps = [
         (2_000, "partially_refunded", 2_000),
         (3_000, "partially_refunded", 5_000),
@@ -617,16 +597,7 @@ def test_a_refund_webhook_racing_the_submit_finds_our_refund(
                 refund_id=int(at_stripe.metadata.to_dict().get("refund_id", 0)) or None,
             )
             payload = json.dumps(event(CURRENT, "refund.created", obj))
-            return (
-                Client()
-                .post(
-                    "/webhooks/stripe/",
-                    data=payload,
-                    content_type="application/json",
-                    HTTP_STRIPE_SIGNATURE=sh.sign(payload),
-                )
-                .status_code
-            )
+            return sh.post(Client(), payload).status_code
         finally:
             webhook_done.set()
 

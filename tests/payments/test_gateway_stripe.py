@@ -13,9 +13,10 @@ from payments.gateways import (
     get_gateway,
 )
 from payments.models import Payment, Refund
-from payments.services.payments import payment_authorize, payment_cancel, payment_capture
+from payments.services.payments import payment_cancel, payment_capture
 from payments.services.refunds import refund_create, refund_submit
 from tests.payments.factories import MerchantFactory
+from tests.payments.helpers import gateway_payment
 
 pytestmark = pytest.mark.django_db
 
@@ -26,11 +27,9 @@ def merchant():
 
 
 def _pay(merchant, *, capture: bool, amount: int = 5_000, method: str = "pm_card_visa"):
-    return payment_authorize(
+    return gateway_payment(
         merchant=merchant,
-        gateway="stripe",
         amount=amount,
-        currency="EUR",
         payment_method=method,
         capture=capture,
         customer_email="buyer@example.com",

@@ -35,7 +35,7 @@ def _refund_request(payment: Payment, amount: int, actor) -> ApprovalRequest:
     return approvals.approval_request(
         action="refund",
         target=payment,
-        requested_by=actor,
+        actor=actor,
         payload={"amount": amount, "reason": "duplicate", "reason_detail": ""},
         reason="charged twice",
     )

@@ -20,11 +20,11 @@ from audits.models import PaymentAudit
 from payments.exceptions import PaymentsError
 from payments.gateways import get_gateway
 from payments.models import Chargeback, Payment, ReconcileRun, Refund
-from payments.services.payments import payment_authorize
 from payments.services.refunds import refund_create, refund_submit
 from payments.tasks import reconcile_daily
 from tests.api.conftest import _fresh_throttles, client_for, integration_user, issue
 from tests.payments.factories import ChargebackFactory, MerchantFactory, PaymentFactory
+from tests.payments.helpers import gateway_payment
 from tests.payments.test_payment_create_idempotency import (
     BODY,
     DroppingStripeProxy,
@@ -50,12 +50,10 @@ def _age(payment: Payment, **delta: float) -> None:
 
 
 def _authorize(gateway: str = "stripe", capture: bool = True, **extra: Any) -> Payment:
-    return payment_authorize(
-        merchant=extra.pop("merchant", None) or MerchantFactory(),
+    return gateway_payment(
         gateway=gateway,
+        merchant=extra.pop("merchant", None),
         amount=extra.pop("amount", 2_000),
-        currency="EUR",
-        payment_method="pm_card_visa" if gateway == "stripe" else "fake-valid-nonce",
         capture=capture,
     )
 

@@ -19,6 +19,7 @@ from payments.gateways.braintree import BraintreeGateway
 from payments.inbox.verify import MAX_JSON_DEPTH, webhook_event_reverify
 from payments.models import Payment, WebhookEvent
 from tests.payments import stripe_helpers as sh
+from tests.payments.braintree_samples import sample_form, use_test_keys
 from tests.payments.factories import PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +28,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _gateways(settings: Any) -> None:
     settings.STRIPE_WEBHOOK_SECRET = [sh.SECRET]
-    settings.BRAINTREE_ENVIRONMENT = "sandbox"
-    settings.BRAINTREE_MERCHANT_ID = "merchant_test"
-    settings.BRAINTREE_PUBLIC_KEY = "public_test"
-    settings.BRAINTREE_PRIVATE_KEY = "private_test"
+    use_test_keys(settings)
 
 
 def _post_stripe(
@@ -47,17 +45,6 @@ def _post_stripe(
         **headers,
     )
     return response, signature
-
-
-def _braintree_form(kind: str, subject_id: str) -> dict[str, str]:
-    sample = BraintreeGateway.from_settings().gateway.webhook_testing.sample_notification(
-        kind, subject_id
-    )
-    payload = sample["bt_payload"]
-    return {
-        "bt_signature": sample["bt_signature"],
-        "bt_payload": payload.decode() if isinstance(payload, bytes) else payload,
-    }
 
 
 # --- Evidence -----------------------------------------------------------------------------
@@ -112,7 +99,7 @@ def test_a_braintree_notification_keeps_its_form_body_signature_and_timestamp(
 ) -> None:
     import braintree
 
-    form = _braintree_form(braintree.WebhookNotification.Kind.Check, "")
+    form = sample_form(braintree.WebhookNotification.Kind.Check, "")
     with django_capture_on_commit_callbacks(execute=True):
         # As Braintree posts it: a urlencoded form.
         response = Client().post(

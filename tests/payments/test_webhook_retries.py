@@ -33,6 +33,7 @@ from payments.models import Payment, WebhookEvent
 from payments.tasks import webhook_events_sweep
 from tests.payments import stripe_helpers as sh
 from tests.payments.factories import PaymentFactory
+from tests.payments.helpers import payment_lock_waiter_pid, payment_row_held
 
 pytestmark = pytest.mark.django_db
 
@@ -187,10 +188,6 @@ def test_a_connection_lost_mid_attempt_is_not_counted_and_the_row_still_brings_i
         event.payload = sh.event("payment_intent.succeeded", sh.intent("pi_cut", "succeeded"))
         event.save()
     scheduled = WebhookEvent.objects.get(pk=event.pk).next_attempt_at
-    blocker = connections.create_connection("default")
-    blocker.set_autocommit(False)
-    with blocker.cursor() as cursor:
-        cursor.execute("SELECT id FROM payments_payment WHERE id = %s FOR UPDATE", [payment.pk])
     outcome: list[BaseException | str] = []
 
     def attempt() -> None:
@@ -202,15 +199,12 @@ def test_a_connection_lost_mid_attempt_is_not_counted_and_the_row_still_brings_i
             connections.close_all()
 
     thread = threading.Thread(target=attempt)
-    thread.start()
-    try:
+    with payment_row_held(payment.pk):
+        thread.start()
         pid = _wait_for_lock_waiter()
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
         thread.join(timeout=30)
-    finally:
-        blocker.rollback()
-        blocker.close()
     assert len(outcome) == 1 and isinstance(outcome[0], DatabaseError), outcome
     event.refresh_from_db()
     # Nothing of the cut attempt was written: not counted, still due, so the sweep runs it.
@@ -226,15 +220,9 @@ def _wait_for_lock_waiter() -> int:
 
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database() AND query LIKE %s",
-                ["%payments_payment%FOR UPDATE%"],
-            )
-            row = cursor.fetchone()
-        if row:
-            return row[0]
+        pid = payment_lock_waiter_pid()
+        if pid is not None:
+            return pid
         time.sleep(0.05)
     raise AssertionError("the attempt never reached the payment's lock")
 

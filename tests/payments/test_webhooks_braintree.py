@@ -5,8 +5,8 @@ from __future__ import annotations
 import braintree
 import pytest
 
-from payments.gateways.braintree import BraintreeGateway
 from payments.models import Chargeback, Payment, WebhookEvent
+from tests.payments.braintree_samples import DISPUTE_OUTCOMES, sample_form, use_test_keys
 from tests.payments.factories import CapturedPaymentFactory, PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -16,21 +16,7 @@ Kind = braintree.WebhookNotification.Kind
 
 @pytest.fixture(autouse=True)
 def _braintree(settings) -> None:
-    settings.BRAINTREE_ENVIRONMENT = "sandbox"
-    settings.BRAINTREE_MERCHANT_ID = "merchant_test"
-    settings.BRAINTREE_PUBLIC_KEY = "public_test"
-    settings.BRAINTREE_PRIVATE_KEY = "private_test"
-
-
-def _sample(kind: str, subject_id: str) -> dict[str, str]:
-    sample = BraintreeGateway.from_settings().gateway.webhook_testing.sample_notification(
-        kind, subject_id
-    )
-    payload = sample["bt_payload"]
-    return {
-        "bt_signature": sample["bt_signature"],
-        "bt_payload": payload.decode() if isinstance(payload, bytes) else payload,
-    }
+    use_test_keys(settings)
 
 
 @pytest.fixture
@@ -57,7 +43,7 @@ def test_transaction_notifications_move_the_payment(deliver, kind, start, expect
         status=start,
         captured_amount=10_000 if start == "captured" else 0,
     )
-    response = deliver(_sample(kind, "bt_txn_1"))
+    response = deliver(sample_form(kind, "bt_txn_1"))
     assert response.status_code == 200, response.content
     event = WebhookEvent.objects.get()
     assert (event.provider, event.event_type, event.status) == ("braintree", kind, "processed")
@@ -66,22 +52,13 @@ def test_transaction_notifications_move_the_payment(deliver, kind, start, expect
 
 @pytest.mark.parametrize(
     ("kind", "expected"),
-    [
-        (Kind.DisputeOpened, Chargeback.Status.NEEDS_RESPONSE),
-        (Kind.DisputeUnderReview, Chargeback.Status.UNDER_REVIEW),
-        (Kind.DisputeDisputed, Chargeback.Status.UNDER_REVIEW),
-        (Kind.DisputeWon, Chargeback.Status.WON),
-        (Kind.DisputeLost, Chargeback.Status.LOST),
-        (Kind.DisputeAccepted, Chargeback.Status.ACCEPTED),
-        (Kind.DisputeAutoAccepted, Chargeback.Status.ACCEPTED),
-        (Kind.DisputeExpired, Chargeback.Status.EXPIRED),
-    ],
+    DISPUTE_OUTCOMES,
 )
 def test_dispute_notifications_record_the_chargeback(deliver, kind, expected) -> None:
     payment = CapturedPaymentFactory(
         gateway="braintree", gateway_reference="bt_dispute_1", currency="USD"
     )
-    response = deliver(_sample(kind, "bt_dispute_1"))
+    response = deliver(sample_form(kind, "bt_dispute_1"))
     assert response.status_code == 200, response.content
     chargeback = Chargeback.objects.get()
     assert (chargeback.payment_id, chargeback.gateway, chargeback.status) == (
@@ -95,20 +72,20 @@ def test_dispute_notifications_record_the_chargeback(deliver, kind, expected) ->
 
 def test_an_opened_dispute_then_won_moves_forward_and_not_back(deliver) -> None:
     CapturedPaymentFactory(gateway="braintree", gateway_reference="bt_d2", currency="USD")
-    deliver(_sample(Kind.DisputeOpened, "bt_d2"))
-    deliver(_sample(Kind.DisputeWon, "bt_d2"))
-    deliver(_sample(Kind.DisputeOpened, "bt_d2"))  # a late duplicate of the opening
+    deliver(sample_form(Kind.DisputeOpened, "bt_d2"))
+    deliver(sample_form(Kind.DisputeWon, "bt_d2"))
+    deliver(sample_form(Kind.DisputeOpened, "bt_d2"))  # a late duplicate of the opening
     assert Chargeback.objects.get().status == Chargeback.Status.WON
 
 
 def test_check_notification_is_stored_and_processed(deliver) -> None:
-    assert deliver(_sample(Kind.Check, "")).status_code == 200
+    assert deliver(sample_form(Kind.Check, "")).status_code == 200
     assert WebhookEvent.objects.get().status == "processed"
 
 
 def test_a_redelivery_has_the_same_id_and_is_not_processed_again(deliver) -> None:
     PaymentFactory(gateway="braintree", gateway_reference="bt_txn_2", status="authorized")
-    form = _sample(Kind.TransactionSettled, "bt_txn_2")
+    form = sample_form(Kind.TransactionSettled, "bt_txn_2")
     deliver(form)
     response = deliver(form)
     assert response.json()["duplicate"] is True
@@ -129,7 +106,7 @@ def test_a_redelivery_has_the_same_id_and_is_not_processed_again(deliver) -> Non
     ],
 )
 def test_bad_notifications_are_refused_and_nothing_is_stored(deliver, change, reason) -> None:
-    response = deliver(change(_sample(Kind.Check, "")))
+    response = deliver(change(sample_form(Kind.Check, "")))
     assert response.status_code == 400
     assert reason in response.json()["error"]
     assert not WebhookEvent.objects.exists()

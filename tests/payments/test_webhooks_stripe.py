@@ -255,16 +255,7 @@ def test_two_deliveries_at_the_same_moment_are_processed_once() -> None:
     header = sh.sign(payload)
 
     def deliver():
-        return (
-            Client()
-            .post(
-                "/webhooks/stripe/",
-                data=payload,
-                content_type="application/json",
-                HTTP_STRIPE_SIGNATURE=header,
-            )
-            .json()
-        )
+        return sh.post(Client(), payload, header=header).json()
 
     results = run_at_once(deliver, deliver)
     assert sorted(r["duplicate"] for r in results) == [False, True]

@@ -36,6 +36,7 @@ from payments.tasks import webhook_events_sweep
 from tests.conftest import free_port
 from tests.payments import stripe_helpers as sh
 from tests.payments.factories import PaymentFactory
+from tests.payments.helpers import payment_lock_waiter_pid, payment_row_held
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -233,16 +234,10 @@ def test_a_worker_processes_a_webhook_end_to_end(worker: Worker) -> None:
 
 
 def test_a_worker_killed_mid_task_leaves_the_event_to_run_again_once(worker: Worker) -> None:
-    from django.db import connections
-
     payment = PaymentFactory(gateway_reference="pi_kill")
     # Hold the payment row from another connection: the worker's task blocks inside its
     # transaction, mid-way, where we kill it.
-    blocker = connections.create_connection("default")
-    blocker.set_autocommit(False)
-    with blocker.cursor() as cursor:
-        cursor.execute("SELECT id FROM payments_payment WHERE id = %s FOR UPDATE", [payment.pk])
-    try:
+    with payment_row_held(payment.pk):
         _deliver("pi_kill", "evt_kill")
         wait_until(lambda: _blocked_on_lock(payment.pk))
         children = worker.child_pids()
@@ -253,27 +248,20 @@ def test_a_worker_killed_mid_task_leaves_the_event_to_run_again_once(worker: Wor
         assert Payment.objects.get(pk=payment.pk).status == Payment.Status.PENDING
         # The message comes back (acks_late, reject_on_worker_lost) to a new pool process.
         wait_until(lambda: _blocked_on_lock(payment.pk))
-    finally:
-        blocker.rollback()
-        blocker.close()
     wait_until(lambda: _status("evt_kill") == "processed")
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.CAPTURED
-    assert (
-        PaymentAudit.objects.filter(
-            object_id=str(payment.pk), action_type__endswith="payment.update"
-        ).count()
-        == 1
-    )
+    assert _updates_recorded(payment) == 1
+
+
+def _updates_recorded(payment: Payment) -> int:
+    """The payment's update audit rows: one, however often its task ran."""
+    return PaymentAudit.objects.filter(
+        object_id=str(payment.pk), action_type__endswith="payment.update"
+    ).count()
 
 
 def _blocked_on_lock(payment_id: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE %s AND datname = current_database()",
-            ["%payments_payment%FOR UPDATE%"],
-        )
-        return cursor.fetchone()[0] > 0
+    return payment_lock_waiter_pid() is not None
 
 
 def test_with_the_broker_down_webhooks_are_accepted_and_processed_once_it_is_back(
@@ -380,12 +368,7 @@ def test_a_lost_retry_is_run_by_the_sweep_until_the_attempts_are_spent_then_repl
         worker.stop()
     payment = Payment.objects.get(gateway_reference="pi_lost_b")
     assert payment.status == "captured"
-    assert (
-        PaymentAudit.objects.filter(
-            object_id=str(payment.pk), action_type__endswith="payment.update"
-        ).count()
-        == 1
-    )
+    assert _updates_recorded(payment) == 1
 
 
 def _superuser() -> Any:
@@ -397,45 +380,20 @@ def _superuser() -> Any:
 def test_a_database_error_during_the_task_is_retried(worker: Worker) -> None:
     """A real fault: the worker's database session is terminated mid-task (what a PostgreSQL
     restart or a failover does to it), while the task waits for the payment's row lock."""
-    from django.db import connections
-
     payment = PaymentFactory(gateway_reference="pi_dberr")
-    blocker = connections.create_connection("default")
-    blocker.set_autocommit(False)
-    with blocker.cursor() as cursor:
-        cursor.execute("SELECT id FROM payments_payment WHERE id = %s FOR UPDATE", [payment.pk])
-    try:
+    with payment_row_held(payment.pk):
         _deliver("pi_dberr", "evt_dberr")
-        pid = wait_until(lambda: _lock_waiter_pid(payment.pk))
+        pid = wait_until(payment_lock_waiter_pid)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
         cut_at = time.monotonic()
-    finally:
-        blocker.rollback()
-        blocker.close()
     # Nothing of the cut attempt was written; the task's own retry (10 s later) runs it.
     assert (_status("evt_dberr"), _event("evt_dberr").attempts) == ("received", 0)
     wait_until(lambda: _status("evt_dberr") == "processed", timeout=40)
     assert time.monotonic() - cut_at >= 9  # the retry's countdown, not an immediate rerun
     assert _event("evt_dberr").attempts == 1  # the cut attempt is not counted
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.CAPTURED
-    assert (
-        PaymentAudit.objects.filter(
-            object_id=str(payment.pk), action_type__endswith="payment.update"
-        ).count()
-        == 1
-    )
-
-
-def _lock_waiter_pid(payment_id: int) -> int | None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE %s AND datname = current_database()",
-            ["%payments_payment%FOR UPDATE%"],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+    assert _updates_recorded(payment) == 1
 
 
 # --- A burst of webhooks through a broker restart and a PostgreSQL outage --------------------

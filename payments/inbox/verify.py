@@ -1,11 +1,13 @@
 """A gateway's notification, verified: Stripe's signed JSON (HMAC over the timestamp and the
-raw body, within the tolerance) and Braintree's signed payload, parsed strictly (no NaN, no
-deep nesting, no lone surrogates) into a VerifiedEvent. Nothing here writes."""
+raw body, within the tolerance), the sandbox gateway's (signed the same way) and Braintree's
+signed payload, parsed strictly (no NaN, no deep nesting, no lone surrogates) into a
+VerifiedEvent. Nothing here writes."""
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import hmac
 import json
 import re
 import time
@@ -180,6 +182,65 @@ def verify_stripe(*, body: bytes, signature_header: str) -> VerifiedEvent:
     )
 
 
+def _sandbox_signatures(header: str) -> list[str]:
+    return [
+        value
+        for key, _, value in (part.strip().partition("=") for part in header.split(","))
+        if key == "v1" and value
+    ]
+
+
+def _sandbox_signature_matches(text: str, signature_header: str) -> bool:
+    from ..gateways.sandbox import signature_v1
+
+    timestamp = _stripe_timestamp(signature_header)
+    expected = signature_v1(settings.SANDBOX_WEBHOOK_SECRET, timestamp, text)
+    return any(
+        hmac.compare_digest(expected, sent) for sent in _sandbox_signatures(signature_header)
+    )
+
+
+def verify_sandbox(*, body: bytes, signature_header: str) -> VerifiedEvent:
+    """The sandbox gateway's events, signed as Stripe signs (HMAC-SHA256 over "t.body" in a
+    `Sandbox-Signature: t=...,v1=...` header) with SANDBOX_WEBHOOK_SECRET, within Stripe's
+    tolerance either way; shaped like Stripe's events (id, type, created, data.object)."""
+    if not (settings.SANDBOX_ENABLED and settings.DEBUG and settings.SANDBOX_WEBHOOK_SECRET):
+        raise WebhookNotConfigured(
+            "Sandbox webhooks are disabled: the sandbox runs only with DEBUG and SANDBOX_ENABLED."
+        )
+    if not signature_header:
+        raise WebhookRejected("missing Sandbox-Signature header")
+    tolerance = settings.STRIPE_WEBHOOK_TOLERANCE
+    if abs(time.time() - _stripe_timestamp(signature_header)) > tolerance:
+        raise WebhookRejected(f"timestamp is more than {tolerance} seconds away from now")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WebhookRejected("body is not UTF-8") from exc
+    if not _sandbox_signature_matches(text, signature_header):
+        raise WebhookRejected("signature does not match")
+    payload = parse_json_object(text)
+    event_id, event_type = payload.get("id"), payload.get("type")
+    data = payload.get("data")
+    if not (
+        isinstance(event_id, str)
+        and event_id
+        and isinstance(event_type, str)
+        and isinstance(data, dict)
+        and isinstance(data.get("object"), dict)
+    ):
+        raise WebhookRejected("not a sandbox event: needs id, type and data.object")
+    return VerifiedEvent(
+        "sandbox",
+        event_id[:255],
+        event_type[:100],
+        payload,
+        raw_body=text,
+        signature=storable_text(signature_header),
+        event_created_at=_unix_time(payload.get("created")),
+    )
+
+
 def _braintree_gateway() -> Any:
     from ..gateways import GatewayNotConfigured
     from ..gateways.braintree import BraintreeGateway
@@ -258,6 +319,15 @@ def webhook_event_reverify(event: WebhookEvent) -> bool | None:
         if not _stripe_signature_matches(event.raw_body, event.signature):
             return False
         try:
+            return bool(parse_json_object(event.raw_body) == event.payload)
+        except WebhookRejected:
+            return False
+    if event.provider == "sandbox":
+        if not settings.SANDBOX_WEBHOOK_SECRET:
+            return None
+        try:
+            if not _sandbox_signature_matches(event.raw_body, event.signature):
+                return False
             return bool(parse_json_object(event.raw_body) == event.payload)
         except WebhookRejected:
             return False

@@ -139,11 +139,11 @@ class SandboxGateway:
 
     @classmethod
     def from_settings(cls) -> SandboxGateway:
-        # Both: settings refuse SANDBOX_ENABLED without DEBUG at start-up, and a test (or a
-        # shell) that turns DEBUG off afterwards still gets no sandbox.
-        if not settings.SANDBOX_ENABLED or not settings.DEBUG:
+        # SANDBOX_ENABLED cannot be on without DEBUG: the settings refuse to start.
+        if not settings.SANDBOX_ENABLED:
             raise GatewayNotConfigured(
-                "The sandbox gateway is disabled: it runs only with DEBUG and SANDBOX_ENABLED on.",
+                "The sandbox gateway is disabled: SANDBOX_ENABLED is off (it is never on in "
+                "production settings).",
                 gateway=NAME,
             )
         return cls()

@@ -33,7 +33,6 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _sandbox(settings: Any) -> None:
-    settings.DEBUG = True
     settings.SANDBOX_ENABLED = True
     settings.SANDBOX_WEBHOOK_SECRET = "sbx_whsec_test"
     settings.SANDBOX_WEBHOOK_URL = ""  # in-process: never a server another worktree runs
@@ -348,6 +347,25 @@ def test_an_address_nobody_answers_on_falls_back_to_the_inbox_in_process(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_events_are_posted_to_our_endpoint_over_http(settings, live_server) -> None:
+    settings.SANDBOX_WEBHOOK_URL = f"{live_server.url}/webhooks/sandbox/"
+    ops = make_staff("ops-http", roles.PAYMENTS_OPERATIONS)
+    payment = payment_authorize(
+        merchant=MerchantFactory(),
+        gateway="sandbox",
+        amount=990,
+        currency="EUR",
+        payment_method="pm_card_createDispute",
+        actor=ops,
+    )
+    assert _events() == [("payment.captured", "processed"), ("dispute.created", "processed")]
+    assert set(WebhookEvent.objects.values_list("source_ip", flat=True)) == {"127.0.0.1"}
+    sent = SandboxObject.objects.filter(kind="event", parent=payment.gateway_reference)
+    assert [event.data["deliveries"] for event in sent] == [["posted: 200"]]
+    assert Chargeback.objects.get().payment_id == payment.pk
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_event_that_overtakes_the_gateways_answer_settles_the_payment(settings) -> None:
     """Committed for real: the delivery runs during the gateway call, before our row has the
     gateway's reference; the handler finds the row by our id and settles it."""
@@ -380,9 +398,9 @@ def test_an_event_that_overtakes_the_gateways_answer_settles_the_payment(setting
 # -- refused in production --------------------------------------------------------------------
 
 
-def test_the_adapter_and_its_webhooks_are_refused_without_debug(settings, client) -> None:
-    settings.DEBUG = False
-    with pytest.raises(GatewayNotConfigured, match="only with DEBUG"):
+def test_the_adapter_and_its_webhooks_are_refused_when_the_sandbox_is_off(settings, client) -> None:
+    settings.DEBUG, settings.SANDBOX_ENABLED = False, False  # as production has them
+    with pytest.raises(GatewayNotConfigured, match="SANDBOX_ENABLED is off"):
         get_gateway("sandbox")
     body = json.dumps({"id": "evt_x", "type": "payment.captured", "data": {"object": {}}})
     response = _post(client, body, signature_header("sbx_whsec_test", body))

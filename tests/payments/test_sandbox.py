@@ -441,3 +441,35 @@ def test_production_settings_with_the_sandbox_on_refuse_to_start() -> None:
     assert _start(DEBUG="0").stdout.strip() == "started"
     named = _start(DEBUG="0", PAYMENTS_DEFAULT_GATEWAY="sandbox")
     assert "PAYMENTS_DEFAULT_GATEWAY is sandbox but the sandbox is off" in named.stderr
+
+
+# -- the API ----------------------------------------------------------------------------------
+
+
+def test_the_api_uses_the_default_gateway_when_none_is_named(
+    settings, commit, administrator
+) -> None:
+    from tests.api.conftest import client_for, issue
+
+    settings.PAYMENTS_DEFAULT_GATEWAY = "sandbox"
+    settings.API_THROTTLE_RATES = {"token": "100000/min", "ip": "100000/min"}
+    merchant = MerchantFactory()
+    client = client_for(issue(administrator, ["payments:write"], merchant=merchant))
+    with commit():
+        created = client.post(
+            "/api/v1/payments/",
+            {"amount": 2_500, "currency": "EUR", "payment_method": "pm_card_visa"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="order-1001",
+        )
+    assert created.status_code == 201, created.content
+    assert (created.json()["gateway"], created.json()["status"]) == ("sandbox", "captured")
+    with commit():
+        declined = client.post(
+            "/api/v1/payments/",
+            {"amount": 2_500, "currency": "EUR", "payment_method": "pm_card_chargeDeclined"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="order-1002",
+        )
+    assert declined.status_code == 402
+    assert "declined" in declined.json()["message"]

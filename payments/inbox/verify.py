@@ -121,12 +121,12 @@ def _unix_time(value: Any) -> datetime.datetime | None:
         return None
 
 
-def _stripe_timestamp(header: str) -> int:
+def _stripe_timestamp(header: str, name: str = "Stripe-Signature") -> int:
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
         if key == "t" and value.isdigit():
             return int(value)
-    raise WebhookRejected("Stripe-Signature header has no timestamp")
+    raise WebhookRejected(f"{name} header has no timestamp")
 
 
 def _stripe_signature_matches(text: str, signature_header: str) -> bool:
@@ -193,7 +193,7 @@ def _sandbox_signatures(header: str) -> list[str]:
 def _sandbox_signature_matches(text: str, signature_header: str) -> bool:
     from ..gateways.sandbox import signature_v1
 
-    timestamp = _stripe_timestamp(signature_header)
+    timestamp = _stripe_timestamp(signature_header, "Sandbox-Signature")
     expected = signature_v1(settings.SANDBOX_WEBHOOK_SECRET, timestamp, text)
     return any(
         hmac.compare_digest(expected, sent) for sent in _sandbox_signatures(signature_header)
@@ -211,7 +211,8 @@ def verify_sandbox(*, body: bytes, signature_header: str) -> VerifiedEvent:
     if not signature_header:
         raise WebhookRejected("missing Sandbox-Signature header")
     tolerance = settings.STRIPE_WEBHOOK_TOLERANCE
-    if abs(time.time() - _stripe_timestamp(signature_header)) > tolerance:
+    moment = _stripe_timestamp(signature_header, "Sandbox-Signature")
+    if abs(time.time() - moment) > tolerance:
         raise WebhookRejected(f"timestamp is more than {tolerance} seconds away from now")
     try:
         text = body.decode("utf-8")

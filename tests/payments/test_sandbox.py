@@ -305,6 +305,7 @@ def test_a_signed_webhook_is_verified_stored_once_and_a_redelivery_is_a_duplicat
     [
         ("", "missing Sandbox-Signature header"),
         ("t=1,v1=00", "timestamp is more than"),
+        ("v1=00", "Sandbox-Signature header has no timestamp"),
         ("wrong secret", "signature does not match"),
         ("tampered", "signature does not match"),
     ],

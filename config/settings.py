@@ -171,6 +171,45 @@ BRAINTREE_MERCHANT_ID = env.str("BRAINTREE_MERCHANT_ID", default="")
 BRAINTREE_PUBLIC_KEY = env.str("BRAINTREE_PUBLIC_KEY", default="")
 BRAINTREE_PRIVATE_KEY = env.str("BRAINTREE_PRIVATE_KEY", default="")
 
+# The sandbox gateway (payments/gateways/sandbox.py): our own test gateway, on by default with
+# DEBUG and refused outside it, because it "takes" payments without moving any money.
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
+if SANDBOX_ENABLED and not DEBUG:
+    raise ImproperlyConfigured(
+        "SANDBOX_ENABLED is on with DEBUG off: the sandbox gateway fakes payments and is refused "
+        "in production. Unset SANDBOX_ENABLED (or set it to off)."
+    )
+# Its webhooks are signed like Stripe's (HMAC-SHA256 over "timestamp.body") with this secret and
+# posted to this address a moment later; an empty address, or one nobody answers on, hands them
+# to the inbox in-process instead (README "Sandbox gateway").
+_DEV_SANDBOX_SECRET = "sbx_whsec_dev_only_not_a_secret"  # noqa: S105  # nosec B105
+SANDBOX_WEBHOOK_SECRET = env.str(
+    "SANDBOX_WEBHOOK_SECRET", default=_DEV_SANDBOX_SECRET if SANDBOX_ENABLED else ""
+)
+SANDBOX_WEBHOOK_URL = env.str(
+    "SANDBOX_WEBHOOK_URL", default="http://127.0.0.1:8000/webhooks/sandbox/"
+)
+SANDBOX_WEBHOOK_DELAY_SECONDS = env.int("SANDBOX_WEBHOOK_DELAY_SECONDS", default=2)
+# The gateway a payment goes through when its creator names none (the API, the demo): the one
+# whose keys are set, else the sandbox in DEBUG. Setting it (stripe or braintree, with that
+# gateway's test keys) switches the demo from the sandbox to a real test gateway.
+PAYMENTS_DEFAULT_GATEWAY = env.str(
+    "PAYMENTS_DEFAULT_GATEWAY",
+    default="stripe"
+    if STRIPE_API_KEY
+    else "braintree"
+    if BRAINTREE_MERCHANT_ID
+    else "sandbox"
+    if SANDBOX_ENABLED
+    else "stripe",
+)
+if PAYMENTS_DEFAULT_GATEWAY not in ("stripe", "braintree", "sandbox"):
+    raise ImproperlyConfigured(
+        f"PAYMENTS_DEFAULT_GATEWAY={PAYMENTS_DEFAULT_GATEWAY!r}: use stripe, braintree or sandbox."
+    )
+if PAYMENTS_DEFAULT_GATEWAY == "sandbox" and not SANDBOX_ENABLED:
+    raise ImproperlyConfigured("PAYMENTS_DEFAULT_GATEWAY is sandbox but the sandbox is off.")
+
 # Webhooks: bodies above this size are refused; Stripe timestamps further than the tolerance
 # from now (either direction) are refused; a failing event is tried this many times.
 WEBHOOK_MAX_BYTES = env.int("WEBHOOK_MAX_BYTES", default=256 * 1024)

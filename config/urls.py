@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from kyc.overview import overview
-from payments.inbox.views import braintree_webhook, stripe_webhook
+from payments.inbox.views import braintree_webhook, sandbox_webhook, stripe_webhook
 from payments.integration.views import NotFoundApi
 
 from . import health, home
@@ -24,6 +24,7 @@ urlpatterns = [
     re_path(r"^api/", NotFoundApi.as_view()),
     path("webhooks/stripe/", stripe_webhook, name="webhook-stripe"),
     path("webhooks/braintree/", braintree_webhook, name="webhook-braintree"),
+    path("webhooks/sandbox/", sandbox_webhook, name="webhook-sandbox"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]

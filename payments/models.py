@@ -26,6 +26,8 @@ class RiskLevel(models.TextChoices):
 class Gateway(models.TextChoices):
     STRIPE = "stripe"
     BRAINTREE = "braintree"
+    # Our own test gateway (payments/gateways/sandbox.py): DEBUG only, refused in production.
+    SANDBOX = "sandbox"
 
 
 class MerchantStatus(models.TextChoices):
@@ -698,3 +700,44 @@ class PaymentDailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.gateway} {self.currency} merchant {self.merchant_id}"
+
+
+class SandboxObject(models.Model):
+    """The sandbox gateway's own store (payments/gateways/sandbox.py): what a real gateway would
+    hold on its side (payments, refunds, disputes, and the webhook events it sends us). Not ours
+    and not audited: it stands in for Stripe's database. Never a card number: brand and last
+    four only."""
+
+    class Kind(models.TextChoices):
+        PAYMENT = "payment"
+        REFUND = "refund"
+        DISPUTE = "dispute"
+        EVENT = "event"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    reference = models.CharField(max_length=64, unique=True)
+    parent = models.CharField(
+        max_length=64, blank=True, help_text="the payment a refund, dispute or event is about"
+    )
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="sandbox_object_idempotency_key_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["payment", "refund", "dispute", "event"]),
+                name="sandbox_object_kind_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["kind", "parent"], name="sandbox_object_parent_idx")]
+
+    def __str__(self) -> str:
+        return f"sandbox {self.kind} {self.reference}"

@@ -141,3 +141,54 @@ def payment_rollups_refresh(days: int = 2) -> int:
     from .services.rollups import rollups_refresh_recent
 
     return sum(result.rows for result in rollups_refresh_recent(days=days))
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8)
+def sandbox_deliver_webhook(self: Task[[str], str], event_reference: str) -> str:
+    """Send one of the sandbox gateway's events, signed, to SANDBOX_WEBHOOK_URL (our own
+    /webhooks/sandbox/), as a real gateway would. When nobody answers there (no server running:
+    a shell, a test, a worker without the web process), or no address is set, the same signed
+    body goes straight through the webhook view's verification and the inbox in-process.
+    Enqueued by name from payments/gateways/sandbox.py, with a countdown ("a moment later";
+    ignored when tasks run in-process)."""
+    from django.conf import settings
+
+    from .gateways.sandbox import (
+        sandbox_event_body,
+        sandbox_event_delivered,
+        sandbox_post,
+        signature_header,
+    )
+    from .inbox.store import webhook_event_receive
+    from .inbox.verify import WebhookNotConfigured, WebhookRejected, verify_sandbox
+
+    body = sandbox_event_body(event_reference)
+    if body is None:
+        return "unknown"
+    header = signature_header(settings.SANDBOX_WEBHOOK_SECRET, body)
+    url = settings.SANDBOX_WEBHOOK_URL
+    if url:
+        try:
+            status = sandbox_post(url, body, header)
+        except OSError as exc:
+            log.info(
+                "sandbox webhook %s: %s unreachable (%s), in-process", event_reference, url, exc
+            )
+        else:
+            outcome = f"posted: {status}"
+            sandbox_event_delivered(event_reference, outcome)
+            if status >= 500 and not self.request.is_eager:
+                raise self.retry(countdown=backoff_seconds(self.request.retries))
+            if status >= 300:
+                log.error("sandbox webhook %s refused by %s: HTTP %s", event_reference, url, status)
+            return outcome
+    try:
+        stored, created = webhook_event_receive(
+            verify_sandbox(body=body.encode(), signature_header=header)
+        )
+    except (WebhookRejected, WebhookNotConfigured) as exc:
+        outcome = f"refused in-process: {exc}"
+    else:
+        outcome = f"in-process: {'stored' if created else 'duplicate'} {stored.event_id}"
+    sandbox_event_delivered(event_reference, outcome)
+    return outcome

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from audits.models import PaymentAudit
@@ -101,7 +102,11 @@ class PaymentCreateInputSerializer(serializers.Serializer):
     merchant = serializers.IntegerField(
         required=False, min_value=1, help_text="required with a staff token; a merchant's own"
     )
-    gateway = serializers.ChoiceField(choices=Gateway.choices)
+    gateway = serializers.ChoiceField(
+        choices=Gateway.choices,
+        required=False,
+        help_text="omitted: PAYMENTS_DEFAULT_GATEWAY (the sandbox in the demo)",
+    )
     amount = serializers.IntegerField(
         min_value=1, max_value=10**12, help_text="minor units of the currency"
     )
@@ -114,6 +119,10 @@ class PaymentCreateInputSerializer(serializers.Serializer):
     description = serializers.CharField(
         max_length=255, required=False, allow_blank=True, default=""
     )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs.setdefault("gateway", settings.PAYMENTS_DEFAULT_GATEWAY)
+        return attrs
 
     def validate_payment_method(self, value: str) -> str:
         if PAN_LIKE.match(value):

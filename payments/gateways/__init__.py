@@ -27,6 +27,10 @@ def get_gateway(name: str) -> PaymentGateway:
         from .braintree import BraintreeGateway
 
         return BraintreeGateway.from_settings()
+    if name == "sandbox":
+        from .sandbox import SandboxGateway
+
+        return SandboxGateway.from_settings()
     raise GatewayNotConfigured(f"Unknown gateway '{name}'.")
 
 

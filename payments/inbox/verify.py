@@ -1,11 +1,13 @@
 """A gateway's notification, verified: Stripe's signed JSON (HMAC over the timestamp and the
-raw body, within the tolerance) and Braintree's signed payload, parsed strictly (no NaN, no
-deep nesting, no lone surrogates) into a VerifiedEvent. Nothing here writes."""
+raw body, within the tolerance), the sandbox gateway's (signed the same way) and Braintree's
+signed payload, parsed strictly (no NaN, no deep nesting, no lone surrogates) into a
+VerifiedEvent. Nothing here writes."""
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import hmac
 import json
 import re
 import time
@@ -119,12 +121,12 @@ def _unix_time(value: Any) -> datetime.datetime | None:
         return None
 
 
-def _stripe_timestamp(header: str) -> int:
+def _stripe_timestamp(header: str, name: str = "Stripe-Signature") -> int:
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
         if key == "t" and value.isdigit():
             return int(value)
-    raise WebhookRejected("Stripe-Signature header has no timestamp")
+    raise WebhookRejected(f"{name} header has no timestamp")
 
 
 def _stripe_signature_matches(text: str, signature_header: str) -> bool:
@@ -174,6 +176,66 @@ def verify_stripe(*, body: bytes, signature_header: str) -> VerifiedEvent:
         event_type[:100],
         payload,
         # Valid JSON holds no raw NUL, so this is the body byte for byte.
+        raw_body=text,
+        signature=storable_text(signature_header),
+        event_created_at=_unix_time(payload.get("created")),
+    )
+
+
+def _sandbox_signatures(header: str) -> list[str]:
+    return [
+        value
+        for key, _, value in (part.strip().partition("=") for part in header.split(","))
+        if key == "v1" and value
+    ]
+
+
+def _sandbox_signature_matches(text: str, signature_header: str) -> bool:
+    from ..gateways.sandbox import signature_v1
+
+    timestamp = _stripe_timestamp(signature_header, "Sandbox-Signature")
+    expected = signature_v1(settings.SANDBOX_WEBHOOK_SECRET, timestamp, text)
+    return any(
+        hmac.compare_digest(expected, sent) for sent in _sandbox_signatures(signature_header)
+    )
+
+
+def verify_sandbox(*, body: bytes, signature_header: str) -> VerifiedEvent:
+    """The sandbox gateway's events, signed as Stripe signs (HMAC-SHA256 over "t.body" in a
+    `Sandbox-Signature: t=...,v1=...` header) with SANDBOX_WEBHOOK_SECRET, within Stripe's
+    tolerance either way; shaped like Stripe's events (id, type, created, data.object)."""
+    if not (settings.SANDBOX_ENABLED and settings.SANDBOX_WEBHOOK_SECRET):
+        raise WebhookNotConfigured(
+            "Sandbox webhooks are disabled: SANDBOX_ENABLED is off (never on in production)."
+        )
+    if not signature_header:
+        raise WebhookRejected("missing Sandbox-Signature header")
+    tolerance = settings.STRIPE_WEBHOOK_TOLERANCE
+    moment = _stripe_timestamp(signature_header, "Sandbox-Signature")
+    if abs(time.time() - moment) > tolerance:
+        raise WebhookRejected(f"timestamp is more than {tolerance} seconds away from now")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WebhookRejected("body is not UTF-8") from exc
+    if not _sandbox_signature_matches(text, signature_header):
+        raise WebhookRejected("signature does not match")
+    payload = parse_json_object(text)
+    event_id, event_type = payload.get("id"), payload.get("type")
+    data = payload.get("data")
+    if not (
+        isinstance(event_id, str)
+        and event_id
+        and isinstance(event_type, str)
+        and isinstance(data, dict)
+        and isinstance(data.get("object"), dict)
+    ):
+        raise WebhookRejected("not a sandbox event: needs id, type and data.object")
+    return VerifiedEvent(
+        "sandbox",
+        event_id[:255],
+        event_type[:100],
+        payload,
         raw_body=text,
         signature=storable_text(signature_header),
         event_created_at=_unix_time(payload.get("created")),
@@ -258,6 +320,15 @@ def webhook_event_reverify(event: WebhookEvent) -> bool | None:
         if not _stripe_signature_matches(event.raw_body, event.signature):
             return False
         try:
+            return bool(parse_json_object(event.raw_body) == event.payload)
+        except WebhookRejected:
+            return False
+    if event.provider == "sandbox":
+        if not settings.SANDBOX_WEBHOOK_SECRET:
+            return None
+        try:
+            if not _sandbox_signature_matches(event.raw_body, event.signature):
+                return False
             return bool(parse_json_object(event.raw_body) == event.payload)
         except WebhookRejected:
             return False

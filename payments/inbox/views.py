@@ -1,4 +1,4 @@
-"""/webhooks/stripe/ and /webhooks/braintree/: verify, store, acknowledge.
+"""/webhooks/stripe/, /webhooks/braintree/ and /webhooks/sandbox/: verify, store, acknowledge.
 
 Not wrapped in a request-wide transaction: the event must be committed before the 200 goes
 back, and its processing starts only after that commit. A database failure propagates as a 500
@@ -22,6 +22,7 @@ from .verify import (
     WebhookNotConfigured,
     WebhookRejected,
     verify_braintree,
+    verify_sandbox,
     verify_stripe,
 )
 
@@ -94,5 +95,18 @@ def braintree_webhook(request: HttpRequest) -> JsonResponse:
             signature=r.POST.get("bt_signature", ""),
             payload=r.POST.get("bt_payload", ""),
             raw_body=r.body,
+        ),
+    )
+
+
+@csrf_exempt
+@require_POST
+def sandbox_webhook(request: HttpRequest) -> JsonResponse:
+    """The sandbox gateway's events (DEBUG only: 503 when the sandbox is off)."""
+    return _receive(
+        request,
+        "sandbox",
+        lambda r: verify_sandbox(
+            body=r.body, signature_header=r.headers.get("Sandbox-Signature", "")
         ),
     )

@@ -22,6 +22,7 @@ from django.test import Client
 
 from audits import context
 from config.streaming import csv_response
+from payments.gateways.sandbox import signature_header
 from payments.models import ApiToken, WebhookEvent
 from tests.api.conftest import issue
 from tests.conftest import make_staff
@@ -41,7 +42,7 @@ class Target:
     name: str
     method: str
     path: str  # {payment}, {merchant}, {case}, {chargeback} filled from the world
-    kind: str  # api, screen, stripe, braintree
+    kind: str  # api, screen, stripe, braintree, sandbox
     fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -95,6 +96,7 @@ TARGETS = [
     ),
     Target("Stripe webhook", "post", "/webhooks/stripe/", "stripe"),
     Target("Braintree webhook", "post", "/webhooks/braintree/", "braintree"),
+    Target("sandbox webhook", "post", "/webhooks/sandbox/", "sandbox"),
 ]
 
 
@@ -120,6 +122,7 @@ def world(administrator: Any, settings: Any) -> dict[str, Any]:
     settings.STAFF_REQUIRE_OTP = False
     settings.STRIPE_WEBHOOK_SECRET = [sh.SECRET]
     use_test_keys(settings)
+    settings.SANDBOX_ENABLED, settings.SANDBOX_WEBHOOK_SECRET = True, "sbx_whsec_test"
     settings.API_THROTTLE_RATES = {"token": "100000/min", "ip": "100000/min"}
     payment = CapturedPaymentFactory()
     chargeback = ChargebackFactory(payment__merchant=payment.merchant)
@@ -149,7 +152,7 @@ def build(target: Target, bad: str, world: dict[str, Any]) -> dict[str, Any]:
     query = ""
     fields = dict(target.fields)
     raw: bytes | None = None
-    content_type = "application/json" if target.kind in ("api", "stripe") else ""
+    content_type = "application/json" if target.kind in ("api", "stripe", "sandbox") else ""
     if target.kind == "screen":
         content_type = "application/x-www-form-urlencoded"
     if target.kind == "braintree":
@@ -171,6 +174,9 @@ def build(target: Target, bad: str, world: dict[str, Any]) -> dict[str, Any]:
     if raw is None:
         if target.kind == "stripe":
             raw = json.dumps(_stripe_body(bad_value or "ok")).encode()
+        elif target.kind == "sandbox":
+            payment = {"id": f"sbx_pay_{bad_value or 'ok'}", "object": "payment"}
+            raw = json.dumps(sh.event("payment.captured", payment)).encode()
         elif target.kind == "braintree":
             form = _braintree_form(bad_value or "")
             raw = _urlencode(form)
@@ -195,6 +201,9 @@ def build(target: Target, bad: str, world: dict[str, Any]) -> dict[str, Any]:
         extra["HTTP_IDEMPOTENCY_KEY"] = os.urandom(8).hex()
     if target.kind == "stripe":
         extra["HTTP_STRIPE_SIGNATURE"] = sh.sign(raw.decode("utf-8", "surrogatepass"))
+    if target.kind == "sandbox":
+        text = raw.decode("utf-8", "surrogatepass")
+        extra["HTTP_SANDBOX_SIGNATURE"] = signature_header("sbx_whsec_test", text)
     return {
         "method": target.method.upper(),
         "path": path + ("?" + query if query else ""),
@@ -231,7 +240,7 @@ def test_bad_input_is_a_4xx_and_writes_nothing(
     before = row_counts()
     response = request(**kwargs)
     assert response.status_code < 500, (response.status_code, response.content[:300])
-    if target.kind == "stripe" and bad in ("NUL in a field", "lone surrogate"):
+    if target.kind in ("stripe", "sandbox") and bad in ("NUL in a field", "lone surrogate"):
         # A signed event is the gateway's: stored with the character escaped and acknowledged
         # (tests/payments/test_webhook_inbox.py pins it), so that Stripe does not resend it.
         assert response.status_code == 200

@@ -54,6 +54,7 @@ ANONYMOUS_ALLOWED = {
     "readyz",
     "webhook-stripe",
     "webhook-braintree",
+    "webhook-sandbox",
     "api-schema",
     "api-docs",
     "api-catch-all",

@@ -291,9 +291,10 @@ def test_the_daily_task_covers_every_configured_gateway_since_two_days_ago(
     summary = reconcile_daily.delay().get()
     assert summary["stripe"].startswith("checked ") and "fixed 1" in summary["stripe"]
     assert "skipped" in summary["braintree"] and "Braintree is disabled" in summary["braintree"]
+    assert summary["sandbox"].startswith("checked ")  # on with DEBUG, as in the demo
     assert Payment.objects.get(pk=recent.pk).status == "captured"
     assert Payment.objects.get(pk=old.pk).status == "authorized"  # before the window
-    run = ReconcileRun.objects.get()
+    run = ReconcileRun.objects.get(gateway="stripe")
     assert timedelta(days=2) - (timezone.now() - run.since) < timedelta(minutes=1)
     entry = django_settings.CELERY_BEAT_SCHEDULE["reconcile-daily"]
     assert (entry["task"], entry["schedule"]) == ("payments.tasks.reconcile_daily", 86400.0)
@@ -328,9 +329,10 @@ def test_the_screen_reads_one_query_per_gateway(client, ops, django_assert_num_q
     client.force_login(ops)
     client.get("/payments/reconciliation/")  # warm the session and permission caches
     # session, user, the user's permissions, their groups' permissions, the newest stripe
-    # run, the newest braintree run: whatever the number of runs.
+    # run, the newest braintree run, the newest sandbox run: whatever the number of runs.
     for _ in range(3):
         ReconcileRun.objects.create(gateway="stripe", since=timezone.now())
         ReconcileRun.objects.create(gateway="braintree", since=timezone.now())
-    with django_assert_num_queries(6):
+        ReconcileRun.objects.create(gateway="sandbox", since=timezone.now())
+    with django_assert_num_queries(7):
         client.get("/payments/reconciliation/")

@@ -203,7 +203,7 @@ def test_accepting_a_dispute_takes_two_people_and_closes_it(commit, ops, ops2) -
     chargeback = Chargeback.objects.get(payment=_pay(commit, ops, "pm_card_createDispute"))
     request = chargeback_accept_request(chargeback=chargeback, reason="no proof", actor=ops)
     with commit():
-        approval_approve(request=request, approver=ops2)
+        approval_approve(request=request, actor=ops2)
     chargeback.refresh_from_db()
     assert chargeback.status == Chargeback.Status.ACCEPTED
     dispute = SandboxObject.objects.get(reference=chargeback.gateway_reference)
@@ -229,7 +229,7 @@ def test_a_refund_above_the_threshold_is_approved_then_refunded(commit, ops, ops
     asked = refund_request(payment=payment, amount=80_000, reason="duplicate", actor=ops)
     assert asked.needs_approval
     with commit():
-        approval_approve(request=asked.approval, approver=ops2)
+        approval_approve(request=asked.approval, actor=ops2)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.REFUNDED
     assert Refund.objects.get().status == Refund.Status.SUCCEEDED

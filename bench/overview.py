@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,8 +27,9 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import QuerySet  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from measuring import analyze_payments, measure  # noqa: E402
 
 from payments.models import Merchant, Payment  # noqa: E402
 from payments.services.merchants import merchant_create  # noqa: E402
@@ -75,22 +75,7 @@ def fill(rows: int) -> None:
             created_at=datetime.datetime.combine(day, datetime.time(12), tzinfo=datetime.UTC)
         )
         print(f"  inserted {min(start + batch, rows):,} of {rows:,} payments")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE payments_payment")
-
-
-def measure(client: Client, url: str, repeat: int = 5) -> tuple[float, int]:
-    client.get(url)  # warm
-    timings, count = [], 0
-    for _ in range(repeat):
-        with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
-            response = client.get(url)
-            timings.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
-        count = len(queries)
-    return statistics.median(timings), count
+    analyze_payments()
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import hmac
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -145,17 +146,38 @@ def verify_stripe(*, body: bytes, signature_header: str) -> VerifiedEvent:
         raise WebhookNotConfigured(
             "Stripe webhooks are disabled: STRIPE_WEBHOOK_SECRET is not set."
         )
+    return _verify_signed_like_stripe(
+        provider="stripe",
+        label="Stripe",
+        header="Stripe-Signature",
+        body=body,
+        signature_header=signature_header,
+        matches=_stripe_signature_matches,
+    )
+
+
+def _verify_signed_like_stripe(
+    *,
+    provider: str,
+    label: str,
+    header: str,
+    body: bytes,
+    signature_header: str,
+    matches: Callable[[str, str], bool],
+) -> VerifiedEvent:
+    """An event signed as Stripe signs (HMAC-SHA256 over "t.body" in a `t=...,v1=...` header,
+    within the tolerance either way) and shaped as Stripe's events (id, type, data.object)."""
     if not signature_header:
-        raise WebhookRejected("missing Stripe-Signature header")
+        raise WebhookRejected(f"missing {header} header")
     tolerance = settings.STRIPE_WEBHOOK_TOLERANCE
     # The SDK accepts timestamps from the future; we don't, in either direction.
-    if abs(time.time() - _stripe_timestamp(signature_header)) > tolerance:
+    if abs(time.time() - _stripe_timestamp(signature_header, header)) > tolerance:
         raise WebhookRejected(f"timestamp is more than {tolerance} seconds away from now")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WebhookRejected("body is not UTF-8") from exc
-    if not _stripe_signature_matches(text, signature_header):
+    if not matches(text, signature_header):
         raise WebhookRejected("signature does not match")
     # Parsed by us, not by stripe.Webhook.construct_event: its Event object recurses once per
     # level (100,000 nested arrays: RecursionError, a 500) and we need only the plain dict.
@@ -169,9 +191,9 @@ def verify_stripe(*, body: bytes, signature_header: str) -> VerifiedEvent:
         and isinstance(data, dict)
         and isinstance(data.get("object"), dict)
     ):
-        raise WebhookRejected("not a Stripe event: needs id, type and data.object")
+        raise WebhookRejected(f"not a {label} event: needs id, type and data.object")
     return VerifiedEvent(
-        "stripe",
+        provider,
         event_id[:255],
         event_type[:100],
         payload,
@@ -201,44 +223,19 @@ def _sandbox_signature_matches(text: str, signature_header: str) -> bool:
 
 
 def verify_sandbox(*, body: bytes, signature_header: str) -> VerifiedEvent:
-    """The sandbox gateway's events, signed as Stripe signs (HMAC-SHA256 over "t.body" in a
-    `Sandbox-Signature: t=...,v1=...` header) with SANDBOX_WEBHOOK_SECRET, within Stripe's
-    tolerance either way; shaped like Stripe's events (id, type, created, data.object)."""
+    """The sandbox gateway's events, signed as Stripe signs with SANDBOX_WEBHOOK_SECRET in a
+    `Sandbox-Signature` header, and shaped like Stripe's events."""
     if not (settings.SANDBOX_ENABLED and settings.SANDBOX_WEBHOOK_SECRET):
         raise WebhookNotConfigured(
             "Sandbox webhooks are disabled: SANDBOX_ENABLED is off (never on in production)."
         )
-    if not signature_header:
-        raise WebhookRejected("missing Sandbox-Signature header")
-    tolerance = settings.STRIPE_WEBHOOK_TOLERANCE
-    moment = _stripe_timestamp(signature_header, "Sandbox-Signature")
-    if abs(time.time() - moment) > tolerance:
-        raise WebhookRejected(f"timestamp is more than {tolerance} seconds away from now")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise WebhookRejected("body is not UTF-8") from exc
-    if not _sandbox_signature_matches(text, signature_header):
-        raise WebhookRejected("signature does not match")
-    payload = parse_json_object(text)
-    event_id, event_type = payload.get("id"), payload.get("type")
-    data = payload.get("data")
-    if not (
-        isinstance(event_id, str)
-        and event_id
-        and isinstance(event_type, str)
-        and isinstance(data, dict)
-        and isinstance(data.get("object"), dict)
-    ):
-        raise WebhookRejected("not a sandbox event: needs id, type and data.object")
-    return VerifiedEvent(
-        "sandbox",
-        event_id[:255],
-        event_type[:100],
-        payload,
-        raw_body=text,
-        signature=storable_text(signature_header),
-        event_created_at=_unix_time(payload.get("created")),
+    return _verify_signed_like_stripe(
+        provider="sandbox",
+        label="sandbox",
+        header="Sandbox-Signature",
+        body=body,
+        signature_header=signature_header,
+        matches=_sandbox_signature_matches,
     )
 
 

@@ -100,6 +100,20 @@ def test_a_high_risk_case_from_queue_to_two_approvals(
     act(page, "start_review")
     assert page.locator("#case-status").inner_text().lower() == "in review"
 
+    # Approval waits until every document is reviewed and every screening hit disposed.
+    review = page.locator(f'form[action="/kyc/cases/{case.pk}/documents/review"]')
+    review.locator('select[name="review_status"]').select_option("accepted")
+    review.get_by_label("I confirm").check()
+    review.locator('button[type="submit"]').click()
+    page.wait_for_load_state()
+    assert "Accepted" in page.locator("table:has(th:text('Review'))").inner_text()
+    for hit in page.locator("form[data-hit]").all():
+        hit.locator('select[name="disposition"]').select_option("false_positive")
+        hit.locator('[name="reason"]').fill("Different company: registry number differs")
+        hit.get_by_label("I confirm").check()
+        hit.locator('button[type="submit"]').click()
+        page.wait_for_load_state()
+
     # Two compliance officers approve the high-risk case.
     first = sign_in(browser, live_server, "officer")
     first.goto(f"{live_server.url}/kyc/cases/{case.pk}/")

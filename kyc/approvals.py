@@ -15,5 +15,6 @@ KINDS = (
         # The four-eyes rule: the second approval is a decision on the case.
         permission="kyc.decide_kyccase",
         execute=services.kyc_case_execute_second_approval,
+        target_url_name="kyc:case",
     ),
 )

@@ -14,11 +14,13 @@ KINDS = (
         label="Refund above the approval threshold",
         permission="payments.approve_refund",
         execute=refund_execute_approved,
+        target_url_name="payments:payment-detail",
     ),
     ApprovalKind(
         action=CHARGEBACK_ACCEPT_APPROVAL,
         label="Accept a chargeback",
         permission="payments.approve_chargeback_accept",
         execute=chargeback_execute_accept,
+        target_url_name="payments:dispute-detail",
     ),
 )

@@ -12,6 +12,7 @@ from django.utils.module_loading import import_string
 from audits.models import PaymentAudit
 from config.querying import narrowed
 
+from .core.approvals import approval_kinds
 from .exceptions import PaymentsError
 from .models import (
     ApprovalRequest,
@@ -190,15 +191,6 @@ def merchant_facts_for_evidence(merchant: Merchant) -> list[str]:
     ]
 
 
-# Where a person reads the thing an approval is about (URL names; the kyc one is a name only,
-# payments does not import kyc).
-APPROVAL_TARGET_URLS = {
-    "payments.payment": "payments:payment-detail",
-    "payments.chargeback": "payments:dispute-detail",
-    "kyc.kyccase": "kyc:case",
-}
-
-
 @dataclass(frozen=True)
 class ApprovalInboxRow:
     """One pending request as the inbox shows it."""
@@ -240,7 +232,8 @@ def _inbox_row(request: ApprovalRequest, target: Any) -> ApprovalInboxRow:
     if amount is None:
         amount = getattr(target, "amount", None)
     currency = getattr(target, "currency", "") or getattr(payment, "currency", "")
-    url_name = APPROVAL_TARGET_URLS.get(request.target_type)
+    kind = approval_kinds().get(request.action)
+    url_name = kind.target_url_name if kind else ""
     url = reverse(url_name, args=[request.target_id]) if url_name and target is not None else ""
     if isinstance(target, Payment):
         label = f"Payment {target.pk}"

@@ -42,6 +42,8 @@ class ApprovalKind:
     # What approving does: called with the request and the approving actor, inside the approval's
     # transaction; its result is what approval_approve returns.
     execute: Callable[[ApprovalRequest, User], Any]
+    # Where a person reads what the request is about (a URL name taking the target's id).
+    target_url_name: str = ""
 
 
 @cache

@@ -4,6 +4,8 @@ from typing import Any
 
 from django.db import models
 
+from .constraints import OneQueryCheckConstraints
+
 
 class AuditBypassRefused(Exception):
     """A bulk write that would change regulated rows without signals, and so without audit."""
@@ -33,10 +35,11 @@ class AuditedQuerySet(models.QuerySet):
         raise self._refuse("bulk_update")
 
 
-class AuditedModel(models.Model):
+class AuditedModel(OneQueryCheckConstraints):
     """Base of every audited model: its manager refuses bulk writes, and Django's internal
     paths use that manager too (base_manager_name), so they are refused there as well.
 
+    Its check constraints are validated in one query (audits/constraints.py).
     A subclass that declares its own Meta extends this one: `class Meta(AuditedModel.Meta)`."""
 
     objects = AuditedQuerySet.as_manager()

@@ -475,6 +475,67 @@ class SandboxGateway:
             self._emit("dispute.closed", row, delay=self._delay(), change={})
 
 
+# -- history already at the gateway (the demo's 90 days) ------------------------------------
+
+
+def on_file_payment(*, amount: int, currency: str, status: str, brand: str, last4: str) -> str:
+    """A payment the sandbox holds already, as if taken earlier (no event is sent): the demo's
+    history, so that refunds and disputes of old payments go through the sandbox like new ones.
+    Its reference."""
+    row = SandboxObject.objects.create(
+        kind=SandboxObject.Kind.PAYMENT,
+        reference=_new_reference("pay"),
+        data={
+            "status": status,
+            "amount": amount,
+            "currency": currency.upper(),
+            "captured": amount if status == "captured" else 0,
+            "brand": brand,
+            "last4": last4,
+            "outcome": SUCCESS,
+            "payment_id": None,
+            "decline_code": "card_declined" if status == "failed" else "",
+        },
+    )
+    return row.reference
+
+
+def on_file_refund(*, payment_reference: str, amount: int, currency: str, refund_id: int) -> str:
+    """A refund the sandbox paid out earlier (succeeded). Its reference."""
+    row = SandboxObject.objects.create(
+        kind=SandboxObject.Kind.REFUND,
+        reference=_new_reference("re"),
+        parent=payment_reference,
+        data={
+            "status": "succeeded",
+            "amount": amount,
+            "currency": currency.upper(),
+            "refund_id": refund_id,
+            "failure_reason": "",
+        },
+    )
+    return row.reference
+
+
+def on_file_dispute(
+    *, payment_reference: str, amount: int, currency: str, status: str, due: datetime.datetime
+) -> str:
+    """A dispute the cardholder opened earlier, in `status` at the sandbox. Its reference."""
+    row = SandboxObject.objects.create(
+        kind=SandboxObject.Kind.DISPUTE,
+        reference=_new_reference("dp"),
+        parent=payment_reference,
+        data={
+            "status": status,
+            "amount": amount,
+            "currency": currency.upper(),
+            "reason": "fraudulent",
+            "evidence_due_by": _unix(due),
+        },
+    )
+    return row.reference
+
+
 # -- webhooks: what the sandbox sends ------------------------------------------------------
 
 

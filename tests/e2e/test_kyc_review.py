@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from audits import roles
 from kyc import services
-from kyc.models import KycCase
+from kyc.models import KycCase, ScreeningResult
 from payments.integration.tokens import api_token_create
 from payments.models import Merchant
 from tests.conftest import make_staff
@@ -57,8 +57,9 @@ def test_a_high_risk_case_from_queue_to_two_approvals(
     make_staff("officer2", roles.COMPLIANCE_OFFICER)
     merchant = MerchantFactory(
         status=Merchant.Status.PENDING,
-        legal_name="Tidewater Games Ltd",
-        trading_name="Tidewater",
+        # Close to an entry of the screening list: the case has a hit to dispose of.
+        legal_name="Global Shadow Trading Ltd",
+        trading_name="Shadow Trading",
         risk_level="high",
         country="MT",
         business_type="gambling",
@@ -83,9 +84,9 @@ def test_a_high_risk_case_from_queue_to_two_approvals(
     assert page.locator("#case-status").inner_text().lower() == "needs information"
 
     # The merchant resubmits through the integration API, with its own merchant-bound token.
-    integration = User.objects.create_user("tidewater-integration")
+    integration = User.objects.create_user("shadow-trading-integration")
     _, token = api_token_create(
-        owner=integration, name="tidewater", scopes=["kyc:write"], merchant=merchant
+        owner=integration, name="shadow-trading", scopes=["kyc:write"], merchant=merchant
     )
     request = urllib.request.Request(
         f"{live_server.url}/api/v1/kyc-cases/{case.pk}/resubmit/",
@@ -107,7 +108,9 @@ def test_a_high_risk_case_from_queue_to_two_approvals(
     review.locator('button[type="submit"]').click()
     page.wait_for_load_state()
     assert "Accepted" in page.locator("table:has(th:text('Review'))").inner_text()
-    for hit in page.locator("form[data-hit]").all():
+    hits = page.locator("form[data-hit]").all()
+    assert hits, "the case should have a screening hit to dispose of"
+    for hit in hits:
         hit.locator('select[name="disposition"]').select_option("false_positive")
         hit.locator('[name="reason"]').fill("Different company: registry number differs")
         hit.get_by_label("I confirm").check()
@@ -143,4 +146,6 @@ def test_a_high_risk_case_from_queue_to_two_approvals(
 
     assert Merchant.objects.get(pk=merchant.pk).status == Merchant.Status.ACTIVE
     assert KycCase.objects.get(pk=case.pk).decided_by.username == "officer2"
+    dispositions = ScreeningResult.objects.filter(case=case).values_list("disposition", flat=True)
+    assert set(dispositions) == {"false_positive"}
     assert analyst.pk

@@ -97,9 +97,9 @@ def test_settings_start_from_the_written_env_without_debug_exported(project: Pat
 def test_seed_demo_names_the_port_make_run_serves_on(monkeypatch) -> None:
     from io import StringIO
 
-    from kyc.management.commands.seed_demo import Command
+    from kyc.demo.staff import print_credentials
 
     monkeypatch.setenv("PORT", "8123")
     out = StringIO()
-    Command(stdout=out)._print_credentials()
+    print_credentials(out.write)
     assert "Sign in at http://127.0.0.1:8123/admin/" in out.getvalue()

@@ -75,3 +75,29 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chain}:{self.seq}:{self.last_hash}"
+
+
+class ComplianceReport(models.Model):
+    """One run of the PCI DSS compliance report (audits/compliance/), kept with its date so an
+    assessor sees the history. Written once, never changed."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    source = models.CharField(max_length=16, help_text="web, command or task")
+    findings = models.JSONField(help_text="requirement, title, status, evidence, fix per check")
+    passed = models.PositiveSmallIntegerField()
+    failed = models.PositiveSmallIntegerField()
+    unknown = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        permissions = [("run_compliancereport", "Can run the compliance report")]
+
+    def __str__(self) -> str:
+        return f"Compliance report {self.created_at:%Y-%m-%d %H:%M} UTC"
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0

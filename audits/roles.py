@@ -53,6 +53,8 @@ ROLE_PERMISSIONS: dict[str, set[str] | str] = {
         "payments.view_chargeback",
         "audits.view_paymentaudit",
         "auditlog.view_logentry",
+        "audits.view_compliancereport",
+        "audits.run_compliancereport",
     },
     PAYMENTS_OPERATIONS: {
         "payments.view_merchant",

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import enrolment, views
+from .compliance import views as compliance
 
 app_name = "audits"
 
@@ -9,6 +10,13 @@ urlpatterns = [
     path("export.csv", views.export_csv, name="export-csv"),
     path("evidence.json", views.export_evidence, name="export-evidence"),
     path("objects/<str:object_type>/<str:object_id>/", views.object_timeline, name="object"),
+    path("compliance/", compliance.compliance, name="compliance"),
+    path("compliance/run", compliance.compliance_run, name="compliance-run"),
+    path(
+        "compliance/<int:pk>.<str:fmt>",
+        compliance.compliance_download,
+        name="compliance-download",
+    ),
     path("second-factor/", enrolment.second_factor, name="second-factor"),
     path(
         "second-factor/<int:pk>/confirm/",

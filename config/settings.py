@@ -282,6 +282,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-daily": {"task": "payments.tasks.reconcile_daily", "schedule": 24 * 3600.0},
     # The overview's roll-ups: today and yesterday often, the month behind them nightly.
     "payment-rollups": {"task": "payments.tasks.payment_rollups_refresh", "schedule": 300.0},
+    "staff-disable-inactive": {
+        "task": "audits.tasks.staff_disable_inactive",
+        "schedule": 24 * 3600.0,
+    },
     "payment-rollups-nightly": {
         "task": "payments.tasks.payment_rollups_refresh",
         "schedule": 24 * 3600.0,
@@ -361,6 +365,8 @@ LOGGING = {
 # Sessions (PCI DSS 8.2.8): 15 minutes idle, 12 hours in all, checked by config.sessions
 # against times kept in the session (renewed at most once a minute). The database row expires
 # after the idle time too, and the cookie when the browser closes.
+# PCI DSS 8.2.6: staff accounts unused this long are disabled daily (audits.accounts).
+STAFF_INACTIVE_DAYS = env.int("STAFF_INACTIVE_DAYS", default=90)
 SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=15 * 60)
 SESSION_ABSOLUTE_SECONDS = env.int("SESSION_ABSOLUTE_SECONDS", default=12 * 3600)
 SESSION_COOKIE_AGE = SESSION_IDLE_SECONDS

@@ -33,6 +33,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audits import roles
+from audits.models import ComplianceReport
 from payments.models import ApiToken, WebhookEvent
 from payments.services.refunds import refund_request
 from tests.api.conftest import issue
@@ -80,6 +81,9 @@ REQUIRED: dict[str, str] = {
     "audits:export-csv": "",
     "audits:export-evidence": "",
     "audits:object": "",
+    "audits:compliance": "",
+    "audits:compliance-download": "",
+    "audits:compliance-run": "audits.run_compliancereport",
     "payments:payment-detail": "payments.add_refund",
     "payments:approval-decide": "payments.approve_refund",
     "payments:webhook-replay": "payments.change_webhookevent",
@@ -228,6 +232,10 @@ def world(settings: Any) -> dict[str, Any]:
         "approval": approval.pk,
         "event": event.pk,
         "device": device.pk,
+        "report": ComplianceReport.objects.create(
+            source="command", findings=[], passed=0, failed=0, unknown=0
+        ).pk,
+        "fmt": "json",
         "object_type": "payments.payment",
         "object_id": str(payment.pk),
         "content_type_id": 1,
@@ -244,6 +252,7 @@ def world(settings: Any) -> dict[str, Any]:
 def _pk_for(name: str, ids: dict[str, Any]) -> Any:
     for prefix, key in (
         ("audits:second-factor", "device"),
+        ("audits:compliance", "report"),
         ("payments:approval-decide", "approval"),
         ("payments:webhook-replay", "event"),
         ("payments:dispute", "chargeback"),

@@ -1,0 +1,264 @@
+"""Every screen for every role (issue 12): a full-page screenshot of each, in
+var/screenshots/<role>/<screen>.png (CI artifacts), and axe-core's accessibility check on each,
+failing on any serious or critical violation.
+
+The screens are derived, not listed: the resolver's named routes outside the console and the API
+(with the KYC queue's tabs), and the console's index plus one changelist and one change form per
+model in its registry. A route is a screen for a role when a GET by that person answers 200 with
+HTML; a 403, a redirect, a 405 (POST only) or a file (CSV, JSON, PDF) is not a screen.
+
+axe-core is pinned in tools/axe/ and installed by `make test-tools` under .venv-tools/axe/; it
+is injected from disk, never fetched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audits import roles
+from kyc import selectors as kyc_selectors
+from kyc.models import KycCase
+from payments.models import ReconcileRun, WebhookEvent
+from payments.services.refunds import refund_request
+from payments.services.rollups import rollups_refresh
+from tests.access.test_role_url_matrix import ROUTES
+from tests.conftest import make_staff
+from tests.kyc.factories import (
+    CaseNoteFactory,
+    KycCaseFactory,
+    KycDocumentFactory,
+    ScreeningResultFactory,
+)
+from tests.payments.factories import (
+    CapturedPaymentFactory,
+    ChargebackFactory,
+    MerchantFactory,
+    RefundFactory,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+# `make test-tools` installs it here (AXE_DIR, as the Makefile names it, to put it elsewhere).
+AXE_JS = ROOT / os.environ.get("AXE_DIR", ".venv-tools/axe") / "node_modules/axe-core/axe.min.js"
+PASSWORD = "a-long-test-passw0rd"  # tests.conftest.make_staff's
+BLOCKING = {"serious", "critical"}
+
+# Rules switched off for one screen only, each with the reason it cannot be fixed in our
+# templates. Screen name -> {rule id: why}. Never a rule for every screen.
+_FILTER_TOOLTIP = (
+    "Django's SelectFilter2.js (filter_horizontal) builds a <span aria-label> help icon in "
+    "script; the label's text says the same, and a fix means replacing Django's script"
+)
+EXCLUDED_RULES: dict[str, dict[str, str]] = {
+    "admin-auth_group-change": {"aria-prohibited-attr": _FILTER_TOOLTIP},
+    "admin-auth_user-change": {"aria-prohibited-attr": _FILTER_TOOLTIP},
+}
+
+
+@dataclass(frozen=True)
+class Screen:
+    name: str  # the screenshot's file name
+    url: str
+
+
+def _slug(role: str) -> str:
+    return re.sub(r"\W+", "-", role.lower()).strip("-")
+
+
+def _world(settings: Any) -> dict[str, Any]:
+    """Rows for every screen: a high-risk case with a document, a note and a screening hit,
+    cases in each queue, payments with a refund and one waiting for approval, a dispute, a
+    webhook event, a reconciliation run, the overview's roll-ups, and a pending authenticator
+    for each person."""
+    settings.STAFF_REQUIRE_OTP = False
+    settings.REFUND_APPROVAL_THRESHOLD = 1
+    users = {role: make_staff(_slug(role), role) for role in roles.ROLE_PERMISSIONS}
+    analyst = users[roles.KYC_ANALYST]
+
+    merchant = MerchantFactory(legal_name="Tidewater Games Ltd", trading_name="Tidewater")
+    payment = CapturedPaymentFactory(merchant=merchant, amount=500_000)
+    CapturedPaymentFactory.create_batch(3, merchant=merchant)
+    RefundFactory(payment=CapturedPaymentFactory(merchant=merchant), status="succeeded")
+    chargeback = ChargebackFactory(payment__merchant=merchant)
+    approval = refund_request(
+        payment=payment,
+        amount=1_000,
+        reason="duplicate",
+        reason_detail="charged twice",
+        actor=users[roles.ADMINISTRATOR],
+    ).approval
+    assert approval is not None  # above REFUND_APPROVAL_THRESHOLD: waits for a second person
+
+    case = KycCaseFactory(
+        status=KycCase.Status.IN_REVIEW,
+        assignee=analyst,
+        risk_level="high",
+        due_at=timezone.now() - datetime.timedelta(hours=2),
+        merchant__legal_name="Nordwind Shipping GmbH",
+    )
+    KycDocumentFactory(case=case)
+    CaseNoteFactory(case=case, author=analyst)
+    ScreeningResultFactory(case=case)
+    KycCaseFactory(due_at=timezone.now() + datetime.timedelta(days=2))  # unassigned
+    KycCaseFactory(status=KycCase.Status.NEEDS_INFORMATION)
+    KycCaseFactory(status=KycCase.Status.ESCALATED)
+
+    with transaction.atomic():
+        WebhookEvent.objects.create(
+            provider="stripe", event_id="evt_screens", event_type="charge.refunded", payload={}
+        )
+    ReconcileRun.objects.create(
+        gateway="stripe",
+        since=timezone.now() - datetime.timedelta(days=1),
+        finished_at=timezone.now(),
+        checked=5,
+    )
+    rollups_refresh(day=timezone.now().date())
+    for user in users.values():
+        TOTPDevice.objects.create(user=user, name="work phone", confirmed=False)
+
+    return {
+        "users": users,
+        "ids": {
+            "payments:payment-detail": {"pk": payment.pk},
+            "payments:dispute-detail": {"pk": chargeback.pk},
+            "kyc:case": {"pk": case.pk},
+            "kyc:merchant": {"pk": case.merchant_id},
+            "audits:object": {"object_type": "payments.payment", "object_id": payment.pk},
+        },
+    }
+
+
+def _candidates(ids: dict[str, dict[str, Any]]) -> list[Screen]:
+    """Every GET-able page we render: named routes outside the console and the API whose
+    placeholders we can fill (POST-only routes fail the probe below), the queue's tabs, and
+    the console's index, changelists and change forms."""
+    out = []
+    for route in ROUTES:
+        if route.name.startswith(("admin:", "api-", "webhook-")) or route.name in {
+            "home",  # redirects to the overview
+            "healthz",
+            "readyz",
+        }:
+            continue
+        try:
+            url = route.path.format_map(ids.get(route.name, {}))
+        except KeyError:
+            continue  # an action or a file of an object: not a page of its own
+        name = route.name.replace(":", "-")
+        if route.name == "kyc:queue":
+            out += [Screen(f"{name}-{tab}", f"{url}?tab={tab}") for tab in kyc_selectors.QUEUE_TABS]
+        else:
+            out.append(Screen(name, url))
+    out.append(Screen("admin-index", reverse("admin:index")))
+    for model in admin.site._registry:
+        meta = model._meta
+        prefix = f"admin:{meta.app_label}_{meta.model_name}"
+        out.append(
+            Screen(f"{prefix}-changelist".replace(":", "-"), reverse(f"{prefix}_changelist"))
+        )
+        first = model._default_manager.order_by("pk").values_list("pk", flat=True).first()
+        if first is not None:
+            out.append(
+                Screen(
+                    f"{prefix}-change".replace(":", "-"), reverse(f"{prefix}_change", args=[first])
+                )
+            )
+    return out
+
+
+def _screens_for(user: User, candidates: list[Screen]) -> list[Screen]:
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    screens = []
+    for screen in candidates:
+        response = client.get(screen.url)
+        assert response.status_code < 500, (screen, response.status_code)
+        if response.status_code == 200 and response["Content-Type"].startswith("text/html"):
+            screens.append(screen)
+    return screens
+
+
+def _blocking_violations(page: Any, screen: Screen) -> list[str]:
+    page.add_script_tag(path=str(AXE_JS))
+    excluded = EXCLUDED_RULES.get(screen.name, {})
+    options = {
+        "resultTypes": ["violations"],  # no detail on passes: much faster on long tables
+        "rules": {rule: {"enabled": False} for rule in excluded},
+    }
+    result = page.evaluate("options => axe.run(document, options)", options)
+    return [
+        f"{v['impact']} {v['id']}: {v['help']} at {[n['target'] for n in v['nodes']]}"
+        for v in result["violations"]
+        if v["impact"] in BLOCKING
+    ]
+
+
+def _sign_in(page: Any, base: str, username: str, shots: Path) -> list[str]:
+    """Sign in through the sign-in screen, checked and photographed first."""
+    page.goto(f"{base}/admin/login/?next=/overview/")
+    page.screenshot(path=str(shots / "sign-in.png"), full_page=True)
+    violations = _blocking_violations(page, Screen("sign-in", ""))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base}/overview/")
+    return violations
+
+
+@pytest.fixture(scope="module")
+def axe_js() -> Path:
+    if not AXE_JS.exists():
+        if shutil.which("npm") is None:
+            pytest.skip("needs npm for axe-core (make test-tools installs it; CI has node 20)")
+        pytest.fail(f"axe-core is not installed at {AXE_JS}: run `make test-tools`")
+    return AXE_JS
+
+
+@pytest.mark.parametrize("role", list(roles.ROLE_PERMISSIONS))
+def test_every_screen_the_role_opens_has_no_serious_accessibility_violation(
+    role: str, axe_js: Path, browser: Any, live_server: Any, screenshots: Path, settings: Any
+) -> None:
+    world = _world(settings)
+    user = world["users"][role]
+    screens = _screens_for(user, _candidates(world["ids"]))
+    names = {screen.name for screen in screens}
+    # Every role reaches the overview, its second factor, the console and the KYC queue.
+    assert {"overview", "audits-second-factor", "admin-index", "kyc-queue-all"} <= names, names
+
+    shots = screenshots / _slug(role)
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    # bypass_csp lets axe's script tag run; our pages have no inline script for it to change.
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        violations = {"sign-in": _sign_in(page, live_server.url, user.username, shots)}
+        for screen in screens:
+            response = page.goto(f"{live_server.url}{screen.url}")
+            assert response is not None and response.status == 200, (screen, response)
+            page.screenshot(path=str(shots / f"{screen.name}.png"), full_page=True)
+            violations[screen.name] = _blocking_violations(page, screen)
+    finally:
+        context.close()
+
+    found = {name: found for name, found in violations.items() if found}
+    assert not found, "\n".join(
+        f"{role} {name}:\n  " + "\n  ".join(items) for name, items in found.items()
+    )

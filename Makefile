@@ -28,7 +28,18 @@ $(LOCALSTRIPE)/.installed: tools/localstripe.lock
 	$(LOCALSTRIPE)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tools/localstripe.lock
 	@touch $@
 
-test-tools: $(LOCALSTRIPE)/.installed  ## the local Stripe server the tests talk to
+# axe-core for the browser tests' accessibility check, pinned by tools/axe/package-lock.json and
+# injected from disk. Without npm the rule only says so, and that test skips with the reason.
+AXE_DIR ?= .venv-tools/axe
+export AXE_DIR
+$(AXE_DIR)/.installed: tools/axe/package.json tools/axe/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  mkdir -p $(AXE_DIR) && cp tools/axe/package.json tools/axe/package-lock.json $(AXE_DIR)/ && \
+	  npm ci --prefix $(AXE_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error && \
+	  touch $@; \
+	else echo "npm not found: the accessibility check (tests/e2e/test_every_screen.py) will skip"; fi
+
+test-tools: $(LOCALSTRIPE)/.installed $(AXE_DIR)/.installed  ## local Stripe server, axe-core
 
 # A development .env (DEBUG=1, random SECRET_KEY and field key) when there is none, so that
 # `.venv/bin/python manage.py ...` works as the README writes it. An existing .env is kept.

@@ -216,21 +216,13 @@ class SandboxGateway:
             if row is None:  # else: the same key gets the first answer again, as at Stripe
                 declined = card.outcome in (DECLINED, INSUFFICIENT_FUNDS)
                 status = "failed" if declined else "captured" if capture else "authorized"
-                row = SandboxObject.objects.create(
-                    kind=SandboxObject.Kind.PAYMENT,
-                    reference=_new_reference("pay"),
+                row = _payment_row(
+                    status=status,
+                    amount=amount,
+                    currency=currency,
+                    card=card,
+                    payment_id=payment_id,
                     idempotency_key=idempotency_key,
-                    data={
-                        "status": status,
-                        "amount": amount,
-                        "currency": currency.upper(),
-                        "captured": amount if status == "captured" else 0,
-                        "brand": card.brand,
-                        "last4": card.last4,
-                        "outcome": card.outcome,
-                        "payment_id": payment_id,
-                        "decline_code": card.decline_code,
-                    },
                 )
                 self._emit(f"payment.{status}", row, delay=self._delay(), change={})
                 if status == "captured":
@@ -247,17 +239,12 @@ class SandboxGateway:
         the money was taken (the dispute exists at the gateway once its event is sent)."""
         if payment.data["outcome"] != DISPUTED:
             return
-        dispute = SandboxObject.objects.create(
-            kind=SandboxObject.Kind.DISPUTE,
-            reference=_new_reference("dp"),
-            parent=payment.reference,
-            data={
-                "status": "opening",
-                "amount": payment.data["captured"],
-                "currency": payment.data["currency"],
-                "reason": "fraudulent",
-                "evidence_due_by": _unix(timezone.now() + datetime.timedelta(days=EVIDENCE_DAYS)),
-            },
+        dispute = _dispute_row(
+            payment_reference=payment.reference,
+            amount=payment.data["captured"],
+            currency=payment.data["currency"],
+            status="opening",
+            due=timezone.now() + datetime.timedelta(days=EVIDENCE_DAYS),
         )
         self._emit(
             "dispute.created",
@@ -478,26 +465,57 @@ class SandboxGateway:
 # -- history already at the gateway (the demo's 90 days) ------------------------------------
 
 
-def on_file_payment(*, amount: int, currency: str, status: str, brand: str, last4: str) -> str:
-    """A payment the sandbox holds already, as if taken earlier (no event is sent): the demo's
-    history, so that refunds and disputes of old payments go through the sandbox like new ones.
-    Its reference."""
-    row = SandboxObject.objects.create(
+def _payment_row(
+    *,
+    status: str,
+    amount: int,
+    currency: str,
+    card: SandboxCard,
+    payment_id: int | None = None,
+    idempotency_key: str = "",
+) -> SandboxObject:
+    return SandboxObject.objects.create(
         kind=SandboxObject.Kind.PAYMENT,
         reference=_new_reference("pay"),
+        idempotency_key=idempotency_key,
         data={
             "status": status,
             "amount": amount,
             "currency": currency.upper(),
             "captured": amount if status == "captured" else 0,
-            "brand": brand,
-            "last4": last4,
-            "outcome": SUCCESS,
-            "payment_id": None,
-            "decline_code": "card_declined" if status == "failed" else "",
+            "brand": card.brand,
+            "last4": card.last4,
+            "outcome": card.outcome,
+            "payment_id": payment_id,
+            "decline_code": card.decline_code,
         },
     )
-    return row.reference
+
+
+def _dispute_row(
+    *, payment_reference: str, amount: int, currency: str, status: str, due: datetime.datetime
+) -> SandboxObject:
+    return SandboxObject.objects.create(
+        kind=SandboxObject.Kind.DISPUTE,
+        reference=_new_reference("dp"),
+        parent=payment_reference,
+        data={
+            "status": status,
+            "amount": amount,
+            "currency": currency.upper(),
+            "reason": "fraudulent",
+            "evidence_due_by": _unix(due),
+        },
+    )
+
+
+def on_file_payment(*, amount: int, currency: str, status: str, brand: str, last4: str) -> str:
+    """A payment the sandbox holds already, as if taken earlier (no event is sent): the demo's
+    history, so that refunds and disputes of old payments go through the sandbox like new ones.
+    Its reference."""
+    declined = status == "failed"
+    card = SandboxCard(brand, last4, SUCCESS, "card_declined" if declined else "")
+    return _payment_row(status=status, amount=amount, currency=currency, card=card).reference
 
 
 def on_file_refund(*, payment_reference: str, amount: int, currency: str, refund_id: int) -> str:
@@ -521,19 +539,13 @@ def on_file_dispute(
     *, payment_reference: str, amount: int, currency: str, status: str, due: datetime.datetime
 ) -> str:
     """A dispute the cardholder opened earlier, in `status` at the sandbox. Its reference."""
-    row = SandboxObject.objects.create(
-        kind=SandboxObject.Kind.DISPUTE,
-        reference=_new_reference("dp"),
-        parent=payment_reference,
-        data={
-            "status": status,
-            "amount": amount,
-            "currency": currency.upper(),
-            "reason": "fraudulent",
-            "evidence_due_by": _unix(due),
-        },
-    )
-    return row.reference
+    return _dispute_row(
+        payment_reference=payment_reference,
+        amount=amount,
+        currency=currency,
+        status=status,
+        due=due,
+    ).reference
 
 
 # -- webhooks: what the sandbox sends ------------------------------------------------------

@@ -31,6 +31,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audits import roles
+from audits.compliance.report import compliance_report_run
 from kyc import selectors as kyc_selectors
 from kyc.models import KycCase
 from payments.models import ReconcileRun, WebhookEvent
@@ -86,6 +87,7 @@ NOT_PAGES = {
     "kyc:merchant-suspend": "POST: suspends a merchant",
     "audits:second-factor-confirm": "POST: confirms an authenticator",
     "audits:second-factor-remove": "POST: removes an authenticator",
+    "audits:compliance-download": "the report as a Markdown or JSON file",
 }
 
 
@@ -165,6 +167,7 @@ def _world(settings: Any, role: str) -> dict[str, Any]:
         checked=5,
     )
     rollups_refresh(day=timezone.now().date())
+    compliance_report_run(source="command")
     for user in users.values():
         TOTPDevice.objects.create(user=user, name="work phone", confirmed=False)
 

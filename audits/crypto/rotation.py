@@ -20,6 +20,7 @@ from typing import Any
 from django.apps import apps
 from django.core.files.storage import default_storage
 from django.db import models, transaction
+from django.db.models.functions import Cast, Concat
 
 from . import envelope, streams
 from .fields import EncryptedMixin, StoredEnvelope
@@ -86,7 +87,36 @@ def key_status() -> dict[str, Counter[str]]:
     for column in encrypted_file_columns():
         names = _file_names(column).values_list(column.field.attname, flat=True)
         status[column.label] = Counter(_file_key(name) for name in names.iterator(2000))
+    status.update(audit_key_status())
     return status
+
+
+def audit_key_status() -> dict[str, Counter[str]]:
+    """Audit rows holding an envelope of each configured key (rows, not values): a key may
+    leave the configuration only when no row needs it."""
+    from auditlog.models import LogEntry
+
+    from audits.models import PaymentAudit
+
+    text = models.TextField()
+    trails: dict[str, models.QuerySet[Any]] = {
+        "audit rows (payment_audits)": models.QuerySet(PaymentAudit).annotate(
+            text=Concat(Cast("before_state", text), Cast("after_state", text), output_field=text)
+        ),
+        "audit rows (auditlog entries)": models.QuerySet(LogEntry).annotate(
+            text=Cast("changes", text)
+        ),
+    }
+    return {
+        label: Counter(
+            {
+                key_id: count
+                for key_id in provider().key_ids()
+                if (count := rows.filter(text__contains=f":{key_id}:").count())
+            }
+        )
+        for label, rows in trails.items()
+    }
 
 
 Progress = Callable[[str, int, int], None]

@@ -99,7 +99,8 @@ def test_the_audit_rows_hold_the_envelopes_never_the_plaintext() -> None:
     )
     assert_no_plaintext(audit_rows, *CONTACT.values(), "7946", "0999")
     assert column.strip("(),' ") in audit_rows  # the envelope stored is the envelope audited
-    after = PaymentAudit.objects.filter(object_id=str(created.pk)).latest("pk").after_state
+    update = PaymentAudit.objects.get(object_id=str(created.pk), action_type__endswith=".update")
+    after = update.after_state
     assert envelope.decrypt(after["contact_phone"], context="payments.merchant.contact_phone") == (
         "+44 20 7946 0999"
     )
@@ -192,6 +193,9 @@ def test_rotation_is_resumable_and_old_values_read_meanwhile(settings, tmp_path)
     ):
         assert status[label] == {newest: 5}
     assert status["kyc.kycdocument.file"] == {newest: 1}
+    # Audit rows are append-only: they keep the old key, and key_status says so.
+    assert status["audit rows (payment_audits)"][old] >= 5
+    assert status["audit rows (auditlog entries)"][old] >= 5
     settings.FIELD_ENCRYPTION_KEYS = settings.FIELD_ENCRYPTION_KEYS[:1]  # the old key retired
     assert [m.contact_phone for m in Merchant.objects.all()] == [CONTACT["contact_phone"]] * 5
     assert b"".join(case.documents.get().file.open("rb").chunks()) == PDF
@@ -232,3 +236,19 @@ def test_a_plaintext_file_is_sealed_by_the_migration_helper(tmp_path) -> None:
     assert legacy.seal_plaintext_files(KycDocument, "file") == 1
     assert b"confidential" not in (tmp_path / document.file.name).read_bytes()
     assert b"".join(document.file.open("rb").chunks()) == PDF
+
+
+def test_the_audit_screens_show_the_values_and_a_retired_key_reads_as_unreadable(settings) -> None:
+    from audits.crypto.reveal import UNREADABLE, reveal_state
+    from audits.presenters import audit_rows_readable
+
+    created = merchant()
+    with transaction.atomic():
+        created.contact_phone = "+44 20 7946 0999"
+        created.save()
+    rows = list(PaymentAudit.objects.filter(object_id=str(created.pk)))
+    lines = " ".join(str(line) for entry in audit_rows_readable(rows) for line in entry.changes)
+    assert "+44 20 7946 0999" in lines
+    settings.FIELD_ENCRYPTION_KEYS = [new_key()]  # the key those rows were written with is gone
+    update = next(row for row in rows if row.action_type.endswith(".update"))
+    assert reveal_state(update.object_type, update.after_state)["contact_phone"] == UNREADABLE

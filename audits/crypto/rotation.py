@@ -19,13 +19,13 @@ from typing import Any
 
 from django.apps import apps
 from django.core.files.storage import default_storage
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models.functions import Cast, Concat
 
 from . import envelope, streams
-from .fields import EncryptedMixin, StoredEnvelope
+from .fields import BlindIndexField, EncryptedMixin
 from .keys import provider
-from .legacy import encrypt_copy, index_updates, is_encrypted_file, raw_values, replace_file
+from .legacy import encrypt_copy, is_encrypted_file, raw_values, replace_file
 from .storage import EncryptedFileSystemStorage
 
 PLAINTEXT = "(plaintext)"
@@ -126,12 +126,34 @@ def _current_prefix() -> str:
     return f"{envelope.PREFIX}{envelope.ALGORITHM}:{provider().key_ids()[0]}:"
 
 
+def _column_name(field: Any) -> str:
+    return str(field.column or field.attname)
+
+
+def _update_sql(column: Column, index_columns: list[str]) -> str:
+    """One row's new envelope (and blind indexes), written only if the row still holds what
+    was read: a concurrent save keeps its own, newer, value."""
+    quote = connection.ops.quote_name
+    meta = column.model._meta
+    table, pk = quote(meta.db_table), quote(_column_name(meta.pk))
+    target = _column_name(column.field)
+    assignments = ", ".join(f"{quote(name)} = %s" for name in [target, *index_columns])
+    # Identifiers come from the model's metadata, values are parameters.
+    return f"UPDATE {table} SET {assignments} WHERE {pk} = %s AND {quote(target)} = %s"  # noqa: S608  # nosec B608
+
+
 def _rotate_values(column: Column, batch_size: int, progress: Progress) -> int:
     field = column.field
     pending = raw_values(column.model, field.attname).exclude(
         raw_text__startswith=_current_prefix()
     )
     total, done, after = pending.count(), 0, None
+    indexes = [
+        index
+        for index in column.model._meta.concrete_fields
+        if isinstance(index, BlindIndexField) and index.source == field.name
+    ]
+    sql = _update_sql(column, [_column_name(index) for index in indexes])
     while True:
         batch = pending.order_by("pk")
         if after is not None:
@@ -139,23 +161,17 @@ def _rotate_values(column: Column, batch_size: int, progress: Progress) -> int:
         rows = list(batch.values_list("pk", "raw_text")[:batch_size])
         if not rows:
             return done
-        with transaction.atomic():
-            for pk, text in rows:
-                if envelope.is_envelope(text):
-                    new = envelope.rotate(text, context=field.context)
-                    plaintext = envelope.decrypt(new, context=field.context)
-                else:
-                    plaintext, new = text, envelope.encrypt(text, context=field.context)
-                changes = {
-                    field.attname: StoredEnvelope(new),
-                    **index_updates(column.model, field.name, plaintext),
-                }
-                # Only if unchanged since read: a concurrent save keeps its own (newer) value.
-                done += (
-                    raw_values(column.model, field.attname)
-                    .filter(pk=pk, raw_text=text)
-                    .update(**changes)
-                )
+        updates = []
+        for pk, text in rows:
+            if envelope.is_envelope(text):
+                new = envelope.rotate(text, context=field.context)
+                plaintext = envelope.decrypt(new, context=field.context)
+            else:
+                plaintext, new = text, envelope.encrypt(text, context=field.context)
+            updates.append([new, *(index.index_of(plaintext) for index in indexes), pk, text])
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, updates)
+        done += len(rows)
         after = rows[-1][0]
         progress(column.label, min(done, total), total)
 

@@ -37,7 +37,12 @@ class StoredEnvelope(str):
 
 
 class EncryptedMixin:
+    """Before a CharField or EmailField: validators and forms see the plaintext and its
+    max_length; the column is text. A lookup by value (`filter(contact_email=...)`) compares
+    ciphertexts and finds nothing: exact search goes through a BlindIndexField."""
+
     name: str
+    attname: str
     model: type[models.Model]
 
     @property
@@ -82,8 +87,6 @@ class EncryptedMixin:
     def get_prep_value(self, value: Any) -> Any:
         value = super().get_prep_value(value)  # type: ignore[misc]
         return self.seal(value)
-
-    attname: str
 
 
 def envelope_of(field: models.Field[Any, Any], value: Any) -> Any:

@@ -252,3 +252,30 @@ def test_the_audit_screens_show_the_values_and_a_retired_key_reads_as_unreadable
     settings.FIELD_ENCRYPTION_KEYS = [new_key()]  # the key those rows were written with is gone
     update = next(row for row in rows if row.action_type.endswith(".update"))
     assert reveal_state(update.object_type, update.after_state)["contact_phone"] == UNREADABLE
+
+
+def test_evidence_files_are_encrypted_on_disk_and_read_back(tmp_path, admin_user) -> None:
+    from payments.services.disputes import evidence_add_file
+    from tests.payments.factories import ChargebackFactory
+
+    stored = evidence_add_file(
+        chargeback=ChargebackFactory(), upload=SimpleUploadedFile("e.pdf", PDF), actor=admin_user
+    )
+    assert b"confidential" not in (tmp_path / stored.file.name).read_bytes()
+    assert b"".join(stored.file.open("rb").chunks()) == PDF
+    assert rotation.key_status()["payments.evidencefile.file"] == {provider().key_ids()[0]: 1}
+
+
+def test_rotation_never_overwrites_a_value_changed_after_it_was_read(settings) -> None:
+    created = merchant()
+    add_newest_key(settings)
+    column = rotation.Column(Merchant, Merchant._meta.get_field("contact_phone"))
+    read = raw_text("select contact_phone from payments_merchant where id = %s", [created.pk])
+    sql = rotation._update_sql(column, [])
+    with connection.cursor() as cursor:
+        # The row changes (a save through the service) between rotation's read and its write.
+        with transaction.atomic():
+            created.contact_phone = "+1 555 0100"
+            created.save()
+        cursor.executemany(sql, [["enc:stale", created.pk, read.strip("(),' ")]])
+    assert Merchant.objects.get(pk=created.pk).contact_phone == "+1 555 0100"

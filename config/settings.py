@@ -165,6 +165,10 @@ if not FIELD_ENCRYPTION_KEYS:
     if not DEBUG:
         raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set when DEBUG is off.")
     FIELD_ENCRYPTION_KEYS = ["ZGV2LW9ubHktZmllbGQta2V5LW5vdC1mb3ItcHJvZCE="]
+if KEY_PROVIDER == "audits.crypto.providers.SettingsKeyProvider":
+    from audits.crypto.providers import SettingsKeyProvider
+
+    SettingsKeyProvider(FIELD_ENCRYPTION_KEYS)  # a malformed or repeated key stops start-up
 
 # Gateways: unset means disabled, and the gateway layer says so when asked to act.
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")

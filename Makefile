@@ -78,7 +78,8 @@ lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
 clean:
 	rm -rf $(VENV) var/db.sqlite3
 
-bench: install  ## the audit trail's cost per change; staff lists and the overview at volume (see bench/)
+bench: install  ## the audit trail's cost per change; staff lists and the overview at volume; key rotation (see bench/)
 	$(PY) bench/audit_overhead.py
+	$(PY) bench/key_rotation.py
 	$(PY) bench/console_lists.py $(BENCH_ARGS)
 	$(PY) bench/overview.py $(BENCH_ARGS)

@@ -279,3 +279,34 @@ def test_rotation_never_overwrites_a_value_changed_after_it_was_read(settings) -
             created.save()
         cursor.executemany(sql, [["enc:stale", created.pk, read.strip("(),' ")]])
     assert Merchant.objects.get(pk=created.pk).contact_phone == "+1 555 0100"
+
+
+def test_the_storage_saves_and_serves_a_10_mb_upload_in_bounded_memory(tmp_path) -> None:
+    import tracemalloc
+
+    from django.core.files.storage import default_storage
+    from django.core.files.uploadedfile import TemporaryUploadedFile
+
+    size = 10 * 1024 * 1024
+    upload = TemporaryUploadedFile("big.pdf", "application/pdf", size, None)
+    block = b"%PDF-" + os.urandom(64 * 1024 - 5)
+    for _ in range(size // len(block)):
+        upload.write(block)
+    upload.seek(0)
+    tracemalloc.start()
+    try:
+        name = default_storage.save("kyc/big", upload)
+        _, save_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        total = 0
+        with default_storage.open(name) as stored:
+            for chunk in stored.chunks():
+                total += len(chunk)
+        _, read_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        upload.close()
+    assert total == size // len(block) * len(block)
+    assert block[:64] not in (tmp_path / name).read_bytes()[: 1024 * 1024]
+    # The spooled upload is read and encrypted in chunks, never moved into place in the clear.
+    assert save_peak < 2 * 1024 * 1024 and read_peak < 2 * 1024 * 1024

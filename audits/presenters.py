@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.module_loading import import_string
 
+from .crypto.reveal import reveal_changes, reveal_state
 from .models import PaymentAudit
 
 NOBODY = "nobody"
@@ -279,7 +280,10 @@ def audit_rows_readable(rows: Iterable[PaymentAudit], *, currency: str = "") -> 
     prepared = []
     for row in rows:
         model = model_for(row.object_type)
-        diff = _diff(row.before_state, row.after_state)
+        diff = _diff(
+            reveal_state(row.object_type, row.before_state),
+            reveal_state(row.object_type, row.after_state),
+        )
         _want_all(names, model, diff)
         prepared.append((row, model, diff))
     entries = []
@@ -313,6 +317,9 @@ def audit_rows_readable(rows: Iterable[PaymentAudit], *, currency: str = "") -> 
 
 def _log_diff(entry: LogEntry) -> list[tuple[str, Any, Any]]:
     changes = entry.changes if isinstance(entry.changes, dict) else {}
+    if entry.content_type_id:
+        kind = entry.content_type
+        changes = reveal_changes(f"{kind.app_label}.{kind.model}", changes)
     return [
         (key, pair[0], pair[1])
         for key, pair in changes.items()

@@ -16,6 +16,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from . import chain, context
+from .crypto.fields import EncryptedMixin, envelope_of
 from .models import PaymentAudit
 from .options import options_for
 from .snapshot import snapshot
@@ -91,6 +92,21 @@ def after_delete(sender: type[models.Model], instance: models.Model, **kwargs: A
     )
 
 
+def _seal_changes(
+    instance: models.Model,
+    changes: dict[str, Any],
+    before: models.Model | None,
+    after: models.Model | None,
+) -> None:
+    """The diff compares plaintexts (a re-save is no change); the entry keeps envelopes."""
+    for field in instance._meta.concrete_fields:
+        if isinstance(field, EncryptedMixin) and field.name in changes:
+            changes[field.name] = [
+                None if row is None else envelope_of(field, getattr(row, field.attname))
+                for row in (before, after)
+            ]
+
+
 _ACTION_NAMES = {
     LogEntry.Action.CREATE: "create",
     LogEntry.Action.UPDATE: "update",
@@ -111,6 +127,7 @@ def _record(
     )
     if action == LogEntry.Action.UPDATE and not changes:
         return  # a save that changed nothing is not a change
+    _seal_changes(instance, changes, before, after)
     ctx = context.current()
     actor_id, actor = ctx.resolve_actor()
     source = ctx.source

@@ -11,6 +11,8 @@ from auditlog.diff import mask_str
 from django.db import models
 from django.db.models.fields.files import FieldFile
 
+from .crypto.fields import EncryptedMixin, envelope_of
+
 
 def _json_value(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
@@ -36,8 +38,10 @@ def snapshot(
     for field in instance._meta.concrete_fields:
         if only is not None and field.name not in only and field.attname not in only:
             continue
-        value = _json_value(getattr(instance, field.attname))
-        if field.name in mask_fields and isinstance(value, str) and value:
+        # An encrypted field is recorded as its envelope: already unreadable, nothing to mask.
+        value = _json_value(envelope_of(field, getattr(instance, field.attname)))
+        encrypted = isinstance(field, EncryptedMixin)
+        if field.name in mask_fields and not encrypted and isinstance(value, str) and value:
             value = mask_str(value)
         state[field.attname] = value
     return state

@@ -15,6 +15,7 @@ from config.permissions import permission_required
 from config.streaming import attach, csv_response
 
 from . import presenters, selectors
+from .crypto.reveal import reveal_state
 from .evidence import stream_evidence
 from .forms import AuditSearchForm
 
@@ -80,8 +81,8 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
             row.chain,
             row.seq,
             row.row_hash,
-            json.dumps(row.before_state, sort_keys=True),
-            json.dumps(row.after_state, sort_keys=True),
+            json.dumps(reveal_state(row.object_type, row.before_state), sort_keys=True),
+            json.dumps(reveal_state(row.object_type, row.after_state), sort_keys=True),
         ]
         for row in selectors.audit_search(**filters).iterator(chunk_size=2000)
     )

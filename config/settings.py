@@ -143,7 +143,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 PRIVATE_MEDIA_ROOT = Path(env.str("PRIVATE_MEDIA_ROOT", default=str(VAR_DIR / "private")))
 STORAGES = {
     "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # Every stored file (KYC documents, chargeback evidence) is encrypted on disk.
+        "BACKEND": "audits.crypto.storage.EncryptedFileSystemStorage",
         "OPTIONS": {"location": PRIVATE_MEDIA_ROOT},
     },
     "staticfiles": {
@@ -160,12 +161,19 @@ LOGOUT_REDIRECT_URL = "admin:login"
 STAFF_REQUIRE_OTP = env.bool("STAFF_REQUIRE_OTP", default=not DEBUG)
 OTP_TOTP_ISSUER = "Back-office"
 
-# Data encrypted at rest: Fernet keys, newest first, so old rows stay readable during rotation.
+# Data encrypted at rest (audits/crypto/): 32-byte keys in URL-safe base64 (the Fernet key
+# format), newest first, so values stay readable during rotation. They are key-encryption keys:
+# each value or file has its own data key, wrapped by the provider named below.
+KEY_PROVIDER = env.str("KEY_PROVIDER", default="audits.crypto.providers.SettingsKeyProvider")
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 if not FIELD_ENCRYPTION_KEYS:
     if not DEBUG:
         raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set when DEBUG is off.")
     FIELD_ENCRYPTION_KEYS = ["ZGV2LW9ubHktZmllbGQta2V5LW5vdC1mb3ItcHJvZCE="]
+if KEY_PROVIDER == "audits.crypto.providers.SettingsKeyProvider":
+    from audits.crypto.providers import SettingsKeyProvider
+
+    SettingsKeyProvider(FIELD_ENCRYPTION_KEYS)  # a malformed or repeated key stops start-up
 
 # Gateways: unset means disabled, and the gateway layer says so when asked to act.
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")

@@ -27,6 +27,7 @@ from .models import (
     Refund,
     WebhookEvent,
 )
+from .selectors import merchant_filter_contact_email
 from .services.merchants import merchant_set_status
 from .services.payments import payment_cancel
 
@@ -85,7 +86,6 @@ class MerchantAdmin(AuditedAdmin):
     search_fields = [
         "legal_name",
         "trading_name",
-        "=contact_email",
         "=stripe_account_id",
         "=braintree_merchant_account_id",
     ]
@@ -120,6 +120,15 @@ class MerchantAdmin(AuditedAdmin):
     ]
     actions = ["reactivate", "suspend"]
     action_form = ReasonActionForm
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if "@" in search_term:
+            # The contact email is encrypted: an exact search goes through its blind index.
+            found |= merchant_filter_contact_email(queryset, search_term)
+        return found, may_have_duplicates
 
     @admin.action(description="Re-activate selected suspended merchants", permissions=["change"])
     def reactivate(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 
+from audits.crypto.fields import BlindIndexField, EncryptedCharField, EncryptedEmailField
 from audits.querysets import AuditedModel
 
 from .core.state import StatusMachineMixin
@@ -63,9 +64,11 @@ class Merchant(StatusMachineMixin, AuditedModel):
     business_type = models.CharField(
         max_length=20, choices=BusinessType.choices, default=BusinessType.RETAIL
     )
-    contact_name = models.CharField(max_length=200, blank=True)
-    contact_email = models.EmailField()
-    contact_phone = models.CharField(max_length=32, blank=True)
+    # Personal data: encrypted at rest; the console finds a contact email by its blind index.
+    contact_name = EncryptedCharField(max_length=200, blank=True)
+    contact_email = EncryptedEmailField()
+    contact_email_index = BlindIndexField(source="contact_email", lowercase=True)
+    contact_phone = EncryptedCharField(max_length=32, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     risk_level = models.CharField(max_length=8, choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
     stripe_account_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
@@ -97,8 +100,8 @@ class Merchant(StatusMachineMixin, AuditedModel):
         indexes = [
             models.Index(fields=["legal_name"], name="merchant_legal_name_idx"),
             models.Index(fields=["trading_name"], name="merchant_trading_name_idx"),
-            models.Index(fields=["contact_email"], name="merchant_contact_email_idx"),
             models.Index(fields=["status", "risk_level"], name="merchant_status_risk_idx"),
+            models.Index(fields=["contact_email_index"], name="merchant_contact_email_bidx"),
         ]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from django.db.models import F, Q, QuerySet
 from django.urls import reverse
 from django.utils.module_loading import import_string
 
+from audits.crypto.envelope import blind_index_candidates
 from audits.models import PaymentAudit
 from config.querying import narrowed
 
@@ -252,3 +253,10 @@ def _inbox_row(request: ApprovalRequest, target: Any) -> ApprovalInboxRow:
         amount=int(amount) if isinstance(amount, int | str) and str(amount).isdigit() else None,
         currency=currency if isinstance(currency, str) else "",
     )
+
+
+def merchant_filter_contact_email(queryset: QuerySet[Merchant], email: str) -> QuerySet[Merchant]:
+    """Merchants whose contact email is exactly `email` (any case), found by its blind index
+    under every configured key, since the column itself holds only ciphertext."""
+    field = Merchant._meta.get_field("contact_email_index")
+    return queryset.filter(contact_email_index__in=blind_index_candidates(field.normalise(email)))

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from audits.crypto.reveal import reveal_state
 from audits.models import PaymentAudit
 
 from ..models import (
@@ -228,3 +229,10 @@ class AuditOutputSerializer(serializers.ModelSerializer):
             "before_state",
             "after_state",
         ]
+
+    def to_representation(self, instance: PaymentAudit) -> dict[str, Any]:
+        # The rows hold envelopes; an auditor reading the trail sees the values.
+        data: dict[str, Any] = super().to_representation(instance)
+        for key in ("before_state", "after_state"):
+            data[key] = reveal_state(instance.object_type, data[key])
+        return data

@@ -30,6 +30,7 @@ def is_credential_store(app_label: str, model: str) -> bool:
 
 _ANALYST = {
     "payments.view_merchant",
+    "payments.view_merchant_contact",  # KYC works with the contact person; operations do not
     "kyc.view_kyccase",
     "kyc.change_kyccase",
     "kyc.view_kycdocument",

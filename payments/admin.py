@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from audits.admin_mixins import AuditedAdmin, RecordAdmin
+from audits.masking import masked
 from config.request_types import AuthenticatedHttpRequest
 
 from .core.errors import DomainError
@@ -120,13 +121,52 @@ class MerchantAdmin(AuditedAdmin):
     ]
     actions = ["reactivate", "suspend"]
     action_form = ReasonActionForm
+    CONTACT = ["contact_name", "contact_email", "contact_phone"]
+    MASKED_CONTACT = ["masked_contact_name", "masked_contact_email", "masked_contact_phone"]
+
+    # A role that does not work with the contact person sees it masked (audits/masking.py).
+    def _sees_contact(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("payments.view_merchant_contact")
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        shown = list(super().get_list_display(request))
+        if not self._sees_contact(request):
+            shown[shown.index("contact_email")] = "masked_contact_email"
+        return shown
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if self._sees_contact(request):
+            return super().get_fieldsets(request, obj)
+        return [
+            (name, {**options, "fields": self.MASKED_CONTACT})
+            if options["fields"] == self.CONTACT
+            else (name, options)
+            for name, options in super().get_fieldsets(request, obj)
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly if self._sees_contact(request) else readonly + self.MASKED_CONTACT
+
+    @admin.display(description="contact name")
+    def masked_contact_name(self, merchant: Merchant) -> str:
+        return masked("contact_name", merchant.contact_name)
+
+    @admin.display(description="contact email")
+    def masked_contact_email(self, merchant: Merchant) -> str:
+        return masked("contact_email", merchant.contact_email)
+
+    @admin.display(description="contact phone")
+    def masked_contact_phone(self, merchant: Merchant) -> str:
+        return masked("contact_phone", merchant.contact_phone)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
         found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if "@" in search_term:
+        if "@" in search_term and self._sees_contact(request):
             # The contact email is encrypted: an exact search goes through its blind index.
+            # Only for those who may see it: a search would tell others who the contact is.
             found |= merchant_filter_contact_email(queryset, search_term)
         return found, may_have_duplicates
 

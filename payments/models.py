@@ -84,6 +84,9 @@ class Merchant(StatusMachineMixin, AuditedModel):
 
     class Meta(AuditedModel.Meta):
         ordering = ["legal_name", "pk"]
+        permissions = [
+            ("view_merchant_contact", "Can see merchant contact persons' personal data"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(country__regex=COUNTRY_CODE), name="merchant_country_iso_alpha2"
@@ -560,6 +563,7 @@ class ApiToken(AuditedModel):
     SCOPES = (
         "merchants:read",
         "merchants:write",
+        "merchants:contact",
         "payments:read",
         "payments:write",
         "kyc:read",

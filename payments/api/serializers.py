@@ -12,6 +12,7 @@ from rest_framework import serializers
 from audits.crypto.reveal import reveal_state
 from audits.models import PaymentAudit
 
+from ..integration.permissions import may_see_contact
 from ..models import (
     ApprovalRequest,
     Chargeback,
@@ -25,7 +26,21 @@ from ..models import (
 PAN_LIKE = re.compile(r"^[\d\s-]{12,23}$")
 
 
+CONTACT_FIELDS = ("contact_name", "contact_email", "contact_phone")
+
+
 class MerchantOutputSerializer(serializers.ModelSerializer):
+    """The contact person's fields only for a caller that may see them (scope
+    merchants:contact, see integration.permissions.may_see_contact); left out otherwise."""
+
+    def to_representation(self, instance: Merchant) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not may_see_contact(request):
+            for name in CONTACT_FIELDS:
+                data.pop(name, None)
+        return data
+
     class Meta:
         model = Merchant
         fields = [

@@ -79,14 +79,19 @@ class MerchantListApi(ApiMixin, generics.GenericAPIView):
     @extend_schema(responses=MerchantOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(MerchantOutputSerializer(page, many=True).data)
+        return self.get_paginated_response(
+            MerchantOutputSerializer(page, many=True, context={"request": request}).data
+        )
 
     @extend_schema(request=MerchantCreateInputSerializer, responses={201: MerchantOutputSerializer})
     def post(self, request: AuthenticatedRequest) -> Response:
         data = MerchantCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         merchant = merchant_create(**data.validated_data, actor=request.user)
-        return Response(MerchantOutputSerializer(merchant).data, status=status.HTTP_201_CREATED)
+        return Response(
+            MerchantOutputSerializer(merchant, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class MerchantDetailApi(ApiMixin, generics.GenericAPIView):
@@ -99,7 +104,7 @@ class MerchantDetailApi(ApiMixin, generics.GenericAPIView):
 
     def get(self, request: Request, pk: int) -> Response:
         merchant = get_object_or_404(self.get_queryset(), pk=pk)
-        return Response(MerchantOutputSerializer(merchant).data)
+        return Response(MerchantOutputSerializer(merchant, context={"request": request}).data)
 
     @extend_schema(request=MerchantContactInputSerializer, responses=MerchantOutputSerializer)
     def patch(self, request: Request, pk: int) -> Response:
@@ -109,7 +114,7 @@ class MerchantDetailApi(ApiMixin, generics.GenericAPIView):
         data.is_valid(raise_exception=True)
         # No explicit actor: the audit context reads the user DRF authenticated in this view.
         merchant = merchant_update_contact(merchant=merchant, **data.validated_data)
-        return Response(MerchantOutputSerializer(merchant).data)
+        return Response(MerchantOutputSerializer(merchant, context={"request": request}).data)
 
 
 # --- Payments ----------------------------------------------------------------------------------

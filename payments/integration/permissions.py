@@ -21,6 +21,7 @@ from ..models import ApiToken, Merchant
 SCOPE_PERMISSIONS = {
     "merchants:read": "payments.view_merchant",
     "merchants:write": "payments.change_merchant",
+    "merchants:contact": "payments.view_merchant_contact",
     "payments:read": "payments.view_payment",
     "payments:write": "payments.change_payment",
     "kyc:read": "kyc.view_kyccase",
@@ -53,6 +54,24 @@ def merchant_for_request(request: Any, asked: int | None) -> Merchant:
     if merchant is None:
         raise ValidationError({"merchant": ["Unknown merchant."]})
     return merchant
+
+
+def may_see_contact(request: Any) -> bool:
+    """Whether merchant contact persons' personal data goes into a response: a token needs the
+    scope merchants:contact (and its owner the permission, unless it is a merchant's own
+    integration account); a person signed in needs the permission."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return False
+    token = token_of(request)
+    if token is not None:
+        if "merchants:contact" not in token.scopes:
+            return False
+        if token.merchant_id is not None and not (
+            user.is_staff or getattr(token, "owner_has_role", True)
+        ):
+            return True
+    return bool(user.has_perm(SCOPE_PERMISSIONS["merchants:contact"]))
 
 
 class HasScope(permissions.BasePermission):

@@ -97,10 +97,10 @@ def test_a_card_number_in_a_note_fails_3_3_in_the_note_and_in_the_trail(officer)
 
 
 def test_a_card_number_in_a_record_is_found_and_green_again_when_edited_out() -> None:
-    merchant = MerchantFactory(contact_name="Pay with 5555-5555-5555-4444")
+    merchant = MerchantFactory(trading_name="Pay with 5555-5555-5555-4444")
     found = [(m, field) for m, field, pk in checks.stored_card_numbers() if pk == merchant.pk]
-    assert ("payments.Merchant", "contact_name") in found
-    merchant.contact_name = "Finance desk"
+    assert ("payments.Merchant", "trading_name") in found
+    merchant.trading_name = "Finance desk"
     merchant.save()
     still = [
         (label, field, pk)

@@ -15,4 +15,9 @@ urlpatterns = [
     path("documents/<int:pk>/<slug:disposition>", views.document_file, name="document-file"),
     path("merchants/<int:pk>/", views.merchant_detail, name="merchant"),
     path("merchants/<int:pk>/suspend", views.merchant_suspend, name="merchant-suspend"),
+    path(
+        "merchants/<int:pk>/subject-export",
+        views.merchant_subject_export,
+        name="merchant-subject-export",
+    ),
 ]

@@ -3,6 +3,7 @@ and refuses a stale page: the form carries the status the person saw."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from payments.core.errors import DomainError
 from payments.models import ApprovalRequest, Merchant, Payment
 from payments.services.disputes import chargeback_ratios
 
-from . import selectors, services
+from . import privacy, selectors, services
 from .forms import (
     ApproveForm,
     AssignForm,
@@ -458,6 +459,9 @@ def merchant_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "ratio": ratio,
             "approvals": list(open_approvals),
             "timeline": selectors.merchant_timeline(merchant, cases),
+            "can_export_subject": request.user.has_perm("kyc.decide_kyccase")
+            and request.user.has_perm("payments.view_merchant_contact")
+            and bool(merchant.contact_email),
             "can_suspend": request.user.has_perm("kyc.decide_kyccase")
             and merchant.status == Merchant.Status.ACTIVE,
             "suspend_form": ReasonForm(initial={"seen_status": merchant.status}),
@@ -466,6 +470,27 @@ def merchant_detail(request: HttpRequest, pk: int) -> HttpResponse:
             ),
         },
     )
+
+
+@login_required
+@require_POST
+@permission_required("kyc.decide_kyccase", raise_exception=True)
+@permission_required("payments.view_merchant_contact", raise_exception=True)
+def merchant_subject_export(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """A data-subject access request answered: everything held about this merchant's contact
+    person, as a JSON download (kyc/privacy.py); recorded in the security trail."""
+    merchant = get_object_or_404(Merchant, pk=pk)
+    try:
+        document = privacy.subject_data_export(email=merchant.contact_email, actor=request.user)
+    except privacy.SubjectNotFound as exc:
+        messages.error(request, str(exc))
+        return redirect("kyc:merchant", pk=pk)
+    response = HttpResponse(
+        json.dumps(document, indent=2), content_type="application/json; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="subject-data-merchant-{pk}.json"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

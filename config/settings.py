@@ -174,6 +174,8 @@ if KEY_PROVIDER == "audits.crypto.providers.SettingsKeyProvider":
     from audits.crypto.providers import SettingsKeyProvider
 
     SettingsKeyProvider(FIELD_ENCRYPTION_KEYS)  # a malformed or repeated key stops start-up
+# PCI DSS 3.6.1/3.7.4: the compliance report fails when the newest key is older than this.
+KEY_CRYPTOPERIOD_DAYS = env.int("KEY_CRYPTOPERIOD_DAYS", default=365)
 
 # Gateways: unset means disabled, and the gateway layer says so when asked to act.
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")

@@ -21,10 +21,11 @@ from django.contrib.auth import get_user_model
 from django.core import checks as django_checks
 from django.db import connection, models
 from django.db.models.functions import Cast
+from django.utils import timezone
 
 from .. import triggers
 from ..accounts import inactive_staff
-from ..models import AuditChainHead
+from ..models import AuditChainHead, PaymentAudit
 from ..verify import verify_database
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
@@ -345,6 +346,65 @@ def deployment_checks_clean() -> Finding:
     return Finding("2.2", title, PASS, "check --deploy reports nothing for these settings.")
 
 
+def keys_rotated() -> Finding:
+    """3.6/3.7: data on the newest key, and that key younger than its cryptoperiod."""
+    from ..crypto.keys import provider
+    from ..crypto.rotation import audit_key_status, key_status
+
+    title = "Encryption keys managed: data on the newest key, rotated within the cryptoperiod"
+    newest = provider().key_ids()[0]
+    audit_labels = set(audit_key_status())
+    behind = {
+        label: sum(n for key, n in counts.items() if key != newest)
+        for label, counts in key_status().items()
+        if label not in audit_labels
+    }
+    behind = {label: n for label, n in behind.items() if n}
+    period = settings.KEY_CRYPTOPERIOD_DAYS
+    rotated_onto = (
+        PaymentAudit.objects.filter(action_type="security.keys.rotate", object_id=newest)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    trail_start = (
+        PaymentAudit.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    )
+    since = rotated_onto or trail_start
+    problems = []
+    if behind:
+        problems.append(
+            f"{sum(behind.values())} values or files not on the newest key {newest}: "
+            + _named([f"{label} ({n})" for label, n in behind.items()])
+        )
+    if since is not None and (timezone.now() - since).days > period:
+        problems.append(
+            f"key {newest} in service since {since:%Y-%m-%d}, beyond the {period}-day cryptoperiod"
+        )
+    origin = (
+        f"rotated onto on {rotated_onto:%Y-%m-%d}"
+        if rotated_onto
+        else "no rotation recorded; in service at least since the trail began"
+        + (f" ({trail_start:%Y-%m-%d})" if trail_start else "")
+    )
+    if problems:
+        return Finding(
+            "3.6/3.7",
+            title,
+            FAIL,
+            "; ".join(problems) + f" ({origin}).",
+            "Put a new key first in FIELD_ENCRYPTION_KEYS (or the key provider) and run "
+            "manage.py rotate_keys; keep older keys while audit rows use them (key_status).",
+        )
+    return Finding(
+        "3.6/3.7",
+        title,
+        PASS,
+        f"Every encrypted value and file is on key {newest} ({origin}); "
+        f"{len(provider().key_ids())} keys configured; cryptoperiod {period} days.",
+    )
+
+
 LOCK_FILE = Path(settings.BASE_DIR) / "requirements.lock"
 
 
@@ -453,6 +513,7 @@ CHECKS: list[Callable[[], Finding]] = [
     audit_rows_protected,
     audit_chains_verify,
     no_stored_card_numbers,
+    keys_rotated,
     deployment_checks_clean,
     dependencies_pinned,
     known_vulnerabilities,

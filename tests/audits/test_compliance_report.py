@@ -219,3 +219,29 @@ def test_an_auditor_reads_reports_but_cannot_run_one(client) -> None:
 def test_an_analyst_sees_no_report(client) -> None:
     client.force_login(make_staff("analyst", roles.KYC_ANALYST))
     assert client.get("/audits/compliance/").status_code == 403
+
+
+def test_values_on_an_older_key_fail_3_6_until_rotate_keys_moves_them(settings) -> None:
+    import base64
+    import os
+
+    MerchantFactory(contact_email="keys@example.com")
+    assert checks.keys_rotated().status == PASS
+    newer = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    settings.FIELD_ENCRYPTION_KEYS = [newer, *settings.FIELD_ENCRYPTION_KEYS]
+    finding = checks.keys_rotated()
+    assert finding.status == FAIL and "not on the newest key" in finding.evidence
+    call_command("rotate_keys", stdout=io.StringIO())
+    finding = checks.keys_rotated()
+    assert finding.status == PASS and "rotated onto on" in finding.evidence
+
+
+def test_a_key_older_than_its_cryptoperiod_fails_3_6(settings) -> None:
+    import time_machine
+
+    MerchantFactory()
+    settings.KEY_CRYPTOPERIOD_DAYS = 30
+    assert checks.keys_rotated().status == PASS
+    with time_machine.travel(timezone.now() + datetime.timedelta(days=31)):
+        finding = checks.keys_rotated()
+    assert finding.status == FAIL and "beyond the 30-day cryptoperiod" in finding.evidence

@@ -127,6 +127,12 @@ class History:
         with transaction.atomic():
             self._refunds_until(self.now - datetime.timedelta(hours=1))
         self._refunds_with_approval()
+        # Whatever the dates make of the random history, one refund above the threshold went
+        # through maker-checker last week.
+        last_week = self.now - datetime.timedelta(days=6)
+        large = self._captured_payment("Nordlicht", 96_000, last_week, "Company retreat")
+        self.approvals_due.append((last_week + datetime.timedelta(days=1), large, 96_000))
+        self._refunds_with_approval()
 
     def _rate(self, trader: Trader, day: datetime.date) -> float:
         name, suspended_days_ago = SUSPENDED
@@ -278,6 +284,31 @@ class History:
             raise ValueError(f"no captured payment of {name} before {opened} to dispute")
         return payment
 
+    def _captured_payment(
+        self, name: str, amount: int, when: datetime.datetime, description: str
+    ) -> Payment:
+        trader = next(t for t in TRADERS if t.merchant.trading_name == name)
+        with at(when):
+            reference = sandbox.on_file_payment(
+                amount=amount,
+                currency=trader.merchant.currency,
+                status="captured",
+                brand="visa",
+                last4="4242",
+            )
+            payment = payment_record(
+                merchant=self.merchants[name],
+                gateway=sandbox.NAME,
+                amount=amount,
+                currency=trader.merchant.currency,
+                gateway_reference=reference,
+                card_brand="visa",
+                card_last4="4242",
+                customer_email=f"events@{name.lower()}-customer.example",
+                description=description,
+            )
+            return payment_set_status(payment=payment, status="captured")
+
     def waiting_for_approval(self) -> list[Payment]:
         """Large payments taken this morning, two with a refund waiting for a second person:
         one asked by each operations user, so either can approve the other's."""
@@ -289,27 +320,7 @@ class History:
             ("Hudson", 125_000, "ops2"),
             ("Acme", 64_000, None),  # no refund yet: for trying maker-checker yourself
         ]:
-            trader = next(t for t in TRADERS if t.merchant.trading_name == name)
-            with at(morning):
-                reference = sandbox.on_file_payment(
-                    amount=amount,
-                    currency=trader.merchant.currency,
-                    status="captured",
-                    brand="visa",
-                    last4="4242",
-                )
-                payment = payment_record(
-                    merchant=self.merchants[name],
-                    gateway=sandbox.NAME,
-                    amount=amount,
-                    currency=trader.merchant.currency,
-                    gateway_reference=reference,
-                    card_brand="visa",
-                    card_last4="4242",
-                    customer_email=f"events@{name.lower()}-customer.example",
-                    description="Group booking",
-                )
-                payment = payment_set_status(payment=payment, status="captured")
+            payment = self._captured_payment(name, amount, morning, "Group booking")
             if asked_by is not None:
                 if amount <= threshold:
                     raise ValueError(f"{amount} is within the approval threshold {threshold}")

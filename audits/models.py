@@ -101,3 +101,47 @@ class ComplianceReport(models.Model):
     @property
     def ok(self) -> bool:
         return self.failed == 0
+
+
+class SubjectKey(models.Model):
+    """One person's own data key, for crypto-shredding (GDPR art. 17).
+
+    The personal data of one person in one role (a merchant's contact person) is encrypted
+    with data keys wrapped by this key instead of by the KEK; the key itself is wrapped by the
+    KEK. Erasure empties `wrapped_key`: every copy of that person's data, the rows of both audit
+    trails included, becomes unreadable while the rows and their hashes stay as they were.
+    Deliberately outside both audit trails: a trail row holding the wrapped key would survive
+    the erasure. The erasure itself is recorded in the security trail.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    scope = models.CharField(max_length=64, help_text="whose data: app_label.model.role")
+    object_id = models.CharField(max_length=64, blank=True, help_text="the record naming them")
+    email_index = models.CharField(
+        max_length=64, blank=True, help_text="blind index of the person's email, to find them"
+    )
+    kek_id = models.CharField(max_length=64, help_text="the key-encryption key wrapping it")
+    wrapped_key = models.BinaryField(editable=False, help_text="empty once erased")
+    created_at = models.DateTimeField(auto_now_add=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+    erased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    erasure_reason = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "subject_keys"
+        indexes = [
+            models.Index(fields=["email_index"], name="subject_keys_email_idx"),
+            models.Index(fields=["scope", "object_id"], name="subject_keys_object_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(erased_at__isnull=True) | Q(wrapped_key=b""),
+                name="subject_key_erased_means_no_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "erased" if self.erased_at else "live"
+        return f"{self.scope} {self.object_id} ({state})"

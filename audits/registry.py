@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from . import receivers
+from .crypto.fields import BlindIndexField
 from .options import AuditOptions, set_options
 
 
@@ -25,6 +26,8 @@ def register_audited(
 ) -> None:
     # A save that only moves the auto_now timestamp is not a change worth a row.
     untracked = ["updated_at"] if any(f.name == "updated_at" for f in model._meta.fields) else []
+    # Blind indexes are derived from encrypted fields and would outlive a person's erasure.
+    untracked += [f.name for f in model._meta.fields if isinstance(f, BlindIndexField)]
     auditlog.register(
         model,
         mask_fields=list(mask_fields or []),

@@ -48,6 +48,7 @@ ROLE_PERMISSIONS: dict[str, set[str] | str] = {
     | {
         "kyc.decide_kyccase",
         "kyc.reassign_kyccase",
+        "payments.erase_merchant_contact",  # answering erasure requests (GDPR art. 17)
         "payments.change_merchant",
         "payments.view_payment",
         "payments.view_refund",

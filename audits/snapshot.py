@@ -11,7 +11,7 @@ from auditlog.diff import mask_str
 from django.db import models
 from django.db.models.fields.files import FieldFile
 
-from .crypto.fields import EncryptedMixin, envelope_of
+from .crypto.fields import BlindIndexField, EncryptedMixin, envelope_of
 
 
 def _json_value(value: Any) -> Any:
@@ -38,6 +38,8 @@ def snapshot(
     for field in instance._meta.concrete_fields:
         if only is not None and field.name not in only and field.attname not in only:
             continue
+        if isinstance(field, BlindIndexField):
+            continue  # derived from an encrypted field, and would outlive a person's erasure
         # An encrypted field is recorded as its envelope: already unreadable, nothing to mask.
         value = _json_value(envelope_of(field, getattr(instance, field.attname)))
         encrypted = isinstance(field, EncryptedMixin)

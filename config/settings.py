@@ -177,6 +177,18 @@ if KEY_PROVIDER == "audits.crypto.providers.SettingsKeyProvider":
 # PCI DSS 3.6.1/3.7.4: the compliance report fails when the newest key is older than this.
 KEY_CRYPTOPERIOD_DAYS = env.int("KEY_CRYPTOPERIOD_DAYS", default=365)
 
+# Erasure (GDPR art. 17) by crypto-shredding: each contact person's data has its own key
+# (audits/crypto/subjects.py). Another process may keep reading a just-erased person's data from
+# its cache for at most this long.
+SUBJECT_KEY_CACHE_SECONDS = env.int("SUBJECT_KEY_CACHE_SECONDS", default=60)
+# Legal holds: how long after its last record of each type a person's data must be kept (AML:
+# five years after the relationship's records; PCI DSS and local law may say more).
+DATA_RETENTION_DAYS = {
+    "kyc.kyccase": env.int("RETENTION_KYC_CASE_DAYS", default=5 * 365),
+    "payments.payment": env.int("RETENTION_PAYMENT_DAYS", default=5 * 365),
+    "payments.chargeback": env.int("RETENTION_CHARGEBACK_DAYS", default=5 * 365),
+}
+
 # Gateways: unset means disabled, and the gateway layer says so when asked to act.
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.list("STRIPE_WEBHOOK_SECRET", default=[])

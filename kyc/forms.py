@@ -104,3 +104,14 @@ class ScreeningDispositionForm(_Confirmed):
         help_text="e.g. date of birth and nationality differ from the list entry",
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+
+
+class ErasureForm(forms.Form):
+    reason = forms.CharField(
+        label="Request reference and reason",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    confirm = forms.BooleanField(
+        label="I understand the contact person's data becomes unreadable everywhere, for good"
+    )

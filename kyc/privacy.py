@@ -1,22 +1,30 @@
-"""Data-subject access (GDPR art. 15): everything held about a merchant's contact person,
-gathered by their email (found through the blind index, as the column is encrypted), in clear,
-for the compliance officer who answers the request. Each export is in the security trail.
+"""Data-subject rights for merchants' contact persons, found by their email (through the blind
+indexes, as the columns are encrypted).
 
-Erasure (art. 17, by destroying the person's data key) is not built yet: values are encrypted
-with a key per value, not per person (see the README, "Data-subject requests")."""
+Access (GDPR art. 15): everything held about the person, in clear, for the compliance officer
+who answers the request. Erasure (art. 17): the person's own data key is destroyed
+(crypto-shredding, audits/crypto/subjects.py), so every copy of their data, both audit trails
+included, becomes unreadable while every row and hash stays as it was; refused, with the
+reasons, while a legal hold applies. Both are recorded in the security trail."""
 
 from __future__ import annotations
 
+import datetime
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
-from audits import security
+from audits import context, security
+from audits.crypto import subjects
+from audits.crypto.envelope import blind_index_candidates
 from audits.crypto.reveal import reveal_changes, reveal_state
-from audits.models import PaymentAudit
-from payments.models import Merchant
+from audits.models import PaymentAudit, SubjectKey
+from payments.core.errors import DomainError
+from payments.models import Chargeback, Merchant, Payment
 from payments.selectors import merchant_filter_contact_email
 
 from .models import CaseNote, KycCase, KycDocument, ScreeningResult
@@ -150,3 +158,162 @@ def subject_data_export(*, email: str, actor: User | None) -> dict[str, Any]:
                 actor_id=actor.pk if actor is not None else None,
             )
     return document
+
+
+class ErasureRefused(DomainError):
+    """A legal hold keeps the person's data; the message names each hold."""
+
+    http_status = 409
+    error_type = "legal_hold"
+
+    def __init__(self, holds: list[str]) -> None:
+        super().__init__("Erasure refused: " + "; ".join(holds) + ".")
+        self.holds = holds
+
+
+class ErasureWithoutReason(DomainError):
+    pass
+
+
+@dataclass(frozen=True)
+class Erasure:
+    merchants: list[Merchant]
+    keys_destroyed: int
+
+
+def _persons_keys(email: str) -> list[SubjectKey]:
+    """The live keys of everyone who was a contact person with this email: the current
+    contact of some merchants, a former one of others."""
+    normalised = email.strip().lower()
+    if not normalised:
+        return []
+    return list(
+        SubjectKey.objects.filter(
+            scope=Merchant.CONTACT_SCOPE,
+            email_index__in=blind_index_candidates(normalised),
+            erased_at__isnull=True,
+        ).order_by("created_at")
+    )
+
+
+def _newest(queryset: models.QuerySet[Any], field: str) -> datetime.datetime | None:
+    value: datetime.datetime | None = queryset.aggregate(newest=models.Max(field))["newest"]
+    return value
+
+
+def legal_holds(merchant: Merchant, *, current_contact: bool) -> list[str]:
+    """Why this merchant's contact person's data must still be kept; empty when nothing holds.
+    Retention periods per record type are `settings.DATA_RETENTION_DAYS`."""
+    holds = []
+    if current_contact and merchant.status == Merchant.Status.ACTIVE:
+        holds.append(
+            f"{merchant} is active and this is its contact person: name a new contact first"
+        )
+    open_cases = KycCase.objects.filter(merchant=merchant).exclude(status__in=KycCase.DECIDED)
+    if references := list(open_cases.values_list("reference", flat=True)[:3]):
+        holds.append(f"{merchant} has an open KYC case ({', '.join(references)})")
+    disputes = Chargeback.objects.filter(payment__merchant=merchant, status__in=Chargeback.OPEN)
+    if count := disputes.count():
+        holds.append(f"{merchant} has {count} open dispute{'s' if count > 1 else ''}")
+    now = timezone.now()
+    records: list[tuple[str, str, datetime.datetime | None]] = [
+        (
+            "kyc.kyccase",
+            "KYC case",
+            _newest(KycCase.objects.filter(merchant=merchant), "updated_at"),
+        ),
+        (
+            "payments.payment",
+            "payment",
+            _newest(Payment.objects.filter(merchant=merchant), "created_at"),
+        ),
+        (
+            "payments.chargeback",
+            "dispute",
+            _newest(Chargeback.objects.filter(payment__merchant=merchant), "updated_at"),
+        ),
+    ]
+    for record_type, label, newest in records:
+        if newest is None:
+            continue
+        kept_until = newest + datetime.timedelta(days=settings.DATA_RETENTION_DAYS[record_type])
+        if kept_until > now:
+            holds.append(
+                f"{merchant}'s last {label} ({newest:%Y-%m-%d}) is kept until "
+                f"{kept_until:%Y-%m-%d} ({record_type} retention)"
+            )
+    return holds
+
+
+def subject_erase(*, email: str, actor: User | None, reason: str) -> Erasure:
+    """Erase the contact person with this email wherever they are or were a contact: their
+    keys are destroyed, the merchants' search index for them cleared. SubjectNotFound when no
+    live key names them; ErasureRefused (nothing changed, the refusal recorded) while a hold
+    applies."""
+    reason = reason.strip()
+    if not reason:
+        raise ErasureWithoutReason("An erasure needs its reason (the request's reference).")
+    with transaction.atomic(), context.acting(actor):
+        keys = _persons_keys(email)
+        if not keys:
+            raise SubjectNotFound("No contact person with this email, or already erased.")
+        keys = list(SubjectKey.objects.select_for_update().filter(pk__in=[k.pk for k in keys]))
+        merchants = {
+            m.pk: m
+            for m in Merchant.objects.select_for_update().filter(
+                pk__in=[int(k.object_id) for k in keys if k.object_id.isdigit()]
+            )
+        }
+        holds = [
+            hold
+            for key in keys
+            if (merchant := merchants.get(int(key.object_id or 0))) is not None
+            for hold in legal_holds(merchant, current_contact=merchant.contact_subject_id == key.pk)
+        ]
+        if not holds:
+            return _destroy(keys, merchants, actor, reason)
+    _record_refusal(merchants.values(), actor, reason, holds)
+    raise ErasureRefused(holds)
+
+
+def _record_refusal(merchants: Any, actor: User | None, reason: str, holds: list[str]) -> None:
+    with transaction.atomic(), context.acting(actor):
+        for merchant in merchants:
+            security.record(
+                action="privacy.erasure_refused",
+                object_type=MERCHANT,
+                object_id=merchant.pk,
+                after={"request": reason, "holds": holds},
+                actor_id=actor.pk if actor is not None else None,
+            )
+
+
+def _destroy(
+    keys: list[SubjectKey], merchants: dict[int, Merchant], actor: User | None, reason: str
+) -> Erasure:
+    now = timezone.now()
+    with transaction.atomic():  # within the caller's, which holds the locks
+        for key in keys:
+            SubjectKey.objects.filter(pk=key.pk).update(
+                wrapped_key=b"",
+                erased_at=now,
+                erased_by=actor,
+                erasure_reason=reason,
+            )
+        subjects.forget(key.pk for key in keys)
+        transaction.on_commit(lambda: subjects.forget(key.pk for key in keys))
+        for merchant in merchants.values():
+            fresh = Merchant.objects.get(pk=merchant.pk)  # reads the erased values as such
+            fresh.save(update_fields=["contact_email_index"])  # nobody finds them any more
+            security.record(
+                action="privacy.subject_erasure",
+                object_type=MERCHANT,
+                object_id=merchant.pk,
+                after={
+                    "request": reason,
+                    "subject_keys": [str(k.pk) for k in keys if k.object_id == str(merchant.pk)],
+                    "fields": list(Merchant.CONTACT_FIELDS),
+                },
+                actor_id=actor.pk if actor is not None else None,
+            )
+    return Erasure(merchants=list(merchants.values()), keys_destroyed=len(keys))

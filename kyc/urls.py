@@ -20,4 +20,9 @@ urlpatterns = [
         views.merchant_subject_export,
         name="merchant-subject-export",
     ),
+    path(
+        "merchants/<int:pk>/subject-erase",
+        views.merchant_subject_erase,
+        name="merchant-subject-erase",
+    ),
 ]

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from audits.crypto.fields import ErasedStr
 from config.pagination import LargeTablePaginator
 from config.permissions import permission_required
 from config.request_types import AuthenticatedHttpRequest
@@ -29,6 +30,7 @@ from .forms import (
     ApproveForm,
     AssignForm,
     DocumentReviewForm,
+    ErasureForm,
     MessageForm,
     NoteForm,
     PlainActionForm,
@@ -462,6 +464,10 @@ def merchant_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_export_subject": request.user.has_perm("kyc.decide_kyccase")
             and request.user.has_perm("payments.view_merchant_contact")
             and bool(merchant.contact_email),
+            "can_erase_subject": request.user.has_perm("payments.erase_merchant_contact")
+            and bool(merchant.contact_email)
+            and not isinstance(merchant.contact_email, ErasedStr),
+            "erasure_form": ErasureForm(),
             "can_suspend": request.user.has_perm("kyc.decide_kyccase")
             and merchant.status == Merchant.Status.ACTIVE,
             "suspend_form": ReasonForm(initial={"seen_status": merchant.status}),
@@ -491,6 +497,34 @@ def merchant_subject_export(request: AuthenticatedHttpRequest, pk: int) -> HttpR
     response["Content-Disposition"] = f'attachment; filename="subject-data-merchant-{pk}.json"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+@login_required
+@require_POST
+@permission_required("payments.erase_merchant_contact", raise_exception=True)
+def merchant_subject_erase(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """A data-subject erasure request answered by crypto-shredding (kyc/privacy.py), or
+    refused with each legal hold named; either way recorded in the security trail."""
+    merchant = get_object_or_404(Merchant, pk=pk)
+    form = ErasureForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the request's reference and tick the confirmation to erase.")
+        return redirect("kyc:merchant", pk=pk)
+    try:
+        erasure = privacy.subject_erase(
+            email=merchant.contact_email, actor=request.user, reason=form.cleaned_data["reason"]
+        )
+    except privacy.ErasureRefused as exc:
+        messages.error(request, str(exc))
+    except (privacy.SubjectNotFound, DomainError) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"The contact person's data is erased: {erasure.keys_destroyed} key(s) destroyed; "
+            "every copy, audit rows included, now reads as (erased).",
+        )
+    return redirect("kyc:merchant", pk=pk)
 
 
 @login_required

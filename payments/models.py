@@ -6,10 +6,21 @@ CVC or bank account number is stored: gateways hold them, we keep their tokens a
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django.db import models
 from django.db.models import F, Q
 
-from audits.crypto.fields import BlindIndexField, EncryptedCharField, EncryptedEmailField
+from audits.crypto import subjects
+from audits.crypto.envelope import blind_index_candidates
+from audits.crypto.fields import (
+    BlindIndexField,
+    EncryptedCharField,
+    EncryptedEmailField,
+    EncryptedStr,
+    ErasedStr,
+)
+from audits.models import SubjectKey
 from audits.querysets import AuditedModel
 
 from .core.state import StatusMachineMixin
@@ -65,10 +76,21 @@ class Merchant(StatusMachineMixin, AuditedModel):
         max_length=20, choices=BusinessType.choices, default=BusinessType.RETAIL
     )
     # Personal data: encrypted at rest; the console finds a contact email by its blind index.
-    contact_name = EncryptedCharField(max_length=200, blank=True)
-    contact_email = EncryptedEmailField()
+    # The contact person's data is encrypted under their own key (contact_subject), so that
+    # erasing them (kyc/privacy.py) makes every copy unreadable, audit rows included.
+    contact_name = EncryptedCharField(max_length=200, blank=True, subject="contact_subject_id")
+    contact_email = EncryptedEmailField(subject="contact_subject_id")
     contact_email_index = BlindIndexField(source="contact_email", lowercase=True)
-    contact_phone = EncryptedCharField(max_length=32, blank=True)
+    contact_phone = EncryptedCharField(max_length=32, blank=True, subject="contact_subject_id")
+    contact_subject = models.ForeignKey(
+        SubjectKey,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        help_text="the contact person's own data key; a new person gets a new key",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     risk_level = models.CharField(max_length=8, choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
     stripe_account_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
@@ -86,6 +108,7 @@ class Merchant(StatusMachineMixin, AuditedModel):
         ordering = ["legal_name", "pk"]
         permissions = [
             ("view_merchant_contact", "Can see merchant contact persons' personal data"),
+            ("erase_merchant_contact", "Can erase a contact person's data (GDPR art. 17)"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -107,8 +130,61 @@ class Merchant(StatusMachineMixin, AuditedModel):
             models.Index(fields=["contact_email_index"], name="merchant_contact_email_bidx"),
         ]
 
+    CONTACT_FIELDS = ("contact_name", "contact_email", "contact_phone")
+    CONTACT_SCOPE = "payments.merchant.contact"
+
     def __str__(self) -> str:
         return self.trading_name or self.legal_name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        update_fields = kwargs.get("update_fields")
+        key_made_before_insert = False
+        if update_fields is None or set(update_fields) & set(self.CONTACT_FIELDS):
+            created = self._ensure_contact_subject()
+            key_made_before_insert = created and self.pk is None
+            if created and update_fields is not None:
+                kwargs["update_fields"] = {
+                    *update_fields,
+                    *self.CONTACT_FIELDS,
+                    "contact_subject",
+                    "contact_email_index",
+                }
+        super().save(*args, **kwargs)
+        if key_made_before_insert and self.contact_subject_id is not None:
+            # The key learns which record it serves.
+            SubjectKey.objects.filter(pk=self.contact_subject_id).update(object_id=str(self.pk))
+
+    def _ensure_contact_subject(self) -> bool:
+        """Give the contact person's new values their person's key: the current one while the
+        email names the same person and the key is live, else a new one (a new contact person,
+        or the data of the previous one erased). True when a new key was made."""
+        values = [getattr(self, name) for name in self.CONTACT_FIELDS]
+        fresh = [v for v in values if v and not isinstance(v, EncryptedStr)]
+        if self.contact_subject_id is not None and not fresh:
+            return False  # nothing to encrypt anew: every value is as it was read
+        index_field = cast(BlindIndexField, self._meta.get_field("contact_email_index"))
+        email = self.contact_email or ""
+        same_person = (
+            self.contact_subject_id is not None
+            and bool(email)
+            and self.contact_email_index in blind_index_candidates(index_field.normalise(email))
+            and not subjects.is_erased(self.contact_subject_id)
+        )
+        if same_person:
+            return False
+        self.contact_subject_id = subjects.create(
+            scope=self.CONTACT_SCOPE,
+            email_index=index_field.index_of(email),
+            object_id=str(self.pk or ""),
+        )
+        for name, value in zip(self.CONTACT_FIELDS, values, strict=True):
+            # Values kept from the previous person are sealed again under the new key; an
+            # erased one is gone for good.
+            if isinstance(value, ErasedStr):
+                setattr(self, name, "")
+            elif isinstance(value, EncryptedStr):
+                setattr(self, name, str(value))
+        return True
 
     @property
     def can_take_payments(self) -> bool:

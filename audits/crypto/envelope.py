@@ -9,6 +9,9 @@ never a schema change:
 
 The associated data binds a value to its field (`context`): an envelope copied into another
 field does not decrypt there.
+
+A person's data (`subject=`) has its data key wrapped by that person's own key instead, named
+`subj.<uuid>` in the key id place (see subjects.py): destroying it erases every copy.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import binascii
 import hashlib
 import hmac
 import os
+import uuid
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from . import subjects
 from .errors import DecryptionFailed, MalformedEnvelope
 from .keys import provider
 
@@ -71,19 +76,32 @@ def _aad(algorithm: str, context: str) -> bytes:
     return f"{algorithm}|{context}".encode()
 
 
-def encrypt(plaintext: str, *, context: str) -> str:
+def _wrap(data_key: bytes, subject: uuid.UUID | None) -> tuple[str, bytes]:
+    if subject is None:
+        return provider().wrap(data_key)
+    return subjects.key_id_for(subject), subjects.wrap(subject, data_key)
+
+
+def _unwrap(key_id: str, wrapped: bytes) -> bytes:
+    if subjects.is_subject_key_id(key_id):
+        return subjects.unwrap(subjects.subject_of(key_id), wrapped)
+    return provider().unwrap(key_id, wrapped)
+
+
+def encrypt(plaintext: str, *, context: str, subject: uuid.UUID | None = None) -> str:
     data_key = AESGCM.generate_key(bit_length=256)
     nonce = os.urandom(12)
     sealed = nonce + AESGCM(data_key).encrypt(nonce, plaintext.encode(), _aad(ALGORITHM, context))
-    key_id, wrapped = provider().wrap(data_key)
+    key_id, wrapped = _wrap(data_key, subject)
     return Envelope(ALGORITHM, key_id, wrapped, sealed).dumps()
 
 
 def decrypt(text: str, *, context: str) -> str:
+    """The plaintext; SubjectErased when the value's person was erased."""
     envelope = Envelope.loads(text)
     if envelope.algorithm not in READABLE:
         raise MalformedEnvelope(f"unknown algorithm {envelope.algorithm!r}")
-    data_key = provider().unwrap(envelope.key_id, envelope.wrapped_key)
+    data_key = _unwrap(envelope.key_id, envelope.wrapped_key)
     nonce, body = envelope.sealed[:12], envelope.sealed[12:]
     try:
         plaintext = AESGCM(data_key).decrypt(nonce, body, _aad(envelope.algorithm, context))
@@ -100,8 +118,15 @@ def rotate(text: str, *, context: str) -> str:
     """The same value under the newest KEK: the data key re-wrapped (the ciphertext kept), or
     the value re-encrypted when it was written with an older algorithm."""
     envelope = Envelope.loads(text)
+    subject = (
+        subjects.subject_of(envelope.key_id)
+        if subjects.is_subject_key_id(envelope.key_id)
+        else None
+    )
     if envelope.algorithm != ALGORITHM:
-        return encrypt(decrypt(text, context=context), context=context)
+        return encrypt(decrypt(text, context=context), context=context, subject=subject)
+    if subject is not None:
+        return text  # the person's key is what rotates (rotation.rotate_subject_keys)
     keys = provider()
     data_key = keys.unwrap(envelope.key_id, envelope.wrapped_key)
     key_id, wrapped = keys.wrap(data_key)

@@ -22,3 +22,7 @@ class UnknownKey(CryptoError):
 
 class MalformedEnvelope(CryptoError):
     pass
+
+
+class SubjectErased(CryptoError):
+    """The value belongs to a person whose data key was destroyed (erasure, GDPR art. 17)."""

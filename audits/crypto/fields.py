@@ -16,6 +16,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.expressions import Expression
 
 from . import envelope
+from .errors import SubjectErased
+
+ERASED = "(erased)"
 
 
 class EncryptedStr(str):
@@ -31,6 +34,11 @@ class EncryptedStr(str):
         return value
 
 
+class ErasedStr(EncryptedStr):
+    """A value whose person was erased: shown as ERASED, stored as the envelope it was read
+    from, so saving the row again changes nothing."""
+
+
 class StoredEnvelope(str):
     """An envelope written to the column as is (data migration, rotation). A plain `str` that
     looks like an envelope is encrypted like any input, so a user cannot plant one."""
@@ -44,6 +52,17 @@ class EncryptedMixin:
     name: str
     attname: str
     model: type[models.Model]
+    subject: str | None  # the attname holding the person's key id (audits.SubjectKey)
+
+    def __init__(self, *args: Any, subject: str | None = None, **kwargs: Any) -> None:
+        self.subject = subject
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()  # type: ignore[misc]
+        if self.subject:
+            kwargs["subject"] = self.subject
+        return name, path, args, kwargs
 
     @property
     def context(self) -> str:
@@ -58,9 +77,11 @@ class EncryptedMixin:
     ) -> str | None:
         if value is None or not envelope.is_envelope(value):
             return value  # None, blank, or plaintext not yet encrypted
-        return EncryptedStr(
-            envelope.decrypt(value, context=self.context), envelope=value, context=self.context
-        )
+        try:
+            plaintext = envelope.decrypt(value, context=self.context)
+        except SubjectErased:
+            return ErasedStr(ERASED, envelope=value, context=self.context)
+        return EncryptedStr(plaintext, envelope=value, context=self.context)
 
     def seal(self, value: str | None) -> str | None:
         """The text to store for `value`."""
@@ -68,17 +89,20 @@ class EncryptedMixin:
             return value
         return self._seal_text(value)
 
-    def _seal_text(self, value: str) -> str:
+    def _seal_text(self, value: str, subject: Any = None) -> str:
         if isinstance(value, EncryptedStr) and value.context == self.context:
             return value.envelope
-        return envelope.encrypt(str(value), context=self.context)
+        return envelope.encrypt(str(value), context=self.context, subject=subject)
 
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         # The instance keeps the envelope it is saved with, for the audit receivers.
         value = getattr(model_instance, self.attname)
         if not isinstance(value, str) or not value or isinstance(value, StoredEnvelope):
             return value
-        sealed = self._seal_text(value)
+        subject = getattr(model_instance, self.subject) if self.subject else None
+        if self.subject and subject is None:
+            raise ValueError(f"{self.context} is a person's data: set {self.subject} first")
+        sealed = self._seal_text(value, subject)
         if getattr(value, "envelope", None) != sealed:
             value = EncryptedStr(str(value), envelope=sealed, context=self.context)
             setattr(model_instance, self.attname, value)
@@ -133,7 +157,9 @@ class BlindIndexField(models.CharField):  # type: ignore[type-arg]
         return value.lower() if self.lowercase else value
 
     def index_of(self, value: str | None) -> str:
-        return envelope.blind_index(self.normalise(value)) if value else ""
+        if not value or isinstance(value, ErasedStr):
+            return ""  # an erased person cannot be found any more
+        return envelope.blind_index(self.normalise(value))
 
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         value = self.index_of(getattr(model_instance, self.source))

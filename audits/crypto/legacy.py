@@ -85,3 +85,41 @@ def seal_plaintext_files(model: type[models.Model], field_name: str) -> int:
             replace_file(path, encrypt_copy)
             sealed += 1
     return sealed
+
+
+def seal_under_subjects(
+    model: type[models.Model], *, subject_attname: str, scope: str, email_field: str
+) -> int:
+    """Give each row without a person's key one, and seal its person's fields (those declared
+    with `subject=subject_attname`) under it; returns how many rows. Audit rows written before
+    keep the envelopes they were written with (README, "Erasure")."""
+    from . import subjects
+
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if isinstance(f, EncryptedMixin) and f.subject == subject_attname
+    ]
+    index = next(
+        f
+        for f in model._meta.concrete_fields
+        if isinstance(f, BlindIndexField) and f.source == email_field
+    )
+    moved = 0
+    rows: models.QuerySet[Any] = (
+        models.QuerySet(model).filter(**{subject_attname: None}).order_by("pk")
+    )
+    for row in rows.iterator(chunk_size=500):
+        values = {f.attname: getattr(row, f.attname) for f in fields}
+        subject = subjects.create(
+            scope=scope, email_index=index.index_of(values.get(email_field)), object_id=str(row.pk)
+        )
+        changes: dict[str, Any] = {subject_attname: subject}
+        for f in fields:
+            value = values[f.attname]
+            if value:
+                text = envelope.encrypt(str(value), context=f.context, subject=subject)
+                changes[f.attname] = StoredEnvelope(text)
+        models.QuerySet(model).filter(pk=row.pk).update(**changes)
+        moved += 1
+    return moved

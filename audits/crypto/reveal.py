@@ -1,13 +1,15 @@
 """Envelopes in audit rows shown as their plaintext, for the people allowed to read the trail
 (screens, the API, the CSV export). The rows keep the envelopes; the evidence file does too,
-so that its hashes verify. A value whose key is gone reads as UNREADABLE, not as an error."""
+so that its hashes verify. A value whose key is gone reads as UNREADABLE, a value of an
+erased person as ERASED, not as an error."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from . import envelope
-from .errors import CryptoError
+from .errors import CryptoError, SubjectErased
+from .fields import ERASED
 
 UNREADABLE = "(encrypted: unreadable)"
 
@@ -17,6 +19,8 @@ def reveal(value: Any, *, context: str) -> Any:
         return value
     try:
         return envelope.decrypt(value, context=context)
+    except SubjectErased:
+        return ERASED
     except CryptoError:
         return UNREADABLE
 

@@ -22,7 +22,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, models, transaction
 from django.db.models.functions import Cast, Concat
 
-from . import envelope, streams
+from . import envelope, streams, subjects
 from .fields import BlindIndexField, EncryptedMixin
 from .keys import provider
 from .legacy import encrypt_copy, is_encrypted_file, raw_values, replace_file
@@ -30,6 +30,9 @@ from .storage import EncryptedFileSystemStorage
 
 PLAINTEXT = "(plaintext)"
 MISSING = "(missing file)"
+PERSON_KEY = "(a person's key)"  # its data key is wrapped by a SubjectKey, counted apart
+ERASED_KEY = "(erased)"
+SUBJECT_KEYS = "persons' keys (audits.subjectkey)"
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,10 @@ def encrypted_file_columns() -> Iterator[Column]:
 
 
 def _value_key(text: str) -> str:
-    return envelope.key_id_of(text) if envelope.is_envelope(text) else PLAINTEXT
+    if not envelope.is_envelope(text):
+        return PLAINTEXT
+    key_id = envelope.key_id_of(text)
+    return PERSON_KEY if subjects.is_subject_key_id(key_id) else key_id
 
 
 def _file_key(name: str) -> str:
@@ -87,8 +93,20 @@ def key_status() -> dict[str, Counter[str]]:
     for column in encrypted_file_columns():
         names = _file_names(column).values_list(column.field.attname, flat=True)
         status[column.label] = Counter(_file_key(name) for name in names.iterator(2000))
+    status[SUBJECT_KEYS] = subject_key_status()
     status.update(audit_key_status())
     return status
+
+
+def subject_key_status() -> Counter[str]:
+    """Persons' keys by the KEK wrapping them; an erased one has no key left to rotate."""
+    from audits.models import SubjectKey
+
+    counts: Counter[str] = Counter()
+    rows = SubjectKey.objects.values_list("kek_id", "erased_at")
+    for kek_id, erased_at in rows.iterator(2000):
+        counts[ERASED_KEY if erased_at else kek_id] += 1
+    return counts
 
 
 def audit_key_status() -> dict[str, Counter[str]]:
@@ -126,6 +144,10 @@ def _current_prefix() -> str:
     return f"{envelope.PREFIX}{envelope.ALGORITHM}:{provider().key_ids()[0]}:"
 
 
+def _person_prefix() -> str:
+    return f"{envelope.PREFIX}{envelope.ALGORITHM}:{subjects.PREFIX}"
+
+
 def _column_name(field: Any) -> str:
     return str(field.column or field.attname)
 
@@ -144,8 +166,11 @@ def _update_sql(column: Column, index_columns: list[str]) -> str:
 
 def _rotate_values(column: Column, batch_size: int, progress: Progress) -> int:
     field = column.field
-    pending = raw_values(column.model, field.attname).exclude(
-        raw_text__startswith=_current_prefix()
+    # A person's values are current when their person's key is: rotate_subject_keys moves it.
+    pending = (
+        raw_values(column.model, field.attname)
+        .exclude(raw_text__startswith=_current_prefix())
+        .exclude(raw_text__startswith=_person_prefix())
     )
     total, done, after = pending.count(), 0, None
     indexes = [
@@ -188,9 +213,32 @@ def _rotate_files(column: Column, batch_size: int, progress: Progress) -> int:
     return len(pending)
 
 
+def rotate_subject_keys(batch_size: int, progress: Progress) -> int:
+    """Re-wrap every live person's key under the newest KEK: their values need no change."""
+    from audits.models import SubjectKey
+
+    keys = provider()
+    newest = keys.key_ids()[0]
+    pending = SubjectKey.objects.filter(erased_at__isnull=True).exclude(kek_id=newest)
+    total, done = pending.count(), 0
+    while rows := list(
+        pending.order_by("pk").values_list("pk", "kek_id", "wrapped_key")[:batch_size]
+    ):
+        with transaction.atomic():
+            for pk, kek_id, wrapped in rows:
+                new_kek, rewrapped = keys.wrap(keys.unwrap(kek_id, bytes(wrapped)))
+                # Only if unchanged meanwhile: an erasure in between wins.
+                SubjectKey.objects.filter(pk=pk, kek_id=kek_id, erased_at__isnull=True).update(
+                    kek_id=new_kek, wrapped_key=rewrapped
+                )
+        done += len(rows)
+        progress(SUBJECT_KEYS, min(done, total), total)
+    return done
+
+
 def rotate(*, batch_size: int, progress: Progress) -> dict[str, int]:
     """Move every value and file to the newest key; returns how many moved, per column."""
-    moved: dict[str, int] = {}
+    moved: dict[str, int] = {SUBJECT_KEYS: rotate_subject_keys(batch_size, progress)}
     for column in encrypted_columns():
         moved[column.label] = _rotate_values(column, batch_size, progress)
     for column in encrypted_file_columns():

@@ -101,6 +101,7 @@ REQUIRED: dict[str, str] = {
     "kyc:case-action/reject": "kyc.decide_kyccase",
     "kyc:merchant-suspend": "kyc.decide_kyccase",
     "kyc:merchant-subject-export": "kyc.decide_kyccase",
+    "kyc:merchant-subject-erase": "payments.erase_merchant_contact",
     "api-merchant-list/post": "payments.add_merchant",
     "api-merchant-detail/patch": "payments.change_merchant",
     "api-merchant-detail/put": "payments.change_merchant",

@@ -17,6 +17,7 @@ from django.test import RequestFactory
 
 from audits.crypto import envelope, legacy, rotation
 from audits.crypto.keys import provider
+from audits.crypto.reveal import reveal_state
 from audits.models import PaymentAudit
 from kyc import services as kyc_services
 from payments.models import Merchant
@@ -173,15 +174,17 @@ def test_rotation_is_resumable_and_old_values_read_meanwhile(settings, tmp_path)
 
     with pytest.raises(Interrupted):
         rotation.rotate(batch_size=2, progress=stop_after_first_batch)
-    halfway = rotation.key_status()["payments.merchant.contact_name"]
-    assert halfway == {newest: 2, old: 3}
+    # Contact persons' values are sealed under their own keys: rotation re-wraps those keys.
+    halfway = rotation.key_status()
+    assert halfway["payments.merchant.contact_name"] == {rotation.PERSON_KEY: 5}
+    assert halfway[rotation.SUBJECT_KEYS] == {newest: 2, old: 3}
     assert [m.contact_email for m in Merchant.objects.order_by("pk")] == [
         f"ana{n}@bakery.example" for n in range(5)
     ]
     security_rows = PaymentAudit.objects.filter(action_type="security.keys.rotate").count()
     out = StringIO()
     call_command("rotate_keys", "--batch-size", "2", stdout=out)
-    assert "payments.merchant.contact_name: 2/3" in out.getvalue()  # only what was left
+    assert f"{rotation.SUBJECT_KEYS}: 3/3" in out.getvalue()  # only what was left
     assert PaymentAudit.objects.filter(action_type="security.keys.rotate").count() == (
         security_rows + 1
     )
@@ -191,17 +194,25 @@ def test_rotation_is_resumable_and_old_values_read_meanwhile(settings, tmp_path)
         "payments.merchant.contact_email",
         "payments.merchant.contact_phone",
     ):
-        assert status[label] == {newest: 5}
+        assert status[label] == {rotation.PERSON_KEY: 5}
+    assert status[rotation.SUBJECT_KEYS] == {newest: 5}
     assert status["kyc.kycdocument.file"] == {newest: 1}
-    # Audit rows are append-only: they keep the old key, and key_status says so.
-    assert status["audit rows (payment_audits)"][old] >= 5
-    assert status["audit rows (auditlog entries)"][old] >= 5
+    # The audit rows hold the persons' envelopes: they need no old KEK once their persons' keys
+    # moved, so the old key can retire and the trail still reads.
+    assert status["audit rows (payment_audits)"][old] == 0
     settings.FIELD_ENCRYPTION_KEYS = settings.FIELD_ENCRYPTION_KEYS[:1]  # the old key retired
     assert [m.contact_phone for m in Merchant.objects.all()] == [CONTACT["contact_phone"]] * 5
+    created = PaymentAudit.objects.filter(
+        object_type="payments.merchant", object_id=str(merchants[0].pk)
+    ).earliest("created_at")
+    assert reveal_state(created.object_type, created.after_state)["contact_email"] == (
+        "ana0@bakery.example"
+    )
     assert b"".join(case.documents.get().file.open("rb").chunks()) == PDF
     out = StringIO()
     call_command("key_status", stdout=out)
-    assert f"payments.merchant.contact_email: {newest}: 5" in out.getvalue()
+    assert f"payments.merchant.contact_email: {rotation.PERSON_KEY}: 5" in out.getvalue()
+    assert f"{rotation.SUBJECT_KEYS}: {newest}: 5" in out.getvalue()
     assert f"kyc.kycdocument.file: {newest}: 1" in out.getvalue()
 
 

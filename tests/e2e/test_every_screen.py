@@ -86,6 +86,7 @@ NOT_PAGES = {
     "kyc:document-file": "the document itself (PDF or image), shown or downloaded",
     "kyc:merchant-suspend": "POST: suspends a merchant",
     "kyc:merchant-subject-export": "POST: the contact person's data as a JSON file",
+    "kyc:merchant-subject-erase": "POST: erases the contact person's data",
     "audits:second-factor-confirm": "POST: confirms an authenticator",
     "audits:second-factor-remove": "POST: removes an authenticator",
     "audits:compliance-download": "the report as a Markdown or JSON file",

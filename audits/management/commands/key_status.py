@@ -19,6 +19,10 @@ class Command(BaseCommand):
         for label, counts in rotation.key_status().items():
             figures = ", ".join(f"{key}: {n}" for key, n in sorted(counts.items())) or "empty"
             self.stdout.write(f"{label}: {figures}")
-            unknown = set(counts) - set(key_ids) - {rotation.PLAINTEXT, rotation.MISSING}
+            unknown = (
+                set(counts)
+                - set(key_ids)
+                - {rotation.PLAINTEXT, rotation.MISSING, rotation.PERSON_KEY, rotation.ERASED_KEY}
+            )
             if unknown:
                 self.stdout.write(self.style.ERROR(f"  unreadable, key not configured: {unknown}"))

@@ -1,0 +1,126 @@
+"""Per-person data keys (crypto-shredding).
+
+A value of a person's data is an ordinary envelope whose key id is `subj.<uuid>`: its data key
+is wrapped by that person's key (audits.SubjectKey) instead of by a KEK, and the person's key is
+wrapped by the newest KEK. Destroying the person's key makes every envelope of theirs, in live
+rows and in append-only audit rows alike, unreadable, and changes no row of the trails.
+
+Unwrapped person keys are cached per process for SUBJECT_KEY_CACHE_SECONDS, so a list of
+merchants costs no query per row. An erasure clears its own process's cache at once; another
+process stops reading the person's data when its cached key expires (README, "Erasure").
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from .errors import DecryptionFailed, MalformedEnvelope, SubjectErased
+from .keys import provider
+
+PREFIX = "subj."
+
+_cache: dict[uuid.UUID, tuple[bytes, float]] = {}
+
+
+def key_id_for(subject_id: uuid.UUID) -> str:
+    return f"{PREFIX}{subject_id.hex}"
+
+
+def is_subject_key_id(key_id: str) -> bool:
+    return key_id.startswith(PREFIX)
+
+
+def subject_of(key_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(hex=key_id[len(PREFIX) :])
+    except ValueError as exc:
+        raise MalformedEnvelope(f"{key_id!r} names no person's key") from exc
+
+
+def _remember(subject_id: uuid.UUID, key: bytes) -> None:
+    _cache[subject_id] = (key, time.monotonic() + settings.SUBJECT_KEY_CACHE_SECONDS)
+
+
+def forget(subject_ids: Iterable[uuid.UUID] | None = None) -> None:
+    """Drop cached keys (all when None): after an erasure, and between tests."""
+    if subject_ids is None:
+        _cache.clear()
+        return
+    for subject_id in subject_ids:
+        _cache.pop(subject_id, None)
+
+
+@receiver(setting_changed)
+def _reload(setting: str, **kwargs: object) -> None:
+    if setting in ("KEY_PROVIDER", "FIELD_ENCRYPTION_KEYS"):
+        forget()  # the keys were unwrapped by the old configuration
+
+
+def create(*, scope: str, email_index: str = "", object_id: str = "") -> uuid.UUID:
+    """A new person's key, stored wrapped by the newest KEK; returns its id."""
+    from audits.models import SubjectKey
+
+    key = AESGCM.generate_key(bit_length=256)
+    kek_id, wrapped = provider().wrap(key)
+    row = SubjectKey.objects.create(
+        scope=scope,
+        object_id=object_id,
+        email_index=email_index,
+        kek_id=kek_id,
+        wrapped_key=wrapped,
+    )
+    _remember(row.pk, key)
+    return row.pk
+
+
+def _key(subject_id: uuid.UUID) -> bytes:
+    cached = _cache.get(subject_id)
+    if cached is not None and cached[1] > time.monotonic():
+        return cached[0]
+    from audits.models import SubjectKey
+
+    row = SubjectKey.objects.filter(pk=subject_id).values_list("kek_id", "wrapped_key").first()
+    if row is None:
+        raise DecryptionFailed(f"person's key {subject_id} does not exist")
+    kek_id, wrapped = row[0], bytes(row[1])
+    if not wrapped:
+        _cache.pop(subject_id, None)
+        raise SubjectErased(f"person's key {subject_id} was destroyed (erasure)")
+    key = provider().unwrap(kek_id, wrapped)
+    _remember(subject_id, key)
+    return key
+
+
+def is_erased(subject_id: uuid.UUID) -> bool:
+    try:
+        _key(subject_id)
+    except SubjectErased:
+        return True
+    return False
+
+
+def _aad(subject_id: uuid.UUID) -> bytes:
+    return f"subject|{subject_id.hex}".encode()
+
+
+def wrap(subject_id: uuid.UUID, data_key: bytes) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + AESGCM(_key(subject_id)).encrypt(nonce, data_key, _aad(subject_id))
+
+
+def unwrap(subject_id: uuid.UUID, wrapped: bytes) -> bytes:
+    try:
+        return AESGCM(_key(subject_id)).decrypt(wrapped[:12], wrapped[12:], _aad(subject_id))
+    except InvalidTag as exc:
+        raise DecryptionFailed(
+            f"a data key wrapped by person's key {subject_id} is altered"
+        ) from exc

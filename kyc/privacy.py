@@ -20,6 +20,7 @@ from payments.models import Merchant
 from payments.selectors import merchant_filter_contact_email
 
 from .models import CaseNote, KycCase, KycDocument, ScreeningResult
+from .screening import screened_person_names
 
 MERCHANT = "payments.merchant"
 
@@ -38,6 +39,8 @@ def _merchant(merchant: Merchant) -> dict[str, Any]:
         "contact_name": merchant.contact_name,
         "contact_email": merchant.contact_email,
         "contact_phone": merchant.contact_phone,
+        "tax_id": merchant.tax_id,
+        "registration_number": merchant.registration_number,
         "created_at": merchant.created_at.isoformat(),
     }
 
@@ -75,7 +78,9 @@ def _cases(merchant: Merchant) -> list[dict[str, Any]]:
 
 
 def _screening(merchant: Merchant) -> list[dict[str, Any]]:
-    if not merchant.contact_name:
+    """Hits on the names of people: the contact person and the beneficial owners."""
+    names = set(screened_person_names(merchant))
+    if not names:
         return []
     return [
         {
@@ -85,9 +90,9 @@ def _screening(merchant: Merchant) -> list[dict[str, Any]]:
             "category": r.category,
             "disposition": r.disposition,
         }
-        for r in ScreeningResult.objects.filter(
-            case__merchant=merchant, screened_name=merchant.contact_name
-        ).order_by("pk")
+        # The screened name is encrypted: compared once decrypted, not in SQL.
+        for r in ScreeningResult.objects.filter(case__merchant=merchant).order_by("pk")
+        if r.screened_name in names
     ]
 
 

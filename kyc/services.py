@@ -470,20 +470,16 @@ def kyc_document_record_access(*, document: KycDocument, actor: User, kind: str)
 
 
 def kyc_case_screen(*, case: KycCase) -> list[ScreeningResult]:
-    """Screen the merchant's names; store hits, raise the risk, void a first approval when the
+    """Screen the merchant's names, its contact's and its beneficial owners'
+    (screening.names_to_screen); store hits, raise the risk, void a first approval when the
     results change."""
-    from .screening import get_provider
+    from .screening import get_provider, names_to_screen
 
     provider = get_provider()
     with transaction.atomic():
         case = _lock(case)
         merchant = case.merchant
-        names = list(
-            dict.fromkeys(
-                filter(None, [merchant.legal_name, merchant.trading_name, merchant.contact_name])
-            )
-        )
-        matches = provider.screen(names)
+        matches = provider.screen(names_to_screen(merchant))
         known = set(
             ScreeningResult.objects.filter(case=case).values_list(
                 "screened_name", "matched_name", "list_name"

@@ -5,6 +5,7 @@ screening hits and the audit trail are what the product itself would have made."
 from __future__ import annotations
 
 import datetime
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,12 @@ def at(moment: datetime.datetime) -> Iterator[None]:
         yield
 
 
+def company_number(spec: DemoMerchant, digits: int) -> str:
+    """A made-up, stable number for the demo's tax id and registration number."""
+    seed = int(hashlib.sha256(spec.legal_name.encode()).hexdigest(), 16)
+    return str(seed % 10**digits).zfill(digits)
+
+
 def create_merchant(spec: DemoMerchant, *, actor: Any) -> Merchant:
     slug = spec.trading_name.lower().replace(" ", "").replace("&", "")
     return merchant_create(
@@ -56,6 +63,8 @@ def create_merchant(spec: DemoMerchant, *, actor: Any) -> Merchant:
         contact_name=f"{spec.trading_name} Finance",
         contact_email=f"finance@{slug}.example",
         contact_phone="+44 20 7946 0000",
+        tax_id=f"{spec.country}{company_number(spec, 9)}",
+        registration_number=f"{spec.country}-REG-{company_number(spec, 7)[::-1]}",
         actor=actor,
     )
 

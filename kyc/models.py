@@ -263,7 +263,8 @@ class ScreeningResult(AuditedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.screened_name} ~ {self.matched_name} ({self.score})"
+        # Not the screened name (it may be a person's): this text goes into the audit log.
+        return f"Screening hit {self.pk}: ~ {self.matched_name} ({self.score})"
 
 
 class KycDocument(AuditedModel):

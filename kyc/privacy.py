@@ -1,6 +1,8 @@
 """Data-subject access (GDPR art. 15): everything held about a merchant's contact person,
 gathered by their email (found through the blind index, as the column is encrypted), in clear,
-for the compliance officer who answers the request. Each export is in the security trail.
+for the compliance officer who answers the request. A merchant's beneficial owners have no
+email: they are exported with the merchant they own (its contact's export holds them). Each
+export is in the security trail.
 
 Erasure (art. 17, by destroying the person's data key) is not built yet: values are encrypted
 with a key per value, not per person (see the README, "Data-subject requests")."""
@@ -19,10 +21,18 @@ from audits.models import PaymentAudit
 from payments.models import Merchant
 from payments.selectors import merchant_filter_contact_email
 
-from .models import CaseNote, KycCase, KycDocument, ScreeningResult
+from .models import BeneficialOwner, CaseNote, KycCase, KycDocument, ScreeningResult
 from .screening import screened_person_names
 
 MERCHANT = "payments.merchant"
+OWNER = "kyc.beneficialowner"
+PERSONAL_FIELDS = [
+    "contact_name",
+    "contact_email",
+    "contact_phone",
+    "tax_id",
+    "registration_number",
+]
 
 
 class SubjectNotFound(Exception):
@@ -43,6 +53,26 @@ def _merchant(merchant: Merchant) -> dict[str, Any]:
         "registration_number": merchant.registration_number,
         "created_at": merchant.created_at.isoformat(),
     }
+
+
+def _owners(merchant: Merchant) -> list[dict[str, Any]]:
+    """The merchant's beneficial owners. An owner has no email to be found by: a request about
+    an owner is answered with the export of the merchant they own."""
+    return [
+        {
+            "id": owner.pk,
+            "full_name": owner.full_name,
+            "date_of_birth": owner.date_of_birth,
+            "nationality": owner.nationality,
+            "residential_address": owner.residential_address,
+            "ownership_bp": owner.ownership_bp,
+            "held": owner.held,
+            "created_at": owner.created_at.isoformat(),
+            "updated_at": owner.updated_at.isoformat(),
+            "change_log": _change_log(owner, OWNER),
+        }
+        for owner in BeneficialOwner.objects.filter(merchant=merchant).order_by("pk")
+    ]
 
 
 def _cases(merchant: Merchant) -> list[dict[str, Any]]:
@@ -109,15 +139,15 @@ def _audit_rows(merchant: Merchant) -> list[dict[str, Any]]:
     ]
 
 
-def _change_log(merchant: Merchant) -> list[dict[str, Any]]:
+def _change_log(record: Any, object_type: str = MERCHANT) -> list[dict[str, Any]]:
     from auditlog.models import LogEntry
 
-    entries = LogEntry.objects.get_for_object(merchant).order_by("timestamp", "pk")
+    entries = LogEntry.objects.get_for_object(record).order_by("timestamp", "pk")
     return [
         {
             "at": entry.timestamp.isoformat(),
             "action": entry.get_action_display(),
-            "changes": reveal_changes(MERCHANT, entry.changes_dict),
+            "changes": reveal_changes(object_type, entry.changes_dict),
         }
         for entry in entries
     ]
@@ -137,6 +167,7 @@ def subject_data_export(*, email: str, actor: User | None) -> dict[str, Any]:
         "merchants": [
             {
                 "merchant": _merchant(m),
+                "beneficial_owners": _owners(m),
                 "kyc_cases": _cases(m),
                 "screening": _screening(m),
                 "audit_trail": _audit_rows(m),
@@ -145,13 +176,14 @@ def subject_data_export(*, email: str, actor: User | None) -> dict[str, Any]:
             for m in merchants
         ],
     }
+    owner_counts = {m.pk: BeneficialOwner.objects.filter(merchant=m).count() for m in merchants}
     with transaction.atomic():
         for merchant in merchants:
             security.record(
                 action="privacy.subject_export",
                 object_type=MERCHANT,
                 object_id=merchant.pk,
-                after={"fields": ["contact_name", "contact_email", "contact_phone"]},
+                after={"fields": PERSONAL_FIELDS, "beneficial_owners": owner_counts[merchant.pk]},
                 actor_id=actor.pk if actor is not None else None,
             )
     return document

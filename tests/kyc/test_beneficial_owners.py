@@ -309,3 +309,27 @@ def test_a_merchant_token_sees_and_adds_only_its_own_owners(merchant, analyst) -
     created = api.post(f"/api/v1/merchants/{merchant.pk}/beneficial-owners/", FIELDS, format="json")
     assert created.status_code == 201
     assert BeneficialOwner.objects.filter(merchant=merchant).count() == 1
+
+
+def test_the_merchant_and_case_pages_ask_as_many_queries_for_three_owners_as_for_one(
+    merchant, analyst
+) -> None:
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    case = KycCaseFactory(merchant=merchant)
+    client = signed_in(analyst)
+    owner_of(merchant, analyst, ownership_bp=3_000)
+
+    def queries(url: str) -> int:
+        with CaptureQueriesContext(db) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    urls = (f"/kyc/merchants/{merchant.pk}/", f"/kyc/cases/{case.pk}/")
+    for url in urls:
+        queries(url)  # the session's first requests write to it
+    one = [queries(url) for url in urls]
+    for n in (2, 3):
+        owner_of(merchant, analyst, full_name=f"Owner {n}", ownership_bp=3_000)
+    assert [queries(url) for url in urls] == one

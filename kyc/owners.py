@@ -1,7 +1,8 @@
 """Beneficial owners (KYB): the people owning at least 25 % of a merchant. Added and edited only
 here, each write one transaction that locks the merchant (so two owners added at once cannot
-together pass 100 %), checks who acts and every field, and is audited with its actor. Their
-personal data is encrypted at rest (kyc.models.BeneficialOwner)."""
+together pass 100 %), checks who acts and every field, and is audited with its actor; like a
+document, a change voids a first approval of the merchant's open case. Their personal data is
+encrypted at rest (kyc.models.BeneficialOwner)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from payments.models import Merchant
 
 from .exceptions import KycError, NotAllowed
 from .models import OWNERSHIP_THRESHOLD_BP, WHOLE_BP, BeneficialOwner, OwnershipHeld
+from .services import kyc_merchant_owners_changed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -146,6 +148,7 @@ def beneficial_owner_add(
         owner = BeneficialOwner(merchant=merchant, **clean)
         owner.full_clean()
         owner.save()
+        kyc_merchant_owners_changed(merchant=merchant)
         return owner
 
 
@@ -169,4 +172,5 @@ def beneficial_owner_update(
             setattr(owner, name, value)
         owner.full_clean()
         owner.save()
+        kyc_merchant_owners_changed(merchant=owner.merchant)
         return owner

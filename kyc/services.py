@@ -290,6 +290,14 @@ def _void_first_approval(case: KycCase, why: str) -> None:
         approvals.approval_void(request=pending, note=f"void: {why} after the first approval")
 
 
+def kyc_merchant_owners_changed(*, merchant: Merchant) -> None:
+    """A beneficial owner was added or changed (kyc.owners): a first approval given on the
+    earlier facts of an open case of this merchant is void, as for a document."""
+    open_cases = KycCase.objects.filter(merchant=merchant).exclude(status__in=KycCase.DECIDED)
+    for case in open_cases.order_by("pk"):
+        _void_first_approval(case, "a beneficial owner changed")
+
+
 def _require_ready(case: KycCase) -> None:
     blockers = kyc_case_approval_blockers(case)
     if blockers:

@@ -40,6 +40,9 @@ _ANALYST = {
     "kyc.add_casenote",
     "kyc.view_screeningresult",
     "kyc.download_kycdocument",
+    "kyc.view_beneficialowner",
+    "kyc.add_beneficialowner",
+    "kyc.change_beneficialowner",
 }
 
 ROLE_PERMISSIONS: dict[str, set[str] | str] = {

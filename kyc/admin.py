@@ -7,8 +7,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from audits.admin_mixins import RecordAdmin
+from audits.masking import masked
 
-from .models import CaseNote, KycCase, KycDocument
+from .models import BeneficialOwner, CaseNote, KycCase, KycDocument
 from .selectors import sees_case_details
 
 
@@ -147,3 +148,74 @@ class CaseNoteAdmin(RecordAdmin):
     @admin.display(description="Text")
     def short_text(self, obj: CaseNote) -> str:
         return obj.text[:80]
+
+
+@admin.register(BeneficialOwner)
+class BeneficialOwnerAdmin(RecordAdmin):
+    """View-only: owners are added and edited on the KYC merchant screen (kyc.owners). Their
+    personal data is masked for a role without payments.view_merchant_contact."""
+
+    MASKED = {
+        "full_name": "masked_full_name",
+        "date_of_birth": "masked_date_of_birth",
+        "nationality": "masked_nationality",
+        "residential_address": "masked_residential_address",
+    }
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    list_display = ["id", "merchant", "full_name", "ownership", "held", "updated_at"]
+    list_select_related = ["merchant"]
+    list_filter = ["held"]
+    search_fields = ["=merchant__legal_name"]
+    readonly_fields = [
+        "merchant",
+        "full_name",
+        "date_of_birth",
+        "nationality",
+        "residential_address",
+        "ownership",
+        "held",
+        "created_at",
+        "updated_at",
+        "audit_trail",
+    ]
+    fields = [*readonly_fields]
+
+    def _sees_personal(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("payments.view_merchant_contact")
+
+    def _masking(self, request: HttpRequest, names: Any) -> list[str]:
+        if self._sees_personal(request):
+            return list(names)
+        return [self.MASKED.get(name, name) for name in names]
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return self._masking(request, super().get_list_display(request))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self._masking(request, super().get_fields(request, obj))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self._masking(request, super().get_readonly_fields(request, obj))
+
+    @admin.display(description="full name")
+    def masked_full_name(self, obj: BeneficialOwner) -> str:
+        return masked("full_name", obj.full_name)
+
+    @admin.display(description="date of birth")
+    def masked_date_of_birth(self, obj: BeneficialOwner) -> str:
+        return masked("date_of_birth", obj.date_of_birth)
+
+    @admin.display(description="nationality")
+    def masked_nationality(self, obj: BeneficialOwner) -> str:
+        return masked("nationality", obj.nationality)
+
+    @admin.display(description="residential address")
+    def masked_residential_address(self, obj: BeneficialOwner) -> str:
+        return masked("residential_address", obj.residential_address)
+
+    @admin.display(description="ownership", ordering="ownership_bp")
+    def ownership(self, obj: BeneficialOwner) -> str:
+        return obj.ownership_percent

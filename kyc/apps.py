@@ -15,3 +15,4 @@ class KycConfig(AppConfig):
         register_audited(models.KycDocument, mask_fields=["file"])
         register_audited(models.CaseNote)
         register_audited(models.ScreeningResult)
+        register_audited(models.BeneficialOwner)

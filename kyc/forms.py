@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 
 from payments.models import RiskLevel
 
-from .models import KycCase, ScreeningResult
+from .models import KycCase, OwnershipHeld, ScreeningResult
 from .services import REJECTION_REASONS
 
 
@@ -115,3 +115,31 @@ class ErasureForm(forms.Form):
     confirm = forms.BooleanField(
         label="I understand the contact person's data becomes unreadable everywhere, for good"
     )
+
+
+class BeneficialOwnerForm(forms.Form):
+    """A beneficial owner's fields; kyc.owners checks them again (and the 100 % total)."""
+
+    full_name = forms.CharField(label="Full name", max_length=200)
+    date_of_birth = forms.DateField(
+        label="Date of birth",
+        help_text="YYYY-MM-DD",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    nationality = forms.RegexField(
+        label="Nationality",
+        regex=r"^[A-Za-z]{2}$",
+        max_length=2,
+        help_text="Two-letter country code, e.g. DE",
+        error_messages={"invalid": "Two letters, e.g. DE."},
+    )
+    residential_address = forms.CharField(
+        label="Residential address", max_length=300, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    ownership_bp = forms.IntegerField(
+        label="Ownership (basis points)",
+        min_value=2_500,
+        max_value=10_000,
+        help_text="2500 = 25 % (the threshold), 10000 = 100 %",
+    )
+    held = forms.ChoiceField(label="Held", choices=OwnershipHeld.choices)

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from audits.crypto.fields import EncryptedCharField
 from audits.querysets import AuditedModel
 from payments.core.state import StatusMachineMixin
 from payments.models import RiskLevel
@@ -218,7 +219,8 @@ class ScreeningResult(AuditedModel):
 
     case = models.ForeignKey(KycCase, models.PROTECT, related_name="screening_results")
     provider = models.CharField(max_length=32)
-    screened_name = models.CharField(max_length=200)
+    # A person's name when a contact or an owner was screened: encrypted at rest.
+    screened_name = EncryptedCharField(max_length=200)
     matched_name = models.CharField(max_length=200)
     list_name = models.CharField(max_length=100)
     category = models.CharField(max_length=16, choices=Category.choices)
@@ -261,7 +263,8 @@ class ScreeningResult(AuditedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.screened_name} ~ {self.matched_name} ({self.score})"
+        # Not the screened name (it may be a person's): this text goes into the audit log.
+        return f"Screening hit {self.pk}: ~ {self.matched_name} ({self.score})"
 
 
 class KycDocument(AuditedModel):
@@ -335,3 +338,56 @@ class CaseNote(AuditedModel):
 
     def __str__(self) -> str:
         return f"Note on {self.case_id} by {self.author_id}"
+
+
+class OwnershipHeld(models.TextChoices):
+    DIRECTLY = "direct", "Directly"
+    INDIRECTLY = "indirect", "Through other companies"
+
+
+# A beneficial owner holds at least 25 % (the EU AML directives' threshold), in basis points.
+OWNERSHIP_THRESHOLD_BP = 2_500
+WHOLE_BP = 10_000
+
+
+class BeneficialOwner(AuditedModel):
+    """A person owning at least 25 % of a merchant (KYB). Their personal data is encrypted at
+    rest and shown masked to roles without payments.view_merchant_contact; their name is
+    screened with the merchant's (kyc.screening.names_to_screen). Written only through
+    kyc.services.beneficial_owner_add / beneficial_owner_update."""
+
+    Held = OwnershipHeld
+
+    merchant = models.ForeignKey(
+        "payments.Merchant", models.PROTECT, related_name="beneficial_owners"
+    )
+    full_name = EncryptedCharField(max_length=200)
+    date_of_birth = EncryptedCharField(max_length=10, help_text="YYYY-MM-DD")
+    nationality = EncryptedCharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. DE")
+    residential_address = EncryptedCharField(max_length=300)
+    ownership_bp = models.PositiveIntegerField(
+        "ownership (basis points)", help_text="2500 = 25 %, 10000 = 100 %"
+    )
+    held = models.CharField(max_length=8, choices=Held.choices, default=Held.DIRECTLY)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(AuditedModel.Meta):
+        ordering = ["merchant", "-ownership_bp", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ownership_bp__gte=OWNERSHIP_THRESHOLD_BP, ownership_bp__lte=WHOLE_BP),
+                name="beneficial_owner_share_range",
+                violation_error_message="A beneficial owner holds from 25 % to 100 %.",
+            ),
+            models.CheckConstraint(
+                condition=Q(held__in=OwnershipHeld.values), name="beneficial_owner_held_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Beneficial owner {self.pk} of merchant {self.merchant_id}"
+
+    @property
+    def ownership_percent(self) -> str:
+        return f"{self.ownership_bp / 100:g} %"

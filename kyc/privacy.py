@@ -2,10 +2,13 @@
 indexes, as the columns are encrypted).
 
 Access (GDPR art. 15): everything held about the person, in clear, for the compliance officer
-who answers the request. Erasure (art. 17): the person's own data key is destroyed
-(crypto-shredding, audits/crypto/subjects.py), so every copy of their data, both audit trails
-included, becomes unreadable while every row and hash stays as it was; refused, with the
-reasons, while a legal hold applies. Both are recorded in the security trail."""
+who answers the request. A merchant's beneficial owners have no email: they are exported with
+the merchant they own (its contact's export holds them).
+
+Erasure (art. 17): the person's own data key is destroyed (crypto-shredding,
+audits/crypto/subjects.py), so every copy of their data, both audit trails included, becomes
+unreadable while every row and hash stays as it was; refused, with the reasons, while a legal
+hold applies. Both are recorded in the security trail."""
 
 from __future__ import annotations
 
@@ -27,9 +30,18 @@ from payments.core.errors import DomainError
 from payments.models import Chargeback, Merchant, Payment
 from payments.selectors import merchant_filter_contact_email
 
-from .models import CaseNote, KycCase, KycDocument, ScreeningResult
+from .models import BeneficialOwner, CaseNote, KycCase, KycDocument, ScreeningResult
+from .screening import screened_person_names
 
 MERCHANT = "payments.merchant"
+OWNER = "kyc.beneficialowner"
+PERSONAL_FIELDS = [
+    "contact_name",
+    "contact_email",
+    "contact_phone",
+    "tax_id",
+    "registration_number",
+]
 
 
 class SubjectNotFound(Exception):
@@ -46,8 +58,30 @@ def _merchant(merchant: Merchant) -> dict[str, Any]:
         "contact_name": merchant.contact_name,
         "contact_email": merchant.contact_email,
         "contact_phone": merchant.contact_phone,
+        "tax_id": merchant.tax_id,
+        "registration_number": merchant.registration_number,
         "created_at": merchant.created_at.isoformat(),
     }
+
+
+def _owners(merchant: Merchant) -> list[dict[str, Any]]:
+    """The merchant's beneficial owners. An owner has no email to be found by: a request about
+    an owner is answered with the export of the merchant they own."""
+    return [
+        {
+            "id": owner.pk,
+            "full_name": owner.full_name,
+            "date_of_birth": owner.date_of_birth,
+            "nationality": owner.nationality,
+            "residential_address": owner.residential_address,
+            "ownership_bp": owner.ownership_bp,
+            "held": owner.held,
+            "created_at": owner.created_at.isoformat(),
+            "updated_at": owner.updated_at.isoformat(),
+            "change_log": _change_log(owner, OWNER),
+        }
+        for owner in BeneficialOwner.objects.filter(merchant=merchant).order_by("pk")
+    ]
 
 
 def _cases(merchant: Merchant) -> list[dict[str, Any]]:
@@ -83,7 +117,9 @@ def _cases(merchant: Merchant) -> list[dict[str, Any]]:
 
 
 def _screening(merchant: Merchant) -> list[dict[str, Any]]:
-    if not merchant.contact_name:
+    """Hits on the names of people: the contact person and the beneficial owners."""
+    names = set(screened_person_names(merchant))
+    if not names:
         return []
     return [
         {
@@ -93,9 +129,9 @@ def _screening(merchant: Merchant) -> list[dict[str, Any]]:
             "category": r.category,
             "disposition": r.disposition,
         }
-        for r in ScreeningResult.objects.filter(
-            case__merchant=merchant, screened_name=merchant.contact_name
-        ).order_by("pk")
+        # The screened name is encrypted: compared once decrypted, not in SQL.
+        for r in ScreeningResult.objects.filter(case__merchant=merchant).order_by("pk")
+        if r.screened_name in names
     ]
 
 
@@ -112,15 +148,15 @@ def _audit_rows(merchant: Merchant) -> list[dict[str, Any]]:
     ]
 
 
-def _change_log(merchant: Merchant) -> list[dict[str, Any]]:
+def _change_log(record: Any, object_type: str = MERCHANT) -> list[dict[str, Any]]:
     from auditlog.models import LogEntry
 
-    entries = LogEntry.objects.get_for_object(merchant).order_by("timestamp", "pk")
+    entries = LogEntry.objects.get_for_object(record).order_by("timestamp", "pk")
     return [
         {
             "at": entry.timestamp.isoformat(),
             "action": entry.get_action_display(),
-            "changes": reveal_changes(MERCHANT, entry.changes_dict),
+            "changes": reveal_changes(object_type, entry.changes_dict),
         }
         for entry in entries
     ]
@@ -140,6 +176,7 @@ def subject_data_export(*, email: str, actor: User | None) -> dict[str, Any]:
         "merchants": [
             {
                 "merchant": _merchant(m),
+                "beneficial_owners": _owners(m),
                 "kyc_cases": _cases(m),
                 "screening": _screening(m),
                 "audit_trail": _audit_rows(m),
@@ -148,13 +185,14 @@ def subject_data_export(*, email: str, actor: User | None) -> dict[str, Any]:
             for m in merchants
         ],
     }
+    owner_counts = {m.pk: BeneficialOwner.objects.filter(merchant=m).count() for m in merchants}
     with transaction.atomic():
         for merchant in merchants:
             security.record(
                 action="privacy.subject_export",
                 object_type=MERCHANT,
                 object_id=merchant.pk,
-                after={"fields": ["contact_name", "contact_email", "contact_phone"]},
+                after={"fields": PERSONAL_FIELDS, "beneficial_owners": owner_counts[merchant.pk]},
                 actor_id=actor.pk if actor is not None else None,
             )
     return document

@@ -51,8 +51,9 @@ def score_case(case: Any) -> tuple[int, str, list[dict[str, Any]]]:
         factors.append(
             Factor(
                 "screening",
-                f"{hit.get_category_display()}: "
-                f"{hit.screened_name} ~ {hit.matched_name} ({hit.score}%)",
+                # Not the screened name: the factors are stored in the clear, and the name
+                # may be a person's (encrypted in the hit itself).
+                f"{hit.get_category_display()}: ~ {hit.matched_name} ({hit.score}%)",
                 40 if hit.category == "sanctions" else 25,
             )
         )

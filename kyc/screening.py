@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from payments.models import Merchant
 
 LEGAL_SUFFIXES = {
     "ltd",
@@ -107,3 +110,20 @@ class OfflineListProvider:
 
 def get_provider() -> ScreeningProvider:
     return OfflineListProvider()
+
+
+def screened_person_names(merchant: Merchant) -> list[str]:
+    """The names of the people behind a merchant: its contact person and its beneficial
+    owners (decrypted: the columns are encrypted), each once, in a stable order."""
+    from .models import BeneficialOwner
+
+    owners = BeneficialOwner.objects.filter(merchant=merchant).order_by("pk")
+    names = [merchant.contact_name, *(owner.full_name for owner in owners)]
+    return list(dict.fromkeys(n.strip() for n in names if n and n.strip()))
+
+
+def names_to_screen(merchant: Merchant) -> list[str]:
+    """Every name to screen for a merchant: its legal and trading names, its contact person
+    and its beneficial owners, each once. Submission screens these; so does re-screening."""
+    names = [merchant.legal_name, merchant.trading_name, *screened_person_names(merchant)]
+    return list(dict.fromkeys(n.strip() for n in names if n and n.strip()))

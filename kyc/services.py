@@ -290,6 +290,14 @@ def _void_first_approval(case: KycCase, why: str) -> None:
         approvals.approval_void(request=pending, note=f"void: {why} after the first approval")
 
 
+def kyc_merchant_owners_changed(*, merchant: Merchant) -> None:
+    """A beneficial owner was added or changed (kyc.owners): a first approval given on the
+    earlier facts of an open case of this merchant is void, as for a document."""
+    open_cases = KycCase.objects.filter(merchant=merchant).exclude(status__in=KycCase.DECIDED)
+    for case in open_cases.order_by("pk"):
+        _void_first_approval(case, "a beneficial owner changed")
+
+
 def _require_ready(case: KycCase) -> None:
     blockers = kyc_case_approval_blockers(case)
     if blockers:
@@ -470,20 +478,16 @@ def kyc_document_record_access(*, document: KycDocument, actor: User, kind: str)
 
 
 def kyc_case_screen(*, case: KycCase) -> list[ScreeningResult]:
-    """Screen the merchant's names; store hits, raise the risk, void a first approval when the
+    """Screen the merchant's names, its contact's and its beneficial owners'
+    (screening.names_to_screen); store hits, raise the risk, void a first approval when the
     results change."""
-    from .screening import get_provider
+    from .screening import get_provider, names_to_screen
 
     provider = get_provider()
     with transaction.atomic():
         case = _lock(case)
         merchant = case.merchant
-        names = list(
-            dict.fromkeys(
-                filter(None, [merchant.legal_name, merchant.trading_name, merchant.contact_name])
-            )
-        )
-        matches = provider.screen(names)
+        matches = provider.screen(names_to_screen(merchant))
         known = set(
             ScreeningResult.objects.filter(case=case).values_list(
                 "screened_name", "matched_name", "list_name"

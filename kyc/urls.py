@@ -15,6 +15,8 @@ urlpatterns = [
     path("documents/<int:pk>/<slug:disposition>", views.document_file, name="document-file"),
     path("merchants/<int:pk>/", views.merchant_detail, name="merchant"),
     path("merchants/<int:pk>/suspend", views.merchant_suspend, name="merchant-suspend"),
+    path("merchants/<int:pk>/owners/add", views.owner_add, name="owner-add"),
+    path("owners/<int:pk>/", views.owner_edit, name="owner-edit"),
     path(
         "merchants/<int:pk>/subject-export",
         views.merchant_subject_export,

@@ -25,10 +25,11 @@ from payments.core.errors import DomainError
 from payments.models import ApprovalRequest, Merchant, Payment
 from payments.services.disputes import chargeback_ratios
 
-from . import privacy, selectors, services
+from . import owners, privacy, selectors, services
 from .forms import (
     ApproveForm,
     AssignForm,
+    BeneficialOwnerForm,
     DocumentReviewForm,
     ErasureForm,
     MessageForm,
@@ -39,7 +40,7 @@ from .forms import (
     RejectForm,
     ScreeningDispositionForm,
 )
-from .models import KycCase, KycDocument, ScreeningResult
+from .models import BeneficialOwner, KycCase, KycDocument, ScreeningResult
 
 
 @login_required
@@ -461,6 +462,10 @@ def merchant_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "ratio": ratio,
             "approvals": list(open_approvals),
             "timeline": selectors.merchant_timeline(merchant, cases),
+            "owners": list(BeneficialOwner.objects.filter(merchant=merchant)),
+            "can_add_owner": request.user.has_perm("kyc.add_beneficialowner"),
+            "can_edit_owner": request.user.has_perm("kyc.change_beneficialowner")
+            and request.user.has_perm("payments.view_merchant_contact"),
             "can_export_subject": request.user.has_perm("kyc.decide_kyccase")
             and request.user.has_perm("payments.view_merchant_contact")
             and bool(merchant.contact_email),
@@ -547,3 +552,71 @@ def merchant_suspend(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse
         else:
             messages.success(request, f"{merchant} is suspended.")
     return redirect("kyc:merchant", pk=pk)
+
+
+def _owner_form_page(
+    request: HttpRequest, form: BeneficialOwnerForm, merchant: Merchant, owner: Any, status: int
+) -> HttpResponse:
+    return render(
+        request,
+        "kyc/owner_form.html",
+        {"form": form, "merchant": merchant, "owner": owner},
+        status=status,
+    )
+
+
+def _save_owner(
+    request: AuthenticatedHttpRequest, form: BeneficialOwnerForm, save: Callable[..., Any]
+) -> bool:
+    """Runs the service with the form's fields; its refusals go next to the fields."""
+    if not form.is_valid():
+        return False
+    try:
+        save(**form.cleaned_data, actor=request.user)
+    except owners.InvalidOwner as exc:
+        for field, message in exc.errors.items():
+            form.add_error(field if field in form.fields else None, message)
+        return False
+    except DomainError as exc:
+        form.add_error(None, str(exc))
+        return False
+    return True
+
+
+@login_required
+@permission_required("kyc.add_beneficialowner", raise_exception=True)
+def owner_add(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    merchant = get_object_or_404(Merchant, pk=pk)
+    form = BeneficialOwnerForm(request.POST or None)
+    if request.method == "POST":
+        if _save_owner(
+            request, form, lambda **f: owners.beneficial_owner_add(merchant=merchant, **f)
+        ):
+            messages.success(request, "Beneficial owner added.")
+            return redirect("kyc:merchant", pk=pk)
+        return _owner_form_page(request, form, merchant, None, 400)
+    return _owner_form_page(request, form, merchant, None, 200)
+
+
+@login_required
+@permission_required("kyc.change_beneficialowner", raise_exception=True)
+@permission_required("payments.view_merchant_contact", raise_exception=True)  # the form shows it
+def owner_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    owner = get_object_or_404(BeneficialOwner.objects.select_related("merchant"), pk=pk)
+    if request.method == "POST":
+        form = BeneficialOwnerForm(request.POST)
+        if _save_owner(request, form, lambda **f: owners.beneficial_owner_update(owner=owner, **f)):
+            messages.success(request, "Beneficial owner saved.")
+            return redirect("kyc:merchant", pk=owner.merchant_id)
+        return _owner_form_page(request, form, owner.merchant, owner, 400)
+    form = BeneficialOwnerForm(
+        initial={
+            "full_name": owner.full_name,
+            "date_of_birth": owner.date_of_birth,
+            "nationality": owner.nationality,
+            "residential_address": owner.residential_address,
+            "ownership_bp": owner.ownership_bp,
+            "held": owner.held,
+        }
+    )
+    return _owner_form_page(request, form, owner.merchant, owner, 200)

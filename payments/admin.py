@@ -28,7 +28,11 @@ from .models import (
     Refund,
     WebhookEvent,
 )
-from .selectors import merchant_filter_contact_email
+from .selectors import (
+    merchant_filter_contact_email,
+    merchant_filter_tax_id,
+    payment_customer_email_q,
+)
 from .services.merchants import merchant_set_status
 from .services.payments import payment_cancel
 
@@ -116,13 +120,20 @@ class MerchantAdmin(AuditedAdmin):
         ),
         ("Review", {"fields": ["flagged_for_review", "flag_reason"]}),
         ("Contact", {"fields": ["contact_name", "contact_email", "contact_phone"]}),
+        ("Company identifiers", {"fields": ["tax_id", "registration_number"]}),
         ("Gateways", {"fields": ["stripe_account_id", "braintree_merchant_account_id"]}),
         ("History", {"fields": ["created_at", "updated_at", "audit_trail"]}),
     ]
     actions = ["reactivate", "suspend"]
     action_form = ReasonActionForm
-    CONTACT = ["contact_name", "contact_email", "contact_phone"]
-    MASKED_CONTACT = ["masked_contact_name", "masked_contact_email", "masked_contact_phone"]
+    # Shown to a role that does not work with the contact person, in place of each field.
+    MASKED = {
+        "contact_name": "masked_contact_name",
+        "contact_email": "masked_contact_email",
+        "contact_phone": "masked_contact_phone",
+        "tax_id": "masked_tax_id",
+        "registration_number": "masked_registration_number",
+    }
 
     # A role that does not work with the contact person sees it masked (audits/masking.py).
     def _sees_contact(self, request: HttpRequest) -> bool:
@@ -131,22 +142,22 @@ class MerchantAdmin(AuditedAdmin):
     def get_list_display(self, request: HttpRequest) -> Any:
         shown = list(super().get_list_display(request))
         if not self._sees_contact(request):
-            shown[shown.index("contact_email")] = "masked_contact_email"
+            shown = [
+                self.MASKED.get(name, name) if isinstance(name, str) else name for name in shown
+            ]
         return shown
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if self._sees_contact(request):
             return super().get_fieldsets(request, obj)
         return [
-            (name, {**options, "fields": self.MASKED_CONTACT})
-            if options["fields"] == self.CONTACT
-            else (name, options)
+            (name, {**options, "fields": [self.MASKED.get(str(f), f) for f in options["fields"]]})
             for name, options in super().get_fieldsets(request, obj)
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         readonly = list(super().get_readonly_fields(request, obj))
-        return readonly if self._sees_contact(request) else readonly + self.MASKED_CONTACT
+        return readonly if self._sees_contact(request) else readonly + list(self.MASKED.values())
 
     @admin.display(description="contact name")
     def masked_contact_name(self, merchant: Merchant) -> str:
@@ -160,6 +171,14 @@ class MerchantAdmin(AuditedAdmin):
     def masked_contact_phone(self, merchant: Merchant) -> str:
         return masked("contact_phone", merchant.contact_phone)
 
+    @admin.display(description="tax id")
+    def masked_tax_id(self, merchant: Merchant) -> str:
+        return masked("tax_id", merchant.tax_id)
+
+    @admin.display(description="registration number")
+    def masked_registration_number(self, merchant: Merchant) -> str:
+        return masked("registration_number", merchant.registration_number)
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
@@ -168,6 +187,9 @@ class MerchantAdmin(AuditedAdmin):
             # The contact email is encrypted: an exact search goes through its blind index.
             # Only for those who may see it: a search would tell others who the contact is.
             found |= merchant_filter_contact_email(queryset, search_term)
+        elif search_term.strip() and self._sees_contact(request):
+            # So is the tax id: found by its blind index, exact match only.
+            found |= merchant_filter_tax_id(queryset, search_term)
         return found, may_have_duplicates
 
     @admin.action(description="Re-activate selected suspended merchants", permissions=["change"])
@@ -254,7 +276,6 @@ class PaymentAdmin(RecordAdmin):
     list_filter = ["status", "gateway", "created_at"]
     search_fields = [
         "=gateway_reference",
-        "=customer_email",
         "merchant__legal_name",
         "merchant__trading_name",
     ]
@@ -278,6 +299,15 @@ class PaymentAdmin(RecordAdmin):
     fields = [*readonly_fields[:-3], "description", "created_at", "updated_at", "audit_trail"]
     inlines = [RefundInline, ChargebackInline]
     actions = ["cancel"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if "@" in search_term:
+            # The customer email is encrypted: an exact search goes through its blind index.
+            found |= queryset.filter(payment_customer_email_q(search_term))
+        return found, may_have_duplicates
 
     @admin.display(description="Merchant", ordering="merchant__legal_name")
     def merchant_link(self, obj: Payment) -> str:

@@ -91,6 +91,14 @@ class Merchant(StatusMachineMixin, AuditedModel):
         related_name="+",
         help_text="the contact person's own data key; a new person gets a new key",
     )
+    # Company identifiers, encrypted too; staff find a merchant by its exact tax id.
+    tax_id = EncryptedCharField(
+        "tax id", max_length=32, blank=True, help_text="VAT or tax number, e.g. GB123456789"
+    )
+    tax_id_index = BlindIndexField(source="tax_id", lowercase=True)
+    registration_number = EncryptedCharField(
+        max_length=64, blank=True, help_text="company register number"
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     risk_level = models.CharField(max_length=8, choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
     stripe_account_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
@@ -128,6 +136,7 @@ class Merchant(StatusMachineMixin, AuditedModel):
             models.Index(fields=["trading_name"], name="merchant_trading_name_idx"),
             models.Index(fields=["status", "risk_level"], name="merchant_status_risk_idx"),
             models.Index(fields=["contact_email_index"], name="merchant_contact_email_bidx"),
+            models.Index(fields=["tax_id_index"], name="merchant_tax_id_bidx"),
         ]
 
     CONTACT_FIELDS = ("contact_name", "contact_email", "contact_phone")
@@ -257,7 +266,9 @@ class Payment(StatusMachineMixin, AuditedModel):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     card_brand = models.CharField(max_length=20, blank=True)
     card_last4 = models.CharField(max_length=4, blank=True)
-    customer_email = models.EmailField(blank=True)
+    # Personal data: encrypted at rest; the operations screens find it by its blind index.
+    customer_email = EncryptedEmailField(blank=True)
+    customer_email_index = BlindIndexField(source="customer_email", lowercase=True)
     description = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -302,7 +313,7 @@ class Payment(StatusMachineMixin, AuditedModel):
             models.Index(fields=["merchant", "-created_at"], name="payment_merchant_created_idx"),
             models.Index(fields=["status", "-created_at"], name="payment_status_created_idx"),
             models.Index(fields=["-created_at", "-id"], name="payment_created_idx"),
-            models.Index(fields=["customer_email"], name="payment_customer_email_idx"),
+            models.Index(fields=["customer_email_index"], name="payment_customer_email_bidx"),
             models.Index(fields=["gateway_reference"], name="payment_gateway_ref_idx"),
             models.Index(fields=["charge_reference"], name="payment_charge_ref_idx"),
         ]

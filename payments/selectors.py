@@ -68,7 +68,7 @@ def payment_search(
     )
     if q:
         q = q.strip()
-        by_reference = Q(gateway_reference=q) | Q(customer_email__iexact=q)
+        by_reference = Q(gateway_reference=q) | payment_customer_email_q(q)
         if q.isdigit():
             by_reference |= Q(pk=int(q))
         payments = payments.filter(
@@ -260,3 +260,20 @@ def merchant_filter_contact_email(queryset: QuerySet[Merchant], email: str) -> Q
     under every configured key, since the column itself holds only ciphertext."""
     field = Merchant._meta.get_field("contact_email_index")
     return queryset.filter(contact_email_index__in=blind_index_candidates(field.normalise(email)))
+
+
+def merchant_filter_tax_id(queryset: QuerySet[Merchant], tax_id: str) -> QuerySet[Merchant]:
+    """Merchants whose tax id is exactly `tax_id` (any case), by its blind index. Only for
+    people who may see it (payments.view_merchant_contact): a hit tells who the merchant is."""
+    field = Merchant._meta.get_field("tax_id_index")
+    term = field.normalise(tax_id)
+    if not term:
+        return queryset.none()
+    return queryset.filter(tax_id_index__in=blind_index_candidates(term))
+
+
+def payment_customer_email_q(email: str) -> Q:
+    """Payments whose customer email is exactly `email` (any case), by its blind index."""
+    field = Payment._meta.get_field("customer_email_index")
+    term = field.normalise(email)
+    return Q(customer_email_index__in=blind_index_candidates(term)) if term else Q(pk__in=[])

@@ -18,4 +18,14 @@ urlpatterns = [
         views.KycDocumentUploadApi.as_view(),
         name="api-kyc-document-upload",
     ),
+    path(
+        "merchants/<int:pk>/beneficial-owners/",
+        views.BeneficialOwnerListApi.as_view(),
+        name="api-beneficial-owner-list",
+    ),
+    path(
+        "beneficial-owners/<int:pk>/",
+        views.BeneficialOwnerDetailApi.as_view(),
+        name="api-beneficial-owner-detail",
+    ),
 ]

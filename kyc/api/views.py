@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -14,12 +15,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.request_types import AuthenticatedRequest
+from kyc import owners as kyc_owners
 from kyc import selectors as kyc_selectors
 from kyc import services as kyc_services
-from kyc.models import KycCase, KycDocument
+from kyc.models import BeneficialOwner, KycCase, KycDocument, OwnershipHeld
 from payments.integration.errors import ErrorSerializer
-from payments.integration.permissions import merchant_for_request, merchant_scope
+from payments.integration.permissions import (
+    may_see_contact,
+    merchant_for_request,
+    merchant_scope,
+)
 from payments.integration.views import ApiMixin, IdCursorPagination
+from payments.models import Merchant
 
 
 class KycCaseCreateInputSerializer(serializers.Serializer):
@@ -176,3 +183,120 @@ class KycDocumentUploadApi(_KycCaseMixin, generics.GenericAPIView):
             actor=request.user,
         )
         return Response(KycDocumentOutputSerializer(document).data, status=status.HTTP_201_CREATED)
+
+
+# --- Beneficial owners (KYB) ----------------------------------------------------------------
+
+OWNER_PERSONAL_FIELDS = ("full_name", "date_of_birth", "nationality", "residential_address")
+
+
+class BeneficialOwnerOutputSerializer(serializers.ModelSerializer):
+    """The personal fields only for a caller that may see them (scope merchants:contact, as
+    for the contact person); left out otherwise."""
+
+    merchant = serializers.IntegerField(source="merchant_id", read_only=True)
+
+    def to_representation(self, instance: BeneficialOwner) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not may_see_contact(request):
+            for name in OWNER_PERSONAL_FIELDS:
+                data.pop(name, None)
+        return data
+
+    class Meta:
+        model = BeneficialOwner
+        fields = [
+            "id",
+            "merchant",
+            *OWNER_PERSONAL_FIELDS,
+            "ownership_bp",
+            "held",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class BeneficialOwnerInputSerializer(serializers.Serializer):
+    full_name = serializers.CharField(max_length=200)
+    date_of_birth = serializers.DateField(help_text="YYYY-MM-DD")
+    nationality = serializers.RegexField(r"^[A-Za-z]{2}$", help_text="ISO 3166-1 alpha-2")
+    residential_address = serializers.CharField(max_length=300)
+    ownership_bp = serializers.IntegerField(
+        min_value=2_500, max_value=10_000, help_text="basis points: 2500 = 25 %"
+    )
+    held = serializers.ChoiceField(choices=OwnershipHeld.choices, default=OwnershipHeld.DIRECTLY)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        initial = self.initial_data if isinstance(self.initial_data, dict) else {}
+        others = sorted(str(k) for k in initial if k not in self.fields)
+        if others:
+            raise serializers.ValidationError(
+                {name: ["Not a field of a beneficial owner."] for name in others}
+            )
+        return attrs
+
+
+def _owners_of(request: Request) -> Any:
+    owners = BeneficialOwner.objects.all()
+    bound = merchant_scope(request)
+    return owners if bound is None else owners.filter(merchant_id=bound)
+
+
+class BeneficialOwnerListApi(ApiMixin, generics.GenericAPIView):
+    """A merchant's beneficial owners; a merchant token sees and adds only its own."""
+
+    required_scopes = {"GET": "kyc:read", "POST": "kyc:write"}
+    required_permissions = {"POST": "kyc.add_beneficialowner"}
+    serializer_class = BeneficialOwnerOutputSerializer
+
+    def _merchant_id(self, request: Request, pk: int) -> int:
+        bound = merchant_scope(request)
+        if bound is not None and bound != pk:
+            raise Http404  # another merchant's owners read as unknown
+        return pk
+
+    @extend_schema(responses=BeneficialOwnerOutputSerializer(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        merchant = get_object_or_404(Merchant, pk=self._merchant_id(request, pk))
+        rows = _owners_of(request).filter(merchant=merchant).order_by("pk")
+        return Response(
+            BeneficialOwnerOutputSerializer(rows, many=True, context={"request": request}).data
+        )
+
+    @extend_schema(
+        request=BeneficialOwnerInputSerializer, responses={201: BeneficialOwnerOutputSerializer}
+    )
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
+        merchant = get_object_or_404(Merchant, pk=self._merchant_id(request, pk))
+        data = BeneficialOwnerInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        owner = kyc_owners.beneficial_owner_add(
+            merchant=merchant, **data.validated_data, actor=request.user
+        )
+        return Response(
+            BeneficialOwnerOutputSerializer(owner, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class BeneficialOwnerDetailApi(ApiMixin, generics.GenericAPIView):
+    required_scopes = {"GET": "kyc:read", "PATCH": "kyc:write"}
+    required_permissions = {"PATCH": "kyc.change_beneficialowner"}
+    serializer_class = BeneficialOwnerOutputSerializer
+
+    def get(self, request: Request, pk: int) -> Response:
+        owner = get_object_or_404(_owners_of(request), pk=pk)
+        return Response(BeneficialOwnerOutputSerializer(owner, context={"request": request}).data)
+
+    @extend_schema(
+        request=BeneficialOwnerInputSerializer, responses=BeneficialOwnerOutputSerializer
+    )
+    def patch(self, request: AuthenticatedRequest, pk: int) -> Response:
+        owner = get_object_or_404(_owners_of(request), pk=pk)
+        data = BeneficialOwnerInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        owner = kyc_owners.beneficial_owner_update(
+            owner=owner, **data.validated_data, actor=request.user
+        )
+        return Response(BeneficialOwnerOutputSerializer(owner, context={"request": request}).data)

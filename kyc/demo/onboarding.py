@@ -5,6 +5,7 @@ screening hits and the audit trail are what the product itself would have made."
 from __future__ import annotations
 
 import datetime
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from kyc import services
 from kyc.models import KycCase, ScreeningResult
+from kyc.owners import beneficial_owner_add
 from payments.models import Merchant
 from payments.services.merchants import merchant_create, merchant_set_status
 
@@ -46,9 +48,51 @@ def at(moment: datetime.datetime) -> Iterator[None]:
         yield
 
 
+def company_number(spec: DemoMerchant, digits: int) -> str:
+    """A made-up, stable number for the demo's tax id and registration number."""
+    seed = int(hashlib.sha256(spec.legal_name.encode()).hexdigest(), 16)
+    return str(seed % 10**digits).zfill(digits)
+
+
+# Made-up people owning the demo's merchants (KYB); one is near a name on the screening list.
+OWNERS = {
+    "Shadow Trade": [("Aleksandr Orlov", "RU", 6_000), ("Eleni Kyriakou", "CY", 4_000)],
+}
+FIRST_NAMES = ["Anna", "Jonas", "Sofia", "Pieter", "Lucia", "Tomas", "Ines", "Mateo", "Freya"]
+LAST_NAMES = ["Vermeulen", "Novak", "Lindqvist", "Moreau", "Keane", "Bauer", "Costa", "Ferreira"]
+
+
+def demo_owners(spec: DemoMerchant) -> list[tuple[str, str, int]]:
+    """(name, nationality, basis points) of a demo merchant's beneficial owners."""
+    if spec.trading_name in OWNERS:
+        return OWNERS[spec.trading_name]
+    seed = int(company_number(spec, 6))
+    first = f"{FIRST_NAMES[seed % 9]} {LAST_NAMES[seed % 8]}"
+    if seed % 3 == 0:
+        return [(first, spec.country, 10_000)]
+    second = f"{FIRST_NAMES[(seed // 9) % 9]} {LAST_NAMES[(seed // 8 + 3) % 8]}"
+    return [(first, spec.country, 5_500), (second, spec.country, 3_000)]
+
+
+def add_owners(merchant: Merchant, spec: DemoMerchant, *, actor: Any) -> None:
+    seed = int(company_number(spec, 6))
+    for number, (name, nationality, share) in enumerate(demo_owners(spec), start=1):
+        beneficial_owner_add(
+            merchant=merchant,
+            full_name=name,
+            date_of_birth=datetime.date(
+                1960 + (seed + number * 7) % 35, 1 + number * 5, 10 + number
+            ),
+            nationality=nationality,
+            residential_address=f"{10 + (seed + number) % 80} Harbour Street, {spec.country}",
+            ownership_bp=share,
+            actor=actor,
+        )
+
+
 def create_merchant(spec: DemoMerchant, *, actor: Any) -> Merchant:
     slug = spec.trading_name.lower().replace(" ", "").replace("&", "")
-    return merchant_create(
+    merchant = merchant_create(
         legal_name=spec.legal_name,
         trading_name=spec.trading_name,
         country=spec.country,
@@ -56,8 +100,12 @@ def create_merchant(spec: DemoMerchant, *, actor: Any) -> Merchant:
         contact_name=f"{spec.trading_name} Finance",
         contact_email=f"finance@{slug}.example",
         contact_phone="+44 20 7946 0000",
+        tax_id=f"{spec.country}{company_number(spec, 9)}",
+        registration_number=f"{spec.country}-REG-{company_number(spec, 7)[::-1]}",
         actor=actor,
     )
+    add_owners(merchant, spec, actor=actor)
+    return merchant
 
 
 class CaseDriver:

@@ -26,7 +26,8 @@ from ..models import (
 PAN_LIKE = re.compile(r"^[\d\s-]{12,23}$")
 
 
-CONTACT_FIELDS = ("contact_name", "contact_email", "contact_phone")
+# Personal data and company identifiers: only with the scope merchants:contact.
+CONTACT_FIELDS = ("contact_name", "contact_email", "contact_phone", "tax_id", "registration_number")
 
 
 class MerchantOutputSerializer(serializers.ModelSerializer):
@@ -53,6 +54,8 @@ class MerchantOutputSerializer(serializers.ModelSerializer):
             "contact_name",
             "contact_email",
             "contact_phone",
+            "tax_id",
+            "registration_number",
             "created_at",
             "updated_at",
         ]
@@ -62,6 +65,8 @@ class MerchantContactInputSerializer(serializers.Serializer):
     contact_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     contact_email = serializers.EmailField(required=False)
     contact_phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    tax_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    registration_number = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # Said out loud rather than ignored: a caller sending a status must not believe it took.
@@ -88,6 +93,8 @@ class MerchantCreateInputSerializer(serializers.Serializer):
     contact_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     contact_phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
     risk_level = serializers.ChoiceField(choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
+    tax_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    registration_number = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
 class PaymentOutputSerializer(serializers.ModelSerializer):

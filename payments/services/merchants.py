@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 
 CONTACT_FIELDS = ("contact_name", "contact_email", "contact_phone")
+# Encrypted like the contact and changed the same way (merchant_update_contact).
+IDENTIFIER_FIELDS = ("tax_id", "registration_number")
 
 
 def merchant_create(
@@ -33,6 +35,8 @@ def merchant_create(
     contact_name: str = "",
     contact_phone: str = "",
     risk_level: str = "medium",
+    tax_id: str = "",
+    registration_number: str = "",
     actor: User | None = None,
 ) -> Merchant:
     with transaction.atomic(), context.acting(actor):
@@ -45,6 +49,8 @@ def merchant_create(
                 contact_email=contact_email,
                 contact_phone=contact_phone,
                 risk_level=risk_level,
+                tax_id=tax_id.strip(),
+                registration_number=registration_number.strip(),
             )
         )
         return merchant
@@ -53,9 +59,9 @@ def merchant_create(
 def merchant_update_contact(
     *, merchant: Merchant, actor: User | None = None, **contact: str
 ) -> Merchant:
-    unknown = set(contact) - set(CONTACT_FIELDS)
+    unknown = set(contact) - set(CONTACT_FIELDS) - set(IDENTIFIER_FIELDS)
     if unknown:
-        raise ValueError(f"not contact fields: {sorted(unknown)}")
+        raise ValueError(f"not contact fields or identifiers: {sorted(unknown)}")
     with transaction.atomic(), context.acting(actor):
         merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
         for name, value in contact.items():

@@ -34,6 +34,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audits import roles
 from audits.models import ComplianceReport
+from kyc.owners import beneficial_owner_add
 from payments.models import ApiToken, WebhookEvent
 from payments.services.refunds import refund_request
 from tests.api.conftest import issue
@@ -102,6 +103,8 @@ REQUIRED: dict[str, str] = {
     "kyc:merchant-suspend": "kyc.decide_kyccase",
     "kyc:merchant-subject-export": "kyc.decide_kyccase",
     "kyc:merchant-subject-erase": "payments.erase_merchant_contact",
+    "kyc:owner-add": "kyc.add_beneficialowner",
+    "kyc:owner-edit": "kyc.change_beneficialowner",
     "api-merchant-list/post": "payments.add_merchant",
     "api-merchant-detail/patch": "payments.change_merchant",
     "api-merchant-detail/put": "payments.change_merchant",
@@ -113,6 +116,8 @@ REQUIRED: dict[str, str] = {
     "api-kyc-case-submit/post": "kyc.change_kyccase",
     "api-kyc-case-resubmit/post": "kyc.change_kyccase",
     "api-kyc-document-upload/post": "kyc.add_kycdocument",
+    "api-beneficial-owner-list/post": "kyc.add_beneficialowner",
+    "api-beneficial-owner-detail/patch": "kyc.change_beneficialowner",
 }
 
 # A person's own credentials: every role may change its own (so no permission is named in
@@ -210,6 +215,7 @@ def world(settings: Any) -> dict[str, Any]:
     chargeback = ChargebackFactory(payment__merchant=payment.merchant)
     case = KycCaseFactory(status="in_review", assignee=None)
     document = KycDocumentFactory(case=case)
+    owner = beneficial_owner_add(merchant=case.merchant, **OWNER, actor=None)
     approval = refund_request(
         payment=payment,
         amount=1_000,
@@ -231,6 +237,7 @@ def world(settings: Any) -> dict[str, Any]:
         "chargeback": chargeback.pk,
         "case": case.pk,
         "document": document.pk,
+        "owner": owner.pk,
         "approval": approval.pk,
         "event": event.pk,
         "device": device.pk,
@@ -251,6 +258,16 @@ def world(settings: Any) -> dict[str, Any]:
 
 
 # Which object an <int:pk> (or the console's <path:object_id>) means for a URL.
+# A beneficial owner's fields that a permitted person could save (25 %: room for more).
+OWNER = {
+    "full_name": "Matrix Owner",
+    "date_of_birth": "1980-01-01",
+    "nationality": "GB",
+    "residential_address": "1 Matrix Lane",
+    "ownership_bp": 2_500,
+}
+
+
 def _pk_for(name: str, ids: dict[str, Any]) -> Any:
     for prefix, key in (
         ("audits:second-factor", "device"),
@@ -261,6 +278,10 @@ def _pk_for(name: str, ids: dict[str, Any]) -> Any:
         ("payments:payment", "payment"),
         ("kyc:document-file", "document"),
         ("kyc:merchant", "merchant"),
+        ("kyc:owner-add", "merchant"),
+        ("kyc:owner-edit", "owner"),
+        ("api-beneficial-owner-list", "merchant"),
+        ("api-beneficial-owner-detail", "owner"),
         ("kyc:", "case"),
         ("api-merchant", "merchant"),
         ("api-payment", "payment"),
@@ -335,7 +356,11 @@ def _body(route: Route, world: dict[str, Any]) -> dict[str, Any]:
             "assignee": world["users"][roles.KYC_ANALYST].pk,
         },
         "kyc:merchant-suspend": {"reason": "fraud", "confirm": "on", "seen_status": "active"},
+        "kyc:owner-add": {**OWNER, "held": "direct"},
+        "kyc:owner-edit": {**OWNER, "held": "direct"},
     }
+    if route.name.startswith("api-beneficial-owner"):
+        return {**OWNER, "full_name": "Matrix Owner"}
     if route.name.startswith("api-"):
         return {
             "legal_name": "Matrix Ltd",

@@ -34,6 +34,7 @@ from audits import roles
 from audits.compliance.report import compliance_report_run
 from kyc import selectors as kyc_selectors
 from kyc.models import KycCase
+from kyc.owners import beneficial_owner_add
 from payments.models import ReconcileRun, WebhookEvent
 from payments.services.disputes import evidence_add_file, evidence_save_draft
 from payments.services.refunds import refund_request
@@ -152,6 +153,15 @@ def _world(settings: Any, role: str) -> dict[str, Any]:
         merchant__legal_name="Nordwind Shipping GmbH",
     )
     KycDocumentFactory(case=case)
+    owner = beneficial_owner_add(
+        merchant=case.merchant,
+        full_name="Ingrid Nordwind",
+        date_of_birth="1969-05-01",
+        nationality="DE",
+        residential_address="3 Hafenstrasse, Hamburg",
+        ownership_bp=7_500,
+        actor=analyst,
+    )
     CaseNoteFactory(case=case, author=analyst)
     ScreeningResultFactory(case=case)
     KycCaseFactory(due_at=timezone.now() + datetime.timedelta(days=2))  # unassigned
@@ -180,6 +190,8 @@ def _world(settings: Any, role: str) -> dict[str, Any]:
             "payments:dispute-detail": {"pk": chargeback.pk},
             "kyc:case": {"pk": case.pk},
             "kyc:merchant": {"pk": case.merchant_id},
+            "kyc:owner-add": {"pk": case.merchant_id},
+            "kyc:owner-edit": {"pk": owner.pk},
             "audits:object": {"object_type": "payments.payment", "object_id": payment.pk},
         },
     }

@@ -13,6 +13,7 @@ from audits import roles
 from kyc import services
 from kyc.exceptions import KycError, NotAllowed
 from kyc.models import KycCase, KycDocument, ScreeningResult
+from kyc.owners import beneficial_owner_add
 from kyc.screening import OfflineListProvider
 from payments.core.errors import InvalidTransition
 from payments.core.uploads import UploadRejected
@@ -233,6 +234,23 @@ class TestFourEyes:
         case = services.kyc_case_approve(case=case, actor=officer2)
         assert case.status == "in_review"
         assert ApprovalRequest.objects.filter(status="pending").get().requested_by == officer2
+
+    def test_a_first_approval_is_void_when_a_beneficial_owner_changes(
+        self, analyst, officer
+    ) -> None:
+        case = _ready(analyst, risk="high")
+        services.kyc_case_approve(case=case, actor=officer)
+        assert ApprovalRequest.objects.get().status == "pending"
+        beneficial_owner_add(
+            merchant=case.merchant,
+            full_name="Late Owner",
+            date_of_birth="1980-02-02",
+            nationality="GB",
+            residential_address="1 Late Lane",
+            ownership_bp=5_000,
+            actor=analyst,
+        )
+        assert ApprovalRequest.objects.get().status == "rejected"
 
     def test_a_screening_hit_makes_a_case_four_eyes(self, analyst, officer) -> None:
         case = _ready(analyst, name="Global Shadow Trading LLC")

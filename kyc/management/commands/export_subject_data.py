@@ -21,7 +21,9 @@ class Command(AuditedCommand):
         parser.add_argument("--output", help="write to this file instead of printing")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stderr.write("Gathering merchants, KYC cases, screening and both audit trails...")
+        self.stderr.write(
+            "Gathering merchants, beneficial owners, KYC cases, screening and both audit trails..."
+        )
         try:
             document = subject_data_export(email=options["email"], actor=None)
         except SubjectNotFound as exc:

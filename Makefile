@@ -78,6 +78,7 @@ format: install
 check-deploy: install  ## Django's deployment checks against production-like settings
 	DEBUG=0 SECRET_KEY=$$(openssl rand -hex 32) ALLOWED_HOSTS=backoffice.example.com \
 	FIELD_ENCRYPTION_KEYS=$$($(PY) -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())") \
+	AUDIT_CHECKPOINT_SIGNING_KEY=$$($(PY) -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())") \
 	$(PY) manage.py check --deploy --fail-level WARNING
 
 lock:  ## re-resolve the pins from pyproject.toml into requirements.lock

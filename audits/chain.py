@@ -40,18 +40,63 @@ def _timestamp(value: datetime) -> str:
 
 def content_digest(row: PaymentAudit) -> str:
     """SHA-256 over every column that says what happened (not the chain position)."""
+    return content_digest_of(
+        row.id,
+        row.user_id,
+        row.action_type,
+        row.object_type,
+        row.object_id,
+        row.before_state,
+        row.after_state,
+        row.ip_address,
+        row.device_id,
+        row.request_id,
+        row.created_at,
+    )
+
+
+# The columns content_digest_of takes, in its order (verification reads them as tuples).
+CONTENT_COLUMNS = (
+    "id",
+    "user_id",
+    "action_type",
+    "object_type",
+    "object_id",
+    "before_state",
+    "after_state",
+    "ip_address",
+    "device_id",
+    "request_id",
+    "created_at",
+)
+
+
+def content_digest_of(
+    row_id: Any,
+    user_id: Any,
+    action_type: str,
+    object_type: str,
+    object_id: str,
+    before_state: Any,
+    after_state: Any,
+    ip_address: Any,
+    device_id: Any,
+    request_id: str,
+    created_at: datetime,
+) -> str:
+    """content_digest from the column values, without a model instance."""
     content: dict[str, Any] = {
-        "id": str(row.id),
-        "user_id": row.user_id,
-        "action_type": row.action_type,
-        "object_type": row.object_type,
-        "object_id": row.object_id,
-        "before_state": row.before_state,
-        "after_state": row.after_state,
-        "ip_address": row.ip_address,
-        "device_id": row.device_id,
-        "request_id": row.request_id,
-        "created_at": _timestamp(row.created_at),
+        "id": str(row_id),
+        "user_id": user_id,
+        "action_type": action_type,
+        "object_type": object_type,
+        "object_id": object_id,
+        "before_state": before_state,
+        "after_state": after_state,
+        "ip_address": ip_address,
+        "device_id": device_id,
+        "request_id": request_id,
+        "created_at": _timestamp(created_at),
     }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()

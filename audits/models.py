@@ -77,6 +77,26 @@ class AuditChainHead(models.Model):
         return f"{self.chain}:{self.seq}:{self.last_hash}"
 
 
+class AuditCheckpoint(models.Model):
+    """The heads of every chain at one moment, signed (Ed25519) after the rows up to them were
+    verified: verification starts from the newest checkpoint whose signature holds. Append-only
+    like the rows (database triggers refuse UPDATE, DELETE and TRUNCATE)."""
+
+    created_at = models.DateTimeField(help_text="when the heads were read; part of the signature")
+    heads = models.JSONField(help_text='{"chain": [seq, row_hash]} for every chain')
+    rows = models.PositiveBigIntegerField(help_text="rows in the chains up to these heads")
+    key_id = models.CharField(max_length=16, help_text="which public key verifies the signature")
+    signature = models.CharField(max_length=100, help_text="Ed25519, URL-safe base64")
+
+    class Meta:
+        db_table = "payment_audit_checkpoints"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["created_at"], name="payment_audit_checkpoint_idx")]
+
+    def __str__(self) -> str:
+        return f"Checkpoint {self.pk} at {self.created_at:%Y-%m-%d %H:%M} UTC ({self.rows} rows)"
+
+
 class ComplianceReport(models.Model):
     """One run of the PCI DSS compliance report (audits/compliance/), kept with its date so an
     assessor sees the history. Written once, never changed."""

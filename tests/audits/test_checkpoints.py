@@ -197,9 +197,12 @@ def test_keys_rotate_and_older_checkpoints_still_verify(settings: Any) -> None:
 def test_checkpoint_rows_are_append_only(statement: str) -> None:
     _edits(1)
     checkpoints.checkpoint_create()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(statement)
     assert AuditCheckpoint.objects.filter(rows__gt=0).count() == 1
 
 
@@ -208,9 +211,12 @@ def test_checkpoint_rows_are_append_only(statement: str) -> None:
 def test_checkpoints_cannot_be_truncated() -> None:
     _edits(1)
     checkpoints.checkpoint_create()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE payment_audit_checkpoints")
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("TRUNCATE payment_audit_checkpoints")
     assert AuditCheckpoint.objects.count() == 1
 
 

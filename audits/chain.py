@@ -98,8 +98,11 @@ def content_digest_of(
         "request_id": request_id,
         "created_at": _timestamp(created_at),
     }
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+
+
+# json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True), built once.
+canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
 
 
 def link_digest(prev_hash: str, content_hash: str) -> str:

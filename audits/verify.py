@@ -9,6 +9,8 @@ SQLite they are verified one after another on this connection.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
@@ -18,7 +20,14 @@ from typing import Any
 
 from django.db import connection, connections
 
-from .chain import CONTENT_COLUMNS, GENESIS_HASH, ChainProblem, content_digest_of, link_digest
+from .chain import (
+    CONTENT_COLUMNS,
+    GENESIS_HASH,
+    ChainProblem,
+    canonical_json,
+    content_digest_of,
+    link_digest,
+)
 from .models import AuditChainHead, PaymentAudit
 
 Progress = Callable[[int, int], None]
@@ -27,6 +36,7 @@ Progress = Callable[[int, int], None]
 BATCH = 5000
 _COLUMNS = ("seq", "prev_hash", "row_hash", *CONTENT_COLUMNS)
 _ID = 3  # the position of "id" in _COLUMNS
+_loads = json.loads
 
 
 @dataclass
@@ -49,7 +59,7 @@ class ChainResult:
     problem: ChainProblem | None = None
 
 
-def _pages(chain: int, after_seq: int, until_seq: int) -> Iterator[list[tuple[Any, ...]]]:
+def _pages_portable(chain: int, after_seq: int, until_seq: int) -> Iterator[list[tuple[Any, ...]]]:
     last = after_seq
     while last < until_seq:
         page = list(
@@ -63,20 +73,75 @@ def _pages(chain: int, after_seq: int, until_seq: int) -> Iterator[list[tuple[An
         last = page[-1][0]
 
 
-def _row_holds(values: tuple[Any, ...]) -> bool:
-    return link_digest(values[1], content_digest_of(*values[3:])) == values[2]
+def _digest_portable(values: tuple[Any, ...]) -> str:
+    return content_digest_of(*values[3:])
+
+
+# PostgreSQL: the columns as the digest writes them (id and time as text, JSON as text to
+# parse once), without model fields' converters: half the CPU per row of the ORM's tuples.
+_PG_PAGE = """
+SELECT seq, prev_hash, row_hash, id::text, user_id, action_type, object_type, object_id,
+       before_state::text, after_state::text, ip_address, device_id, request_id,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+FROM payment_audits
+WHERE chain = %s AND seq > %s AND seq <= %s
+ORDER BY seq
+LIMIT %s
+"""
+
+
+def _pages_postgresql(
+    chain: int, after_seq: int, until_seq: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    last = after_seq
+    with connection.cursor() as cursor:
+        while last < until_seq:
+            cursor.execute(_PG_PAGE, [chain, last, until_seq, BATCH])
+            page = cursor.fetchall()
+            if not page:
+                return
+            yield page
+            last = page[-1][0]
+
+
+def _digest_postgresql(values: tuple[Any, ...]) -> str:
+    """content_digest_of, from _PG_PAGE's text columns (the same canonical JSON)."""
+    _, _, _, row_id, user_id, action, otype, oid, before, after, ip, device, request, at = values
+    content = {
+        "id": row_id,
+        "user_id": user_id,
+        "action_type": action,
+        "object_type": otype,
+        "object_id": oid,
+        "before_state": None if before is None else _loads(before),
+        "after_state": None if after is None else _loads(after),
+        "ip_address": ip,
+        "device_id": device,
+        "request_id": request,
+        "created_at": at,
+    }
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+
+
+def _reader() -> tuple[Callable[..., Iterator[list[tuple[Any, ...]]]], Callable[..., str]]:
+    if connection.vendor == "postgresql":
+        return _pages_postgresql, _digest_postgresql
+    return _pages_portable, _digest_portable
 
 
 def verify_chain(chain: int, start: tuple[int, str], until: tuple[int, str]) -> ChainResult:
     """Verify `chain` from `start` (seq, hash: genesis or a checkpoint's head) up to `until`
     (the head read before verifying). The row at a non-zero start is checked too."""
     start_seq, prev_hash = start
+    pages, digest = _reader()
     result = ChainResult(chain, 0, (start_seq, prev_hash))
     if start_seq > 0:
-        anchor = (
-            PaymentAudit.objects.filter(chain=chain, seq=start_seq).values_list(*_COLUMNS).first()
-        )
-        if anchor is None or anchor[2] != prev_hash or not _row_holds(anchor):
+        anchor = next((page[0] for page in pages(chain, start_seq - 1, start_seq)), None)
+        if (
+            anchor is None
+            or anchor[2] != prev_hash
+            or link_digest(anchor[1], digest(anchor)) != anchor[2]
+        ):
             what = "is missing" if anchor is None else "does not match the checkpoint"
             result.problem = ChainProblem(
                 chain, start_seq, str(anchor[_ID]) if anchor else None, f"{what} (altered)"
@@ -84,7 +149,7 @@ def verify_chain(chain: int, start: tuple[int, str], until: tuple[int, str]) -> 
             return result
         result.rows_checked += 1
     expected = start_seq + 1
-    for page in _pages(chain, start_seq, until[0]):
+    for page in pages(chain, start_seq, until[0]):
         for values in page:
             seq, row_prev, row_hash = values[0], values[1], values[2]
             if seq != expected:
@@ -97,14 +162,14 @@ def verify_chain(chain: int, start: tuple[int, str], until: tuple[int, str]) -> 
                     chain, seq, str(values[_ID]), "does not link to the previous row"
                 )
                 return result
-            if link_digest(prev_hash, content_digest_of(*values[3:])) != row_hash:
+            if link_digest(prev_hash, digest(values)) != row_hash:
                 result.problem = ChainProblem(
                     chain, seq, str(values[_ID]), "content does not match its hash (altered)"
                 )
                 return result
             result.rows_checked += 1
             expected, prev_hash = seq + 1, row_hash
-            result.head = (seq, row_hash)
+        result.head = (page[-1][0], page[-1][2])
     if result.head != until:
         result.problem = ChainProblem(
             chain,
@@ -144,7 +209,7 @@ def verify_database(
     chains = set(heads) | set(starts)
     if not starts:
         # From genesis every row is read anyway: rows in a chain without a head show too.
-        chains |= set(PaymentAudit.objects.values_list("chain", flat=True).distinct())
+        chains |= _chains_with_rows()
     jobs = [
         (chain, starts.get(chain, (0, GENESIS_HASH)), heads.get(chain, (0, GENESIS_HASH)))
         for chain in sorted(chains)
@@ -176,6 +241,26 @@ def verify_database(
             report.problems.append(result.problem)
     _check_nothing_beyond_heads(report)
     return report
+
+
+# A loose index scan over (chain, seq): one index probe per chain, not a scan of every row.
+_PG_CHAINS = """
+WITH RECURSIVE found AS (
+    SELECT min(chain) AS chain FROM payment_audits
+    UNION ALL
+    SELECT (SELECT min(chain) FROM payment_audits WHERE chain > found.chain)
+    FROM found WHERE found.chain IS NOT NULL
+)
+SELECT chain FROM found WHERE chain IS NOT NULL
+"""
+
+
+def _chains_with_rows() -> set[int]:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_PG_CHAINS)
+            return {chain for (chain,) in cursor.fetchall()}
+    return set(PaymentAudit.objects.values_list("chain", flat=True).distinct())
 
 
 def _check_nothing_beyond_heads(report: ChainReport) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-# The trails (0002_append_only_triggers) and the signed checkpoints (0005_audit_checkpoints).
+# The trails (0002_append_only_triggers) and the signed checkpoints (0005_audit_trail_at_scale).
 TRAIL_TABLES = ("payment_audits", "auditlog_logentry")
 CHECKPOINT_TABLES = ("payment_audit_checkpoints",)
 AUDIT_TABLES = TRAIL_TABLES + CHECKPOINT_TABLES

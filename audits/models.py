@@ -26,6 +26,9 @@ class PaymentAudit(models.Model):
         settings.AUTH_USER_MODEL,
         models.DO_NOTHING,
         related_name="+",
+        # payment_audit_user_idx (user, created_at) serves lookups by user: no second index
+        # to write on every append.
+        db_index=False,
         help_text="the person, or the system user for automated work",
     )
     action_type = models.CharField(max_length=50, help_text="source.model.action")

@@ -2,6 +2,8 @@
 indexes for every filter of the audit search: device, and "action contains" by trigram
 (PostgreSQL only; SQLite has no trigram index and searches by scanning)."""
 
+import django.db.models.deletion
+from django.conf import settings
 from django.db import migrations, models
 
 from audits import triggers
@@ -19,6 +21,17 @@ def uninstall(apps, schema_editor):
     triggers.execute(
         schema_editor.connection, triggers.uninstall_sql(vendor, triggers.CHECKPOINT_TABLES)
     )
+
+
+def sqlite_triggers_again(apps, schema_editor):
+    """SQLite alters a column by rebuilding the table, which drops the table's triggers."""
+    vendor = schema_editor.connection.vendor
+    if vendor == "sqlite":
+        tables = ("payment_audits",)
+        triggers.execute(
+            schema_editor.connection,
+            triggers.uninstall_sql(vendor, tables) + triggers.install_sql(vendor, tables),
+        )
 
 
 def trigram_install(apps, schema_editor):
@@ -44,6 +57,7 @@ def trigram_uninstall(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("audits", "0004_compliance_report"),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
@@ -89,6 +103,20 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(install, uninstall),
+        # Backwards, the AlterField below runs after this and needs the triggers put back.
+        migrations.RunPython(migrations.RunPython.noop, sqlite_triggers_again),
+        migrations.AlterField(
+            model_name="paymentaudit",
+            name="user",
+            field=models.ForeignKey(
+                db_index=False,
+                help_text="the person, or the system user for automated work",
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
+        ),
+        migrations.RunPython(sqlite_triggers_again, migrations.RunPython.noop),
         migrations.AddIndex(
             model_name="paymentaudit",
             index=models.Index(fields=["device_id", "created_at"], name="payment_audit_device_idx"),

@@ -118,6 +118,23 @@ def test_a_row_altered_after_the_checkpoint_is_caught_and_no_checkpoint_is_signe
     assert AuditCheckpoint.objects.count() == 1
 
 
+def test_a_row_altered_before_the_checkpoint_is_caught_by_a_full_verification() -> None:
+    _edits(4)
+    checkpoint, _ = checkpoints.checkpoint_create()
+    heads = {int(c): seq for c, (seq, _) in checkpoint.heads.items()}
+    victim = next(
+        row for row in PaymentAudit.objects.order_by("chain", "seq") if row.seq < heads[row.chain]
+    )
+    with_triggers_lifted(
+        "UPDATE payment_audits SET object_id = 'forged' WHERE id = %s", [_pk(victim)]
+    )
+    # Incremental verification vouches only for rows after the signed heads...
+    assert "OK" in _verify()[0]
+    # ...the full one reads every row again.
+    message, _ = _refused_verify("--full")
+    assert f"row {victim.id} content does not match its hash" in message
+
+
 def test_the_checkpoints_own_row_is_checked_as_the_anchor() -> None:
     _edits(3)
     checkpoint, _ = checkpoints.checkpoint_create()

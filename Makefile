@@ -78,6 +78,7 @@ format: install
 check-deploy: install  ## Django's deployment checks against production-like settings
 	DEBUG=0 SECRET_KEY=$$(openssl rand -hex 32) ALLOWED_HOSTS=backoffice.example.com \
 	FIELD_ENCRYPTION_KEYS=$$($(PY) -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())") \
+	AUDIT_CHECKPOINT_SIGNING_KEY=$$($(PY) -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())") \
 	$(PY) manage.py check --deploy --fail-level WARNING
 
 lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
@@ -89,8 +90,9 @@ lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
 clean:
 	rm -rf $(VENV) var/db.sqlite3
 
-bench: install  ## the audit trail's cost per change; key rotation; staff lists and the overview at volume; the demo's load time (see bench/)
+bench: install  ## the audit trail's cost per change and its verification (full, incremental); key rotation; staff lists and the overview at volume; the demo's load time (see bench/)
 	$(PY) bench/audit_overhead.py
+	$(PY) bench/audit_verify.py $(AUDIT_BENCH_ARGS)
 	$(PY) bench/key_rotation.py
 	$(PY) bench/console_lists.py $(BENCH_ARGS)
 	$(PY) bench/overview.py $(BENCH_ARGS)

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, models
+from django.db.models.sql import InsertQuery
 
 from .models import AuditChainHead, PaymentAudit
 
@@ -40,21 +41,69 @@ def _timestamp(value: datetime) -> str:
 
 def content_digest(row: PaymentAudit) -> str:
     """SHA-256 over every column that says what happened (not the chain position)."""
+    return content_digest_of(
+        row.id,
+        row.user_id,
+        row.action_type,
+        row.object_type,
+        row.object_id,
+        row.before_state,
+        row.after_state,
+        row.ip_address,
+        row.device_id,
+        row.request_id,
+        row.created_at,
+    )
+
+
+# The columns content_digest_of takes, in its order (verification reads them as tuples).
+CONTENT_COLUMNS = (
+    "id",
+    "user_id",
+    "action_type",
+    "object_type",
+    "object_id",
+    "before_state",
+    "after_state",
+    "ip_address",
+    "device_id",
+    "request_id",
+    "created_at",
+)
+
+
+def content_digest_of(
+    row_id: Any,
+    user_id: Any,
+    action_type: str,
+    object_type: str,
+    object_id: str,
+    before_state: Any,
+    after_state: Any,
+    ip_address: Any,
+    device_id: Any,
+    request_id: str,
+    created_at: datetime,
+) -> str:
+    """content_digest from the column values, without a model instance."""
     content: dict[str, Any] = {
-        "id": str(row.id),
-        "user_id": row.user_id,
-        "action_type": row.action_type,
-        "object_type": row.object_type,
-        "object_id": row.object_id,
-        "before_state": row.before_state,
-        "after_state": row.after_state,
-        "ip_address": row.ip_address,
-        "device_id": row.device_id,
-        "request_id": row.request_id,
-        "created_at": _timestamp(row.created_at),
+        "id": str(row_id),
+        "user_id": user_id,
+        "action_type": action_type,
+        "object_type": object_type,
+        "object_id": object_id,
+        "before_state": before_state,
+        "after_state": after_state,
+        "ip_address": ip_address,
+        "device_id": device_id,
+        "request_id": request_id,
+        "created_at": _timestamp(created_at),
     }
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+
+
+# json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True), built once.
+canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
 
 
 def link_digest(prev_hash: str, content_hash: str) -> str:
@@ -81,46 +130,60 @@ def ensure_heads() -> None:
 
 # One round trip on PostgreSQL: lock the chain's head, move it on by one row (the UPDATE's SET
 # sees the old values, so prev_hash keeps the hash it had), and insert the row at that place.
+# The change's django-auditlog entry, when given, is inserted by the same statement (a
+# data-modifying WITH runs whether or not the rest reads it).
 _PG_APPEND = """
-WITH head AS (
+WITH {log}head AS (
     UPDATE payment_audit_chain_heads
     SET seq = seq + 1,
         prev_hash = last_hash,
-        last_hash = encode(sha256(convert_to(last_hash || %(content_hash)s, 'UTF8')), 'hex')
-    WHERE chain = %(chain)s
+        last_hash = encode(sha256(convert_to(last_hash || %s, 'UTF8')), 'hex')
+    WHERE chain = %s
     RETURNING chain, seq, prev_hash, last_hash
 )
 INSERT INTO payment_audits (id, user_id, action_type, object_type, object_id, before_state,
                             after_state, ip_address, device_id, request_id, created_at,
                             chain, seq, prev_hash, row_hash)
-SELECT %(id)s, %(user_id)s, %(action_type)s, %(object_type)s, %(object_id)s,
-       %(before_state)s, %(after_state)s, %(ip_address)s::inet, %(device_id)s,
-       %(request_id)s, %(created_at)s, head.chain, head.seq, head.prev_hash, head.last_hash
+SELECT %s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s, %s,
+       head.chain, head.seq, head.prev_hash, head.last_hash
 FROM head
 RETURNING seq, prev_hash, row_hash
 """
 
 
-def _append_postgresql(row: PaymentAudit, content_hash: str) -> bool:
+def _insert_sql(entry: models.Model) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT Django's save() would run for the unsaved `entry` (no RETURNING)."""
+    meta = entry._meta
+    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+    query = InsertQuery(type(entry))
+    query.insert_values(fields, [entry])
+    ((sql, params),) = query.get_compiler(connection=connection).as_sql()
+    return sql, tuple(params)
+
+
+def _append_postgresql(row: PaymentAudit, content_hash: str, log_entry: Any = None) -> bool:
     from psycopg.types.json import Jsonb
 
-    params: dict[str, Any] = {
-        "content_hash": content_hash,
-        "chain": row.chain,
-        "id": row.id,
-        "user_id": row.user_id,
-        "action_type": row.action_type,
-        "object_type": row.object_type,
-        "object_id": row.object_id,
-        "before_state": None if row.before_state is None else Jsonb(row.before_state),
-        "after_state": None if row.after_state is None else Jsonb(row.after_state),
-        "ip_address": row.ip_address,
-        "device_id": row.device_id,
-        "request_id": row.request_id,
-        "created_at": row.created_at,
-    }
+    log_sql, log_params = ("", ()) if log_entry is None else _insert_sql(log_entry)
+    params = (
+        *log_params,
+        content_hash,
+        row.chain,
+        row.id,
+        row.user_id,
+        row.action_type,
+        row.object_type,
+        row.object_id,
+        None if row.before_state is None else Jsonb(row.before_state),
+        None if row.after_state is None else Jsonb(row.after_state),
+        row.ip_address,
+        row.device_id,
+        row.request_id,
+        row.created_at,
+    )
+    sql = _PG_APPEND.format(log=f"log AS ({log_sql}),\n" if log_sql else "")
     with connection.cursor() as cursor:
-        cursor.execute(_PG_APPEND, params)
+        cursor.execute(sql, params)
         placed = cursor.fetchone()
     if placed is None:
         return False
@@ -128,7 +191,9 @@ def _append_postgresql(row: PaymentAudit, content_hash: str) -> bool:
     return True
 
 
-def _append_portable(row: PaymentAudit, content_hash: str) -> bool:
+def _append_portable(row: PaymentAudit, content_hash: str, log_entry: Any = None) -> bool:
+    if log_entry is not None:
+        log_entry.save(force_insert=True)
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE payment_audit_chain_heads SET seq = seq + 1, prev_hash = last_hash "
@@ -145,15 +210,18 @@ def _append_portable(row: PaymentAudit, content_hash: str) -> bool:
     return True
 
 
-def append(row: PaymentAudit) -> PaymentAudit:
-    """Give `row` its place in its chain and insert it. Call inside the change's transaction."""
+def append(row: PaymentAudit, *, log_entry: models.Model | None = None) -> PaymentAudit:
+    """Give `row` its place in its chain and insert it, with the change's unsaved
+    django-auditlog `log_entry` if given (on PostgreSQL in the same statement). Call inside the
+    change's transaction."""
     row.chain = chain_for(row.object_type, row.object_id)
     content_hash = content_digest(row)
     write = _append_postgresql if connection.vendor == "postgresql" else _append_portable
-    if not write(row, content_hash):
-        # A chain added by raising AUDIT_CHAIN_SHARDS since the last migrate.
+    if not write(row, content_hash, log_entry):
+        # A chain added by raising AUDIT_CHAIN_SHARDS since the last migrate. The log entry
+        # is in already (a data-modifying WITH runs even when the head matched no row).
         ensure_heads()
-        write(row, content_hash)
+        write(row, content_hash, None)
     return row
 
 

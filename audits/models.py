@@ -26,6 +26,9 @@ class PaymentAudit(models.Model):
         settings.AUTH_USER_MODEL,
         models.DO_NOTHING,
         related_name="+",
+        # payment_audit_user_idx (user, created_at) serves lookups by user: no second index
+        # to write on every append.
+        db_index=False,
         help_text="the person, or the system user for automated work",
     )
     action_type = models.CharField(max_length=50, help_text="source.model.action")
@@ -56,6 +59,9 @@ class PaymentAudit(models.Model):
             models.Index(fields=["user", "created_at"], name="payment_audit_user_idx"),
             models.Index(fields=["created_at"], name="payment_audit_created_idx"),
             models.Index(fields=["ip_address"], name="payment_audit_ip_idx"),
+            # The search by device, newest first. "Action contains" is served on PostgreSQL by
+            # a trigram index, payment_audit_action_trgm (0005_audit_trail_at_scale).
+            models.Index(fields=["device_id", "created_at"], name="payment_audit_device_idx"),
         ]
 
     def __str__(self) -> str:
@@ -75,6 +81,26 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chain}:{self.seq}:{self.last_hash}"
+
+
+class AuditCheckpoint(models.Model):
+    """The heads of every chain at one moment, signed (Ed25519) after the rows up to them were
+    verified: verification starts from the newest checkpoint whose signature holds. Append-only
+    like the rows (database triggers refuse UPDATE, DELETE and TRUNCATE)."""
+
+    created_at = models.DateTimeField(help_text="when the heads were read; part of the signature")
+    heads = models.JSONField(help_text='{"chain": [seq, row_hash]} for every chain')
+    rows = models.PositiveBigIntegerField(help_text="rows in the chains up to these heads")
+    key_id = models.CharField(max_length=16, help_text="which public key verifies the signature")
+    signature = models.CharField(max_length=100, help_text="Ed25519, URL-safe base64")
+
+    class Meta:
+        db_table = "payment_audit_checkpoints"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["created_at"], name="payment_audit_checkpoint_idx")]
+
+    def __str__(self) -> str:
+        return f"Checkpoint {self.pk} at {self.created_at:%Y-%m-%d %H:%M} UTC ({self.rows} rows)"
 
 
 class ComplianceReport(models.Model):

@@ -11,9 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from auditlog.diff import model_instance_diff
-from auditlog.models import LogEntry
+from auditlog.models import DEFAULT_OBJECT_REPR, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.encoding import smart_str
 
 from . import chain, context
 from .crypto.fields import EncryptedMixin, envelope_of
@@ -138,18 +141,18 @@ def _record(
         extra["device_id"] = ctx.device_id
     if ctx.token_id is not None:
         extra["token_id"] = ctx.token_id
-    LogEntry.objects.log_create(
-        instance,
-        action=action,
-        changes=changes,
-        actor_id=actor_id,
-        actor_email=getattr(actor, "email", None) or None,
-        remote_addr=ctx.ip_address,
-        additional_data=extra,
-        cid=ctx.request_id or None,
-    )
+    log_fields: dict[str, Any] = {
+        "action": action,
+        "changes": changes,
+        "actor_id": actor_id,
+        "actor_email": getattr(actor, "email", None) or None,
+        "remote_addr": ctx.ip_address,
+        "additional_data": extra,
+        "cid": ctx.request_id or None,
+    }
     options = options_for(type(instance))
     if options is None or not options.payment_audit:
+        LogEntry.objects.log_create(instance, **log_fields)
         return
     masked = options.mask_fields
     before_state = snapshot(before, mask_fields=masked) if before is not None else None
@@ -164,7 +167,8 @@ def _record(
             after_state = snapshot(after, mask_fields=masked)
     model_name = instance._meta.model_name
     chain.append(
-        PaymentAudit(
+        log_entry=_log_entry(instance, **log_fields),
+        row=PaymentAudit(
             user_id=actor_id,
             action_type=f"{source}.{model_name}.{_ACTION_NAMES[action]}"[:50],
             object_type=instance._meta.label_lower,
@@ -175,5 +179,26 @@ def _record(
             device_id=ctx.device_id,
             request_id=ctx.request_id,
             created_at=timezone.now(),
-        )
+        ),
     )
+
+
+def _log_entry(instance: models.Model, **fields: Any) -> LogEntry:
+    """The LogEntry that `LogEntry.objects.log_create(instance, **fields)` would save, unsaved:
+    the chain append inserts it in its own statement (one round trip less per change)."""
+    manager = LogEntry.objects
+    pk = manager._get_pk_value(instance)
+    fields.setdefault("content_type", ContentType.objects.get_for_model(instance))
+    fields.setdefault("object_pk", pk)
+    try:
+        object_repr = smart_str(instance)
+    except ObjectDoesNotExist:
+        object_repr = DEFAULT_OBJECT_REPR
+    fields.setdefault("object_repr", object_repr)
+    fields.setdefault("serialized_data", manager._get_serialized_data_or_none(instance))
+    if isinstance(pk, int):
+        fields.setdefault("object_id", pk)
+    get_additional_data = getattr(instance, "get_additional_data", None)
+    if callable(get_additional_data):
+        fields.setdefault("additional_data", get_additional_data())
+    return LogEntry(**fields)

@@ -9,3 +9,19 @@ def staff_disable_inactive() -> list[str]:
     from .accounts import staff_disable_inactive as disable
 
     return disable()
+
+
+@shared_task
+def audit_checkpoint() -> int:
+    """Hourly: verify the rows since the last checkpoint, sign the chain heads, export them.
+    One process (a worker's child may not fork); a refusal raises, and shows as a failure."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from .checkpoints import checkpoint_create, checkpoints_export
+
+    checkpoint, _ = checkpoint_create(workers=1)
+    if settings.AUDIT_CHECKPOINT_EXPORT_DIR:
+        list(checkpoints_export(Path(settings.AUDIT_CHECKPOINT_EXPORT_DIR)))
+    return int(checkpoint.pk)

@@ -9,9 +9,14 @@ SQLite: UPDATE and DELETE raise (SQLite has no TRUNCATE).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-AUDIT_TABLES = ("payment_audits", "auditlog_logentry")
+# The trails (0002_append_only_triggers) and the signed checkpoints (0005_audit_trail_at_scale).
+TRAIL_TABLES = ("payment_audits", "auditlog_logentry")
+CHECKPOINT_TABLES = ("payment_audit_checkpoints",)
+AUDIT_TABLES = TRAIL_TABLES + CHECKPOINT_TABLES
 
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION audit_rows_are_append_only() RETURNS trigger AS $$
@@ -42,24 +47,30 @@ def _sqlite_install(table: str) -> list[str]:
     ]
 
 
-def install_sql(vendor: str) -> list[str]:
+def install_sql(vendor: str, tables: Sequence[str] = AUDIT_TABLES) -> list[str]:
     if vendor == "postgresql":
-        return [_PG_FUNCTION] + [sql for table in AUDIT_TABLES for sql in _pg_install(table)]
+        return [_PG_FUNCTION] + [sql for table in tables for sql in _pg_install(table)]
     if vendor == "sqlite":
-        return [sql for table in AUDIT_TABLES for sql in _sqlite_install(table)]
+        return [sql for table in tables for sql in _sqlite_install(table)]
     raise NotImplementedError(f"append-only audit tables are not implemented for {vendor}")
 
 
-def uninstall_sql(vendor: str) -> list[str]:
+def uninstall_sql(vendor: str, tables: Sequence[str] = AUDIT_TABLES) -> list[str]:
+    """Drop the triggers of `tables`; the shared function goes only with all of them."""
     if vendor == "postgresql":
+        function = (
+            ["DROP FUNCTION IF EXISTS audit_rows_are_append_only();"]
+            if set(tables) >= set(TRAIL_TABLES)
+            else []
+        )
         return [
             f"DROP TRIGGER IF EXISTS {table}_{name} ON {table};"
-            for table in AUDIT_TABLES
+            for table in tables
             for name in ("append_only", "no_truncate")
-        ] + ["DROP FUNCTION IF EXISTS audit_rows_are_append_only();"]
+        ] + function
     return [
         f"DROP TRIGGER IF EXISTS {table}_no_{op};"
-        for table in AUDIT_TABLES
+        for table in tables
         for op in ("update", "delete")
     ]
 

@@ -1,6 +1,7 @@
 """What the audit trail costs per change: an update of a Payment with and without the audit
 receivers (both trails plus the hash chain), each in its own transaction, on a throwaway test
-database (PostgreSQL when DATABASE_URL points at one, else SQLite).
+database (PostgreSQL when DATABASE_URL points at one, else SQLite); by one thread, then by two
+threads at once (each its own connection and its own payments), as two web workers would.
 
     make bench                    # or: .venv/bin/python bench/audit_overhead.py --changes 2000
 """
@@ -11,6 +12,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import django
 
 django.setup()
 
-from django.db import connection, transaction  # noqa: E402
+from django.db import connection, connections, transaction  # noqa: E402
 from django.db.models.signals import post_delete, post_save, pre_save  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
@@ -38,6 +40,32 @@ def _update(payments: list[Payment], label: str) -> float:
         with transaction.atomic():
             payment.description = f"{label} {n}"
             payment.save()
+    return time.perf_counter() - started
+
+
+def _update_in_threads(parts: list[list[Payment]], label: str) -> float:
+    """Wall time for each thread to update its own payments, all threads at once."""
+    barrier = threading.Barrier(len(parts) + 1)
+    errors: list[BaseException] = []
+
+    def work(payments: list[Payment]) -> None:
+        try:
+            barrier.wait()
+            _update(payments, label)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(part,)) for part in parts]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
     return time.perf_counter() - started
 
 
@@ -59,6 +87,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile one audited round")
+    parser.add_argument("--threads", type=int, default=2, help="the concurrent measure's threads")
     args = parser.parse_args()
 
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
@@ -91,6 +120,20 @@ def main() -> None:
                 f"  round {round_number}/{args.rounds}: plain {plain[-1]:.3f}s, "
                 f"audited {audited[-1]:.3f}s"
             )
+        # The same changes by N threads at once: each thread its own half of the payments.
+        # SQLite allows one writer at a time (its in-memory test database locks the table).
+        parts = [payments[n :: args.threads] for n in range(args.threads)]
+        plain_n: list[float] = []
+        audited_n: list[float] = []
+        for round_number in range(1, args.rounds + 1 if connection.vendor != "sqlite" else 1):
+            _audit_receivers(connect=False)
+            plain_n.append(_update_in_threads(parts, f"plain x{args.threads} {round_number}"))
+            _audit_receivers(connect=True)
+            audited_n.append(_update_in_threads(parts, f"audited x{args.threads} {round_number}"))
+            print(
+                f"  {args.threads} threads, round {round_number}/{args.rounds}: plain "
+                f"{plain_n[-1]:.3f}s, audited {audited_n[-1]:.3f}s"
+            )
         if args.profile:
             import cProfile
             import pstats
@@ -112,6 +155,16 @@ def main() -> None:
         )
         for query in queries.captured_queries:
             print(f"    {query['sql'][:110]}")
+        if not plain_n:
+            print(f"\n{args.threads} threads at once: PostgreSQL only (SQLite has one writer).")
+            return
+        plain_n_ms = statistics.median(plain_n) / args.changes * 1000
+        audited_n_ms = statistics.median(audited_n) / args.changes * 1000
+        print(f"\nThe same by {args.threads} threads at once (wall time per change):")
+        print(f"  without audit: {plain_n_ms:.3f} ms per change")
+        print(
+            f"  with audit:    {audited_n_ms:.3f} ms per change ({audited_n_ms / plain_n_ms:.2f}x)"
+        )
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

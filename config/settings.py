@@ -313,6 +313,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audits.tasks.staff_disable_inactive",
         "schedule": 24 * 3600.0,
     },
+    "audit-checkpoint": {"task": "audits.tasks.audit_checkpoint", "schedule": 3600.0},
     "payment-rollups-nightly": {
         "task": "payments.tasks.payment_rollups_refresh",
         "schedule": 24 * 3600.0,
@@ -327,6 +328,23 @@ AUDITLOG_DISABLE_REMOTE_ADDR = True  # our middleware decides the IP, never audi
 # Each PaymentAudit row joins one of this many hash chains (by object), so writers to different
 # objects do not wait on one lock. Changing it only affects rows written afterwards.
 AUDIT_CHAIN_SHARDS = env.int("AUDIT_CHAIN_SHARDS", default=16)
+# Signed checkpoints (audits/checkpoints.py): every hour the chain heads are signed with this
+# Ed25519 private key (32 bytes, URL-safe base64) and kept, so that verification can start from
+# the last good checkpoint. The public keys verify them, newest first (the signing key's first;
+# older ones stay while their checkpoints are needed). Exported files go to a directory the
+# database administrator cannot write.
+from audits.crypto import signing as _signing  # noqa: E402
+
+AUDIT_CHECKPOINT_SIGNING_KEY = env.str(
+    "AUDIT_CHECKPOINT_SIGNING_KEY", default=_signing.dev_signing_key() if DEBUG else ""
+)
+if not AUDIT_CHECKPOINT_SIGNING_KEY:
+    raise ImproperlyConfigured("AUDIT_CHECKPOINT_SIGNING_KEY must be set when DEBUG is off.")
+AUDIT_CHECKPOINT_PUBLIC_KEYS = env.list(
+    "AUDIT_CHECKPOINT_PUBLIC_KEYS", default=[_signing.public_key_of(AUDIT_CHECKPOINT_SIGNING_KEY)]
+)
+_signing.check_configuration(AUDIT_CHECKPOINT_SIGNING_KEY, AUDIT_CHECKPOINT_PUBLIC_KEYS)
+AUDIT_CHECKPOINT_EXPORT_DIR = env.str("AUDIT_CHECKPOINT_EXPORT_DIR", default="")
 DEVICE_ID_COOKIE = "device_id"
 
 REST_FRAMEWORK = {

@@ -5,13 +5,15 @@ from audits import triggers
 
 def install(apps, schema_editor):
     triggers.execute(
-        schema_editor.connection, triggers.install_sql(schema_editor.connection.vendor)
+        schema_editor.connection,
+        triggers.install_sql(schema_editor.connection.vendor, triggers.TRAIL_TABLES),
     )
 
 
 def uninstall(apps, schema_editor):
     triggers.execute(
-        schema_editor.connection, triggers.uninstall_sql(schema_editor.connection.vendor)
+        schema_editor.connection,
+        triggers.uninstall_sql(schema_editor.connection.vendor, triggers.TRAIL_TABLES),
     )
 
 

@@ -199,3 +199,31 @@ def test_saving_outside_a_transaction_is_refused() -> None:
     assert not Merchant.objects.exists()
     # The security trail holds the roles the flush's migrate signal gave their permissions.
     assert not PaymentAudit.objects.exclude(action_type__startswith="security.").exists()
+
+
+def test_an_audited_change_writes_both_trails_in_one_statement_on_postgresql(actor) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    payment = PaymentFactory()
+    with (
+        context.bind(actor=actor, ip_address=IP, device_id=DEVICE, source="web"),
+        transaction.atomic(),
+        CaptureQueriesContext(connection) as queries,
+    ):
+        payment.description = "counted"
+        payment.save()
+    statements = [q["sql"] for q in queries.captured_queries]
+    if connection.vendor == "postgresql":
+        # The before-state, the change, and one statement for the LogEntry and the chain row.
+        assert len(statements) == 3, statements
+        assert "auditlog_logentry" in statements[2] and "payment_audits" in statements[2]
+    else:
+        # The before-state, the change, the LogEntry, claim the chain place, the row, the head.
+        assert len(statements) == 6, statements
+    entry = _entries_for(payment).get(action=LogEntry.Action.UPDATE)
+    assert entry.object_repr == str(payment)
+    assert entry.object_id == payment.pk
+    assert entry.cid is None and entry.actor_id == actor.pk
+    assert entry.changes["description"][1] == "counted"
+    assert _audits_for(payment).filter(action_type="web.payment.update").count() == 1

@@ -419,6 +419,7 @@ def _start(**env: str) -> subprocess.CompletedProcess[str]:
         SECRET_KEY="x" * 50,
         ALLOWED_HOSTS="backoffice.example.com",
         FIELD_ENCRYPTION_KEYS="ZGV2LW9ubHktZmllbGQta2V5LW5vdC1mb3ItcHJvZCE=",
+        AUDIT_CHECKPOINT_SIGNING_KEY="SWfEvLHvfhPSk-i8MJzzWrzmrOv9kUmRwrSP0NJcMSc=",
         DJANGO_SETTINGS_MODULE="config.settings",
         **env,
     )

@@ -1,0 +1,137 @@
+"""How fast the audit hash chains verify: from genesis (`verify_audit_chain --full`, one process
+and one per core) and incrementally after a signed checkpoint (the default), on a throwaway
+test database filled with N chained rows (PostgreSQL when DATABASE_URL points at one, else
+SQLite, which verifies in one process).
+
+    make bench                    # or: .venv/bin/python bench/audit_verify.py --rows 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "1")
+
+import django
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.db.models import QuerySet  # noqa: E402
+
+from audits import checkpoints, context  # noqa: E402
+from audits.chain import GENESIS_HASH, content_digest, link_digest  # noqa: E402
+from audits.models import AuditChainHead, PaymentAudit  # noqa: E402
+
+EXTRA_ROWS = 1_000  # appended after the checkpoint, as an hour of a quiet day would
+
+
+def fill(rows: int, *, start: datetime.datetime) -> None:
+    """Chained rows straight into the table (the receivers would take hours at volume),
+    hashed exactly as the append does, spread over every chain."""
+    user_id = context.ensure_system_user().pk
+    shards = settings.AUDIT_CHAIN_SHARDS
+    heads = {h.chain: (h.seq, h.last_hash) for h in AuditChainHead.objects.all()}
+    batch: list[PaymentAudit] = []
+    for n in range(rows):
+        chain = n % shards
+        seq, prev = heads.get(chain, (0, GENESIS_HASH))
+        state = {"amount": 100 + n % 5000, "currency": "EUR", "status": "captured", "n": n}
+        row = PaymentAudit(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            action_type="task.payment.update",
+            object_type="payments.payment",
+            object_id=str(n),
+            before_state={**state, "status": "authorized"},
+            after_state=state,
+            ip_address="127.0.0.1",
+            device_id=None,
+            request_id="",
+            created_at=start + datetime.timedelta(seconds=n),
+            chain=chain,
+            seq=seq + 1,
+            prev_hash=prev,
+        )
+        row.row_hash = link_digest(prev, content_digest(row))
+        heads[chain] = (seq + 1, row.row_hash)
+        batch.append(row)
+        if len(batch) == 10_000:
+            QuerySet(PaymentAudit).bulk_create(batch)
+            batch = []
+            print(f"  filled {n + 1:,} of {rows:,} rows", flush=True)
+    QuerySet(PaymentAudit).bulk_create(batch)
+    with transaction.atomic():
+        for chain, (seq, digest) in heads.items():
+            previous = (
+                PaymentAudit.objects.filter(chain=chain, seq=seq - 1).values_list("row_hash")
+                if seq > 1
+                else None
+            )
+            AuditChainHead.objects.update_or_create(
+                chain=chain,
+                defaults={
+                    "seq": seq,
+                    "last_hash": digest,
+                    "prev_hash": previous.get()[0] if previous is not None else GENESIS_HASH,
+                },
+            )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE payment_audits")
+
+
+def timed(label: str, run: object) -> tuple[float, int]:
+    started = time.perf_counter()
+    report = run()  # type: ignore[operator]
+    seconds = time.perf_counter() - started
+    assert report.ok, report.problems[:3]
+    print(f"  {label}: {report.rows_checked:,} rows in {seconds:.3f}s", flush=True)
+    return seconds, report.rows_checked
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=50_000)
+    args = parser.parse_args()
+
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        print(f"Filling {args.rows:,} chained audit rows on {connection.vendor}...", flush=True)
+        started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=args.rows)
+        fill(args.rows, start=started)
+        cores = os.cpu_count() or 1
+        print("Verifying...", flush=True)
+        serial = timed("full, 1 process", lambda: checkpoints.verify_from(None, workers=1))
+        parallel = timed(
+            f"full, {cores} processes", lambda: checkpoints.verify_from(None, workers=cores)
+        )
+        began = time.perf_counter()
+        checkpoint, _ = checkpoints.checkpoint_create()
+        signing = time.perf_counter() - began
+        print(f"  checkpoint (incremental verify + sign): {signing:.3f}s", flush=True)
+        fill(EXTRA_ROWS, start=datetime.datetime.now(datetime.UTC))
+        incremental = timed(
+            f"incremental after {EXTRA_ROWS:,} new rows",
+            lambda: checkpoints.verify_incremental()[0],
+        )
+        print(f"\nverify_audit_chain at {args.rows:,} rows ({connection.vendor}, {cores} cores):")
+        print(f"  full, 1 process:       {serial[1] / serial[0]:>10,.0f} rows/s")
+        print(f"  full, {cores} processes:     {parallel[1] / parallel[0]:>10,.0f} rows/s")
+        print(f"  incremental after a checkpoint (+{EXTRA_ROWS:,} rows): {incremental[0]:.3f}s")
+        print(f"  (checkpoint {checkpoint.pk}, {checkpoint.rows:,} rows, key {checkpoint.key_id})")
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,3 +15,5 @@ class KycConfig(AppConfig):
         register_audited(models.KycDocument, mask_fields=["file"])
         register_audited(models.CaseNote)
         register_audited(models.ScreeningResult)
+        # A list load is audited; its entries are reference data replaced whole with it.
+        register_audited(models.ScreeningListLoad)

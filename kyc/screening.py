@@ -103,8 +103,11 @@ class ScreeningProvider(Protocol):
 
 
 def normalise(name: str) -> str:
-    """Case, accents, punctuation, legal-form words and word order do not matter."""
+    """Case, accents, punctuation, legal-form words and word order do not matter:
+    "Société Générale S.A." and "GENERALE, Societe" are both "generale societe"."""
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
+    # Dotted abbreviations are one word: S.A. is sa, L.L.C. is llc, s.r.o. is sro.
+    text = re.sub(r"(?<=\b[a-z])\.", "", text)
     words = [w for w in re.split(r"[^a-z0-9]+", text) if w and w not in LEGAL_SUFFIXES]
     return " ".join(sorted(words))
 

@@ -88,9 +88,20 @@ def detect_format(path: Path) -> str:
     """ftm for JSON, targets for a CSV with a schema column, else our CSV."""
     if path.suffix.lower() in (".json", ".jsonl", ".ndjson"):
         return ScreeningListFormat.FTM
-    with path.open(newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), [])
+    with path.open("rb") as handle:
+        first = handle.readline().decode("utf-8", "replace")
+    header = next(csv.reader([first]), [])
     return ScreeningListFormat.TARGETS if "schema" in header else ScreeningListFormat.OURS
+
+
+def _text_lines(path: Path) -> Iterator[str]:
+    """The file's lines as text, naming the first line that is not UTF-8."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadListFile(number, "not UTF-8 text") from exc
 
 
 def file_sha256(path: Path) -> str:
@@ -117,22 +128,21 @@ def _clip(text: str, size: int) -> str:
 
 
 def _csv_rows(path: Path, required: set[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            header = set(reader.fieldnames or [])
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise BadListFile(1, f"not a CSV file ({exc})") from exc
-        missing = required - header
-        if missing:
-            raise BadListFile(1, f"the header lacks the column(s) {', '.join(sorted(missing))}")
-        try:
-            for row in reader:
-                if None in row or any(v is None for v in row.values()):
-                    raise BadListFile(reader.line_num, "the row has a different number of columns")
-                yield reader.line_num, row
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise BadListFile(reader.line_num + 1, f"unreadable CSV ({exc})") from exc
+    reader = csv.DictReader(_text_lines(path))
+    try:
+        header = set(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise BadListFile(1, f"not a CSV file ({exc})") from exc
+    missing = required - header
+    if missing:
+        raise BadListFile(1, f"the header lacks the column(s) {', '.join(sorted(missing))}")
+    try:
+        for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                raise BadListFile(reader.line_num, "the row has a different number of columns")
+            yield reader.line_num, row
+    except csv.Error as exc:
+        raise BadListFile(reader.line_num, f"unreadable CSV ({exc})") from exc
 
 
 def _ours(path: Path, progress: Progress | None) -> tuple[list[ParsedEntry], int]:
@@ -206,51 +216,46 @@ def _strings(line: int, value: Any, what: str) -> list[str]:
 
 def _ftm(path: Path, default: str, progress: Progress | None) -> tuple[list[ParsedEntry], int]:
     entries, skipped = [], 0
-    with path.open(encoding="utf-8") as handle:
-        line = 0
+    for line, text in enumerate(_text_lines(path), start=1):
+        if not text.strip():
+            continue
         try:
-            for line, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    entity = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise BadListFile(line, f"not JSON ({exc.msg})") from exc
-                if not isinstance(entity, dict):
-                    raise BadListFile(line, "not a JSON object")
-                source_id, schema = entity.get("id"), entity.get("schema")
-                if not isinstance(source_id, str) or not isinstance(schema, str):
-                    raise BadListFile(line, "the entity has no id or no schema")
-                if schema not in SCREENED_SCHEMAS:
-                    skipped += 1
-                    continue
-                properties = entity.get("properties")
-                if not isinstance(properties, dict):
-                    raise BadListFile(line, "the entity has no properties")
-                names = _strings(line, properties.get("name"), "properties.name")
-                if not names:
-                    raise BadListFile(line, "the entity has no properties.name")
-                aliases = names[1:] + _strings(line, properties.get("alias"), "properties.alias")
-                name, aliases = _names(line, names[0], aliases)
-                topics = _strings(line, entity.get("topics"), "topics") + _strings(
-                    line, properties.get("topics"), "properties.topics"
-                )
-                datasets = _strings(line, entity.get("datasets"), "datasets")
-                list_name = _clip(", ".join(datasets) or "OpenSanctions", LIST_NAME_MAX)
-                entries.append(
-                    ParsedEntry(
-                        source_id,
-                        name,
-                        list_name,
-                        category_from_topics(topics, default),
-                        aliases,
-                        line,
-                    )
-                )
-                if progress:
-                    progress(len(entries))
-        except UnicodeDecodeError as exc:
-            raise BadListFile(line + 1, "not UTF-8 text") from exc
+            entity = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadListFile(line, f"not JSON ({exc.msg})") from exc
+        if not isinstance(entity, dict):
+            raise BadListFile(line, "not a JSON object")
+        source_id, schema = entity.get("id"), entity.get("schema")
+        if not isinstance(source_id, str) or not isinstance(schema, str):
+            raise BadListFile(line, "the entity has no id or no schema")
+        if schema not in SCREENED_SCHEMAS:
+            skipped += 1
+            continue
+        properties = entity.get("properties")
+        if not isinstance(properties, dict):
+            raise BadListFile(line, "the entity has no properties")
+        names = _strings(line, properties.get("name"), "properties.name")
+        if not names:
+            raise BadListFile(line, "the entity has no properties.name")
+        aliases = names[1:] + _strings(line, properties.get("alias"), "properties.alias")
+        name, aliases = _names(line, names[0], aliases)
+        topics = _strings(line, entity.get("topics"), "topics") + _strings(
+            line, properties.get("topics"), "properties.topics"
+        )
+        datasets = _strings(line, entity.get("datasets"), "datasets")
+        list_name = _clip(", ".join(datasets) or "OpenSanctions", LIST_NAME_MAX)
+        entries.append(
+            ParsedEntry(
+                source_id,
+                name,
+                list_name,
+                category_from_topics(topics, default),
+                aliases,
+                line,
+            )
+        )
+        if progress:
+            progress(len(entries))
     return entries, skipped
 
 

@@ -133,20 +133,19 @@ class ListEntry:
 
 
 class ListIndex:
-    """The normalised names of a list, sorted by length, each pointing at its entry."""
+    """The distinct normalised names of a list, sorted by length, each pointing at the entries
+    (and their names as listed) that normalise to it."""
 
     def __init__(self, entries: Sequence[ListEntry]) -> None:
-        pairs: dict[tuple[str, int], str] = {}
+        owners: dict[str, dict[int, str]] = {}
         for number, entry in enumerate(entries):
             keys = entry.keys or tuple(normalise(n) for n in entry.names)
             for key, name in zip(keys, entry.names, strict=True):
                 if key:
-                    pairs.setdefault((key, number), name)
-        ordered = sorted(pairs.items(), key=lambda item: len(item[0][0]))
+                    owners.setdefault(key, {}).setdefault(number, name)
         self.entries = entries
-        self.keys = [key for (key, _), _ in ordered]
-        self.owners = [number for (_, number), _ in ordered]
-        self.names = [name for _, name in ordered]
+        self.keys = sorted(owners, key=len)
+        self.owners = [tuple(owners[key].items()) for key in self.keys]
         self.lengths = [len(key) for key in self.keys]
 
     def __len__(self) -> int:
@@ -159,7 +158,7 @@ class ListIndex:
         cut = max(threshold, 1) / 100
         low = bisect.bisect_left(self.lengths, len(key) * cut / (2 - cut) - 1e-9)
         high = bisect.bisect_right(self.lengths, len(key) * (2 - cut) / cut + 1e-9)
-        best: dict[int, tuple[float, int]] = {}
+        best: dict[int, tuple[float, str]] = {}
         found = process.extract(
             key,
             self.keys[low:high],
@@ -169,17 +168,16 @@ class ListIndex:
             limit=None,
         )
         for _, score, offset in found:
-            position = low + offset
-            number = self.owners[position]
-            if number not in best or score > best[number][0]:
-                best[number] = (score, position)
+            for number, name in self.owners[low + offset]:
+                if number not in best or score > best[number][0]:
+                    best[number] = (score, name)
         matches = []
-        for number, (score, position) in best.items():
+        for number, (score, name) in best.items():
             entry = self.entries[number]
             matches.append(
                 Match(
                     screened,
-                    self.names[position],
+                    name,
                     entry.list_name,
                     entry.category,
                     min(100, round(score)),

@@ -671,7 +671,15 @@ def merchants_rescreen(
             break
         last_pk = batch[-1].pk
         screened = {m.pk: screening_names(m) for m in batch}
-        found = {pk: provider.screen(names) for pk, names in screened.items()}
+        # One screen() for the batch: one list-version check, each distinct name once.
+        by_name: dict[str, list[Match]] = {}
+        distinct = list(dict.fromkeys(n for names in screened.values() for n in names))
+        for match in provider.screen(distinct):
+            by_name.setdefault(match.screened_name, []).append(match)
+        found = {
+            pk: [m for name in names for m in by_name.get(name, [])]
+            for pk, names in screened.items()
+        }
         for merchant in batch:
             if found[merchant.pk]:
                 merchant_monitoring_record(

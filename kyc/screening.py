@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import os
 import re
 import unicodedata
@@ -263,9 +264,14 @@ class OfflineListProvider:
 
     def screen(self, names: list[str]) -> list[Match]:
         index = current_index(self.path)
-        matches = []
+        matches: list[Match] = []
+        # Names that normalise alike ("Acme Ltd", "ACME") are searched once.
+        by_key: dict[str, list[Match]] = {}
         for screened in dict.fromkeys(filter(None, (n.strip() for n in names))):
-            matches.extend(index.search(screened, self.threshold))
+            key = normalise(screened)
+            if key not in by_key:
+                by_key[key] = index.search(screened, self.threshold)
+            matches.extend(dataclasses.replace(m, screened_name=screened) for m in by_key[key])
         return matches
 
 

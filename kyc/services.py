@@ -622,6 +622,8 @@ def merchant_monitoring_record(
     recorded on one of its cases (whatever their disposition) go to review, on its open case or
     on a new case in the queue. A hit seen before reopens nothing."""
     with transaction.atomic():
+        # Two runs at once (a nightly task and a command) must not open two cases.
+        merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
         known = _known_hits(ScreeningResult.objects.filter(case__merchant=merchant))
         fresh = list({m.key: m for m in matches if m.key not in known}.values())
         if not fresh:

@@ -89,10 +89,11 @@ lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
 clean:
 	rm -rf $(VENV) var/db.sqlite3
 
-bench: install  ## the audit trail's cost per change; key rotation; staff lists and the overview at volume; the demo's load time; screening at list size (see bench/)
+bench: install  ## the audit trail's cost per change; key rotation; staff lists and the overview at volume; the demo's load time; screening at list size; generate_data and chain verification (see bench/)
 	$(PY) bench/audit_overhead.py
 	$(PY) bench/key_rotation.py
 	$(PY) bench/console_lists.py $(BENCH_ARGS)
 	$(PY) bench/overview.py $(BENCH_ARGS)
 	$(PY) bench/demo_load.py
 	$(PY) bench/screening.py $(SCREENING_BENCH_ARGS)
+	$(PY) bench/volume.py $(VOLUME_BENCH_ARGS)

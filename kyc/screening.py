@@ -17,6 +17,8 @@ when the list version (the newest ScreeningListLoad) changes. A score of t% need
 lengths within a factor (2 - t)/t of each other, so one name is compared only with the names in
 that length window, in C, by `process.extract` with the cutoff. One name against 50,000 list
 names takes about a millisecond (bench/screening.py), where difflib pair by pair took 3 s.
+Re-screening hands many names at once to `search_many`, which compares them with the whole
+list in rapidfuzz's `cdist` (SIMD across names, several times faster per name).
 """
 
 from __future__ import annotations
@@ -133,6 +135,12 @@ class ListEntry:
     keys: tuple[str, ...] = ()  # the names normalised, when already known
 
 
+# Names compared at once by search_many: a float32 matrix of CDIST_CHUNK x list names.
+CDIST_CHUNK = 128
+# From this many names in one screen() call, search_many is the faster way.
+MANY_NAMES = 32
+
+
 class ListIndex:
     """The distinct normalised names of a list, sorted by length, each pointing at the entries
     (and their names as listed) that normalise to it."""
@@ -159,7 +167,6 @@ class ListIndex:
         cut = max(threshold, 1) / 100
         low = bisect.bisect_left(self.lengths, len(key) * cut / (2 - cut) - 1e-9)
         high = bisect.bisect_right(self.lengths, len(key) * (2 - cut) / cut + 1e-9)
-        best: dict[int, tuple[float, str]] = {}
         found = process.extract(
             key,
             self.keys[low:high],
@@ -168,8 +175,46 @@ class ListIndex:
             score_cutoff=threshold,
             limit=None,
         )
-        for _, score, offset in found:
-            for number, name in self.owners[low + offset]:
+        return self._matches(screened, ((low + offset, score) for _, score, offset in found))
+
+    def search_many(self, names: Sequence[str], threshold: int) -> dict[str, list[Match]]:
+        """Every name's hits, the names compared with the whole list many at a time by
+        rapidfuzz's cdist (SIMD across names): several times faster per name than search() for
+        a batch, the same hits."""
+        import numpy as np
+
+        by_key: dict[str, list[str]] = {}
+        for name in names:
+            key = normalise(name)
+            if key:
+                by_key.setdefault(key, []).append(name)
+        keys = list(by_key)
+        out: dict[str, list[Match]] = {name: [] for name in names}
+        for start in range(0, len(keys), CDIST_CHUNK):
+            chunk = keys[start : start + CDIST_CHUNK]
+            scores = process.cdist(
+                chunk,
+                self.keys,
+                scorer=fuzz.ratio,
+                processor=None,
+                score_cutoff=threshold,
+                dtype=np.float32,
+                workers=1,
+            )
+            rows, columns = np.nonzero(scores)
+            hits: dict[int, list[tuple[int, float]]] = {}
+            for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
+                hits.setdefault(row, []).append((column, float(scores[row, column])))
+            for row, found in hits.items():
+                for name in by_key[chunk[row]]:
+                    out[name] = self._matches(name, found)
+        return out
+
+    def _matches(self, screened: str, found: Iterable[tuple[int, float]]) -> list[Match]:
+        """One match per entry, with its best-scoring name, from (key position, score)."""
+        best: dict[int, tuple[float, str]] = {}
+        for position, score in found:
+            for number, name in self.owners[position]:
                 if number not in best or score > best[number][0]:
                     best[number] = (score, name)
         matches = []
@@ -265,9 +310,14 @@ class OfflineListProvider:
     def screen(self, names: list[str]) -> list[Match]:
         index = current_index(self.path)
         matches: list[Match] = []
+        distinct = list(dict.fromkeys(filter(None, (n.strip() for n in names))))
+        if len(distinct) >= MANY_NAMES:
+            for found in index.search_many(distinct, self.threshold).values():
+                matches.extend(found)
+            return matches
         # Names that normalise alike ("Acme Ltd", "ACME") are searched once.
         by_key: dict[str, list[Match]] = {}
-        for screened in dict.fromkeys(filter(None, (n.strip() for n in names))):
+        for screened in distinct:
             key = normalise(screened)
             if key not in by_key:
                 by_key[key] = index.search(screened, self.threshold)

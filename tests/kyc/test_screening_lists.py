@@ -91,6 +91,12 @@ def test_the_length_window_finds_every_hit_a_full_scan_finds() -> None:
             assert got == expected, (query, threshold)
             found_any += bool(got)
     assert found_any > 150  # the comparison is not vacuous
+    # Many names at once (cdist, for re-screening) find the same hits with the same scores.
+    for threshold in (70, 85):
+        many = index.search_many([*queries, "", "Ltd"], threshold)
+        assert many[""] == [] and many["Ltd"] == []
+        for query in queries:
+            assert many[query] == index.search(query, threshold), (query, threshold)
 
 
 def test_one_hit_per_entry_with_its_best_name() -> None:
@@ -106,6 +112,15 @@ def test_one_hit_per_entry_with_its_best_name() -> None:
     )
     matches = index.search("Viktor Bout", 85)
     assert [(m.matched_name, m.score, m.source_id) for m in matches] == [("Viktor Bout", 100, "e1")]
+
+
+def test_a_long_list_of_names_is_screened_at_once_with_the_same_hits() -> None:
+    names = [f"Harmless Name {n}" for n in range(40)] + ["Viktor Bout", "Nordwind Shipping"]
+    provider = OfflineListProvider()
+    together = provider.screen(names)
+    one_by_one = [m for name in names for m in provider.screen([name])]
+    assert sorted(together, key=repr) == sorted(one_by_one, key=repr)
+    assert {m.screened_name for m in together} == {"Viktor Bout", "Nordwind Shipping"}
 
 
 def test_without_a_loaded_list_the_file_is_screened() -> None:

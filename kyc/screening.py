@@ -188,13 +188,19 @@ class ListIndex:
             key = normalise(name)
             if key:
                 by_key.setdefault(key, []).append(name)
-        keys = list(by_key)
+        # By length, so that each chunk is compared only with the list names its lengths allow.
+        keys = sorted(by_key, key=len)
         out: dict[str, list[Match]] = {name: [] for name in names}
+        cut = max(threshold, 1) / 100
         for start in range(0, len(keys), CDIST_CHUNK):
             chunk = keys[start : start + CDIST_CHUNK]
+            low = bisect.bisect_left(self.lengths, len(chunk[0]) * cut / (2 - cut) - 1e-9)
+            high = bisect.bisect_right(self.lengths, len(chunk[-1]) * (2 - cut) / cut + 1e-9)
+            if low >= high:
+                continue
             scores = process.cdist(
                 chunk,
-                self.keys,
+                self.keys[low:high],
                 scorer=fuzz.ratio,
                 processor=None,
                 score_cutoff=threshold,
@@ -204,7 +210,7 @@ class ListIndex:
             rows, columns = np.nonzero(scores)
             hits: dict[int, list[tuple[int, float]]] = {}
             for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
-                hits.setdefault(row, []).append((column, float(scores[row, column])))
+                hits.setdefault(row, []).append((low + column, float(scores[row, column])))
             for row, found in hits.items():
                 for name in by_key[chunk[row]]:
                     out[name] = self._matches(name, found)

@@ -305,6 +305,8 @@ CELERY_BEAT_SCHEDULE = {
     "chargebacks-daily": {"task": "payments.tasks.chargebacks_daily", "schedule": 24 * 3600.0},
     "approvals-expire": {"task": "payments.tasks.approvals_expire", "schedule": 300.0},
     "kyc-sla": {"task": "kyc.tasks.kyc_sla_sweep", "schedule": 900.0},
+    # Ongoing monitoring: every active merchant re-screened against the current list nightly.
+    "kyc-rescreen-nightly": {"task": "kyc.tasks.merchants_rescreen", "schedule": 24 * 3600.0},
     "idempotency-purge": {"task": "payments.tasks.idempotency_records_purge", "schedule": 3600.0},
     "reconcile-daily": {"task": "payments.tasks.reconcile_daily", "schedule": 24 * 3600.0},
     # The overview's roll-ups: today and yesterday often, the month behind them nightly.

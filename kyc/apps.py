@@ -16,3 +16,5 @@ class KycConfig(AppConfig):
         register_audited(models.CaseNote)
         register_audited(models.ScreeningResult)
         register_audited(models.BeneficialOwner)
+        # A list load is audited; its entries are reference data replaced whole with it.
+        register_audited(models.ScreeningListLoad)

@@ -201,6 +201,12 @@ class KycCase(StatusMachineMixin, AuditedModel):
         )
 
 
+class ScreeningCategory(models.TextChoices):
+    SANCTIONS = "sanctions"
+    PEP = "pep", "Politically exposed person"
+    ADVERSE_MEDIA = "adverse_media", "Adverse media"
+
+
 class ScreeningDisposition(models.TextChoices):
     PENDING = "pending", "Not disposed yet"
     TRUE_MATCH = "true_match", "True match"
@@ -212,10 +218,7 @@ class ScreeningResult(AuditedModel):
 
     Disposition = ScreeningDisposition
 
-    class Category(models.TextChoices):
-        SANCTIONS = "sanctions"
-        PEP = "pep", "Politically exposed person"
-        ADVERSE_MEDIA = "adverse_media", "Adverse media"
+    Category = ScreeningCategory
 
     case = models.ForeignKey(KycCase, models.PROTECT, related_name="screening_results")
     provider = models.CharField(max_length=32)
@@ -225,6 +228,11 @@ class ScreeningResult(AuditedModel):
     list_name = models.CharField(max_length=100)
     category = models.CharField(max_length=16, choices=Category.choices)
     score = models.PositiveSmallIntegerField(help_text="similarity, 0 to 100")
+    source_id = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="the list entry's id in its source (e.g. OpenSanctions)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # A person's judgement of the hit: a case with an undisposed hit cannot be approved.
     disposition = models.CharField(
@@ -265,6 +273,82 @@ class ScreeningResult(AuditedModel):
     def __str__(self) -> str:
         # Not the screened name (it may be a person's): this text goes into the audit log.
         return f"Screening hit {self.pk}: ~ {self.matched_name} ({self.score})"
+
+
+class ScreeningListFormat(models.TextChoices):
+    OURS = "csv", "Our CSV (name, aliases, category, list)"
+    TARGETS = "targets", "OpenSanctions targets.simple.csv"
+    FTM = "ftm", "OpenSanctions FollowTheMoney JSON lines"
+
+
+class ScreeningListLoad(AuditedModel):
+    """One load of a screening list file into a feed, replacing the feed's entries whole. The
+    newest load's id is the list version: each process rebuilds its in-memory index when it
+    changes. Entries are reference data written in bulk; this row is the audited record."""
+
+    Format = ScreeningListFormat
+
+    feed = models.CharField(max_length=64, help_text="e.g. internal, opensanctions")
+    format = models.CharField(max_length=8, choices=Format.choices)
+    file_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    entry_count = models.PositiveIntegerField()
+    name_count = models.PositiveIntegerField(help_text="names and aliases")
+    skipped = models.PositiveIntegerField(default=0, help_text="rows of other schemas (vessels...)")
+    loaded_at = models.DateTimeField()
+
+    class Meta(AuditedModel.Meta):
+        ordering = ["-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(format__in=ScreeningListFormat.values),
+                name="screening_list_load_format_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="screening_list_load_sha256_hex"
+            ),
+            models.CheckConstraint(condition=~Q(feed=""), name="screening_list_load_feed_named"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.feed}: {self.file_name} ({self.entry_count} entries)"
+
+
+class ScreeningListEntry(models.Model):
+    """A person or organisation on a loaded list, with its names normalised for matching
+    (kyc/screening.py, normalise)."""
+
+    Category = ScreeningCategory
+
+    load = models.ForeignKey(ScreeningListLoad, models.PROTECT, related_name="entries")
+    feed = models.CharField(max_length=64)
+    source_id = models.CharField(max_length=200, help_text="the entry's id in its source")
+    name = models.CharField(max_length=500)
+    aliases = models.JSONField(default=list, blank=True)
+    normalised_name = models.CharField(max_length=500)
+    normalised_aliases = models.JSONField(
+        default=list, blank=True, help_text="in the order of aliases; empty where nothing is left"
+    )
+    list_name = models.CharField(max_length=100)
+    category = models.CharField(max_length=16, choices=Category.choices)
+    loaded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["feed", "source_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["feed", "source_id"], name="screening_entry_unique_per_feed"
+            ),
+            models.CheckConstraint(
+                condition=Q(category__in=ScreeningCategory.values),
+                name="screening_entry_category_valid",
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="screening_entry_name_not_empty"),
+        ]
+        indexes = [models.Index(fields=["normalised_name"], name="screening_entry_normalised_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.list_name})"
 
 
 class KycDocument(AuditedModel):

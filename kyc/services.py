@@ -14,10 +14,11 @@ reason) and every document accepted.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from auditlog.models import LogEntry
@@ -26,6 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audits import context
+from audits.context import system_user_id
 from payments.core import approvals
 from payments.core.records import create_valid
 from payments.core.uploads import check_upload, store_checked_upload
@@ -33,8 +35,18 @@ from payments.models import ApprovalRequest, Merchant
 from payments.services.merchants import merchant_activate_after_kyc, merchant_set_status
 
 from .exceptions import KycError, NotAllowed, NotReadyForApproval
-from .models import KYC_SECOND_APPROVAL, CaseNote, KycCase, KycDocument, ScreeningResult
+from .models import (
+    KYC_SECOND_APPROVAL,
+    CaseNote,
+    KycCase,
+    KycDocument,
+    ScreeningListEntry,
+    ScreeningListLoad,
+    ScreeningResult,
+)
 from .risk import score_case
+from .screening import Match, hit_key, names_to_screen
+from .screening_lists import ParsedList
 from .selectors import (
     kyc_case_approval_blockers,
     kyc_case_final_approval_refusal,
@@ -477,6 +489,28 @@ def kyc_document_record_access(*, document: KycDocument, actor: User, kind: str)
         )
 
 
+def _screening_result(case: KycCase, provider: str, match: Match) -> ScreeningResult:
+    return ScreeningResult(
+        case=case,
+        provider=provider,
+        screened_name=match.screened_name[:200],
+        matched_name=match.matched_name[:200],
+        list_name=match.list_name,
+        category=match.category,
+        score=match.score,
+        source_id=match.source_id,
+    )
+
+
+def _known_hits(results: Any) -> set[tuple[str, str, str]]:
+    return {
+        hit_key(screened, list_name, source_id, matched)
+        for screened, list_name, source_id, matched in results.values_list(
+            "screened_name", "list_name", "source_id", "matched_name"
+        )
+    }
+
+
 def kyc_case_screen(*, case: KycCase) -> list[ScreeningResult]:
     """Screen the merchant's names, its contact's and its beneficial owners'
     (screening.names_to_screen); store hits, raise the risk, void a first approval when the
@@ -486,26 +520,9 @@ def kyc_case_screen(*, case: KycCase) -> list[ScreeningResult]:
     provider = get_provider()
     with transaction.atomic():
         case = _lock(case)
-        merchant = case.merchant
-        matches = provider.screen(names_to_screen(merchant))
-        known = set(
-            ScreeningResult.objects.filter(case=case).values_list(
-                "screened_name", "matched_name", "list_name"
-            )
-        )
-        new = [
-            ScreeningResult(
-                case=case,
-                provider=provider.name,
-                screened_name=m.screened_name,
-                matched_name=m.matched_name,
-                list_name=m.list_name,
-                category=m.category,
-                score=m.score,
-            )
-            for m in matches
-            if (m.screened_name, m.matched_name, m.list_name) not in known
-        ]
+        matches = provider.screen(names_to_screen(case.merchant))
+        known = _known_hits(ScreeningResult.objects.filter(case=case))
+        new = [_screening_result(case, provider.name, m) for m in matches if m.key not in known]
         for result in new:
             result.save()
         if new:
@@ -514,6 +531,180 @@ def kyc_case_screen(*, case: KycCase) -> list[ScreeningResult]:
         _rescore(case)
         case.save()
         return new
+
+
+# --- Screening lists and ongoing monitoring --------------------------------------------------
+
+
+def screening_list_replace(
+    *,
+    feed: str,
+    format: str,
+    file_name: str,
+    parsed: ParsedList,
+    actor: User | None = None,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int = 5000,
+) -> ScreeningListLoad:
+    """The feed's entries replaced whole by the parsed file's, in one transaction: screening
+    sees the old list or the new one, never a mix. The load is audited; its id is the new list
+    version."""
+    feed = (feed or "").strip()
+    if not feed:
+        raise KycError("Name the feed the list is loaded into.")
+    with transaction.atomic(), context.acting(actor):
+        now = timezone.now()
+        load = create_valid(
+            ScreeningListLoad(
+                feed=feed,
+                format=format,
+                file_name=file_name[-255:],
+                sha256=parsed.sha256,
+                entry_count=len(parsed.entries),
+                name_count=sum(1 + len(e.aliases) for e in parsed.entries),
+                skipped=parsed.skipped,
+                loaded_at=now,
+            )
+        )
+        ScreeningListEntry.objects.filter(feed=feed).delete()
+        for start in range(0, len(parsed.entries), batch_size):
+            chunk = parsed.entries[start : start + batch_size]
+            ScreeningListEntry.objects.bulk_create(
+                ScreeningListEntry(
+                    load=load,
+                    feed=feed,
+                    source_id=e.source_id,
+                    name=e.name,
+                    aliases=e.aliases,
+                    normalised_name=e.normalised_name,
+                    normalised_aliases=e.normalised_aliases,
+                    list_name=e.list_name,
+                    category=e.category,
+                    loaded_at=now,
+                )
+                for e in chunk
+            )
+            if progress:
+                progress(start + len(chunk))
+        return load
+
+
+@dataclasses.dataclass
+class RescreenTally:
+    merchants: int = 0
+    names: int = 0
+    hits: int = 0
+    new_hits: int = 0
+    cases_opened: int = 0
+    cases_reopened: int = 0  # an open case that got a new hit
+
+
+def _monitoring_case(merchant: Merchant) -> tuple[KycCase, bool]:
+    """The merchant's open case, locked, or a new submitted one for the review queue."""
+    open_case = (
+        KycCase.objects.select_for_update()
+        .filter(merchant=merchant)
+        .exclude(status__in=KycCase.DECIDED)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if open_case is not None:
+        return open_case, False
+    last = KycCase.objects.filter(merchant=merchant).order_by("-created_at", "-pk").first()
+    case = create_valid(
+        KycCase(
+            merchant=merchant,
+            kind=last.kind if last else KycCase.Kind.KYB,
+            risk_level=merchant.risk_level,
+            ownership_layers=last.ownership_layers if last else 1,
+        )
+    )
+    case.transition_to(KycCase.Status.SUBMITTED)
+    case.submitted_at = timezone.now()
+    return case, True
+
+
+def merchant_monitoring_record(
+    *, merchant: Merchant, matches: list[Match], provider: str, tally: RescreenTally
+) -> list[ScreeningResult]:
+    """Ongoing monitoring found these hits for an active merchant: the ones not already
+    recorded on one of its cases (whatever their disposition) go to review, on its open case or
+    on a new case in the queue. A hit seen before reopens nothing."""
+    with transaction.atomic():
+        # Two runs at once (a nightly task and a command) must not open two cases.
+        merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
+        known = _known_hits(ScreeningResult.objects.filter(case__merchant=merchant))
+        fresh = list({m.key: m for m in matches if m.key not in known}.values())
+        if not fresh:
+            return []
+        case, opened = _monitoring_case(merchant)
+        new = [_screening_result(case, provider, m) for m in fresh]
+        for result in new:
+            result.save()
+        case.screening_hit = True
+        _void_first_approval(case, "a screening result changed")
+        _rescore(case)
+        if opened:
+            case.due_at = _due_at(case.risk_level, case.submitted_at or timezone.now())
+        case.save()
+        CaseNote.objects.create(
+            case=case,
+            author_id=system_user_id(),
+            text="Ongoing screening found "
+            + "; ".join(
+                f"{r.screened_name} ~ {r.matched_name} ({r.list_name}, {r.score})" for r in new
+            )
+            + (": a new case for review." if opened else "."),
+        )
+        tally.new_hits += len(new)
+        tally.cases_opened += opened
+        tally.cases_reopened += not opened
+        return new
+
+
+def merchants_rescreen(
+    *,
+    batch_size: int = 500,
+    progress: Callable[[RescreenTally, int], None] | None = None,
+) -> RescreenTally:
+    """Re-screen every active merchant (ongoing monitoring) against the current list, in
+    batches by id; see merchant_monitoring_record for what a hit does."""
+    from .screening import get_provider
+
+    provider = get_provider()
+    tally = RescreenTally()
+    active = Merchant.objects.filter(status=Merchant.Status.ACTIVE)
+    total = active.count()
+    last_pk = 0
+    while True:
+        batch = list(active.filter(pk__gt=last_pk).order_by("pk")[:batch_size])
+        if not batch:
+            break
+        last_pk = batch[-1].pk
+        screened = {m.pk: names_to_screen(m) for m in batch}
+        # One screen() for the batch: one list-version check, each distinct name once.
+        by_name: dict[str, list[Match]] = {}
+        distinct = list(dict.fromkeys(n for names in screened.values() for n in names))
+        for match in provider.screen(distinct):
+            by_name.setdefault(match.screened_name, []).append(match)
+        found = {
+            pk: [m for name in names for m in by_name.get(name, [])]
+            for pk, names in screened.items()
+        }
+        for merchant in batch:
+            if found[merchant.pk]:
+                merchant_monitoring_record(
+                    merchant=merchant,
+                    matches=found[merchant.pk],
+                    provider=provider.name,
+                    tally=tally,
+                )
+        tally.merchants += len(batch)
+        tally.names += sum(len(n) for n in screened.values())
+        tally.hits += sum(len(m) for m in found.values())
+        if progress:
+            progress(tally, total)
+    return tally
 
 
 def _stamp(case: KycCase, **moments: datetime.datetime) -> None:

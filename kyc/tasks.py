@@ -16,3 +16,14 @@ def kyc_sla_sweep() -> dict[str, int]:
     from .services import kyc_sla_sweep as sweep
 
     return sweep()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def merchants_rescreen() -> dict[str, int]:
+    """Nightly ongoing monitoring: every active merchant against the current list. Safe to
+    run again: a hit already recorded opens nothing."""
+    import dataclasses
+
+    from .services import merchants_rescreen as rescreen
+
+    return dataclasses.asdict(rescreen())

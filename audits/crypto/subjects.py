@@ -82,6 +82,22 @@ def create(*, scope: str, email_index: str = "", object_id: str = "") -> uuid.UU
     return row.pk
 
 
+def create_many(*, scope: str, email_indexes: list[str]) -> list[uuid.UUID]:
+    """One new key per email index, in one insert (generated data at volume)."""
+    from audits.models import SubjectKey
+
+    keys = provider()
+    rows = []
+    for email_index in email_indexes:
+        key = AESGCM.generate_key(bit_length=256)
+        kek_id, wrapped = keys.wrap(key)
+        row = SubjectKey(scope=scope, email_index=email_index, kek_id=kek_id, wrapped_key=wrapped)
+        _remember(row.pk, key)
+        rows.append(row)
+    SubjectKey.objects.bulk_create(rows)
+    return [row.pk for row in rows]
+
+
 def _key(subject_id: uuid.UUID) -> bytes:
     cached = _cache.get(subject_id)
     if cached is not None and cached[1] > time.monotonic():

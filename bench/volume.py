@@ -1,0 +1,112 @@
+"""generate_data at a chosen size on a throwaway test database, then verify_audit_chain over
+every row: rows per second for each table, and the chain's verification speed. Figures are
+printed and written to var/bench/volume.json.
+
+    make bench VOLUME_BENCH_ARGS="--payments=1000000 --kyc-cases=100000 --audit-rows=10000000"
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "1")
+
+import django
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+
+from audits.verify import verify_database  # noqa: E402
+from kyc.demo import volume  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "var" / "bench"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--merchants", type=int, default=200)
+    parser.add_argument("--payments", type=int, default=100_000)
+    parser.add_argument("--kyc-cases", type=int, default=10_000)
+    parser.add_argument("--audit-rows", type=int, default=200_000)
+    args = parser.parse_args()
+    setup_test_environment()
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    timings: dict[str, float] = {}
+    # Time each stage through the command's own progress calls.
+    real = {
+        name: getattr(volume, name)
+        for name in ("payments_generate", "cases_generate", "audit_rows_generate")
+    }
+
+    def timed(name: str):  # type: ignore[no-untyped-def]
+        def run(*a, **kw):  # type: ignore[no-untyped-def]
+            started = time.perf_counter()
+            try:
+                return real[name](*a, **kw)
+            finally:
+                timings[name] = time.perf_counter() - started
+
+        return run
+
+    try:
+        for name in real:
+            setattr(volume, name, timed(name))
+        call_command(
+            "generate_data",
+            f"--merchants={args.merchants}",
+            f"--payments={args.payments}",
+            f"--kyc-cases={args.kyc_cases}",
+            f"--audit-rows={args.audit_rows}",
+            stdout=io.StringIO(),
+        )
+        started = time.perf_counter()
+        report = verify_database()
+        verify_s = time.perf_counter() - started
+        assert report.ok, [str(p) for p in report.problems]
+    finally:
+        for name, function in real.items():
+            setattr(volume, name, function)
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+    figures = {
+        "database": connection.vendor,
+        "payments": args.payments,
+        "payments_per_s": args.payments / timings["payments_generate"],
+        "kyc_cases": args.kyc_cases,
+        "kyc_cases_per_s": args.kyc_cases / timings["cases_generate"],
+        "audit_rows": args.audit_rows,
+        "audit_rows_per_s": args.audit_rows / timings["audit_rows_generate"],
+        "verify_rows": report.rows_checked,
+        "verify_rows_per_s": report.rows_checked / verify_s,
+    }
+    print(f"\ngenerate_data and verify_audit_chain on {connection.vendor}:")
+    for label, value in [
+        (f"payments ({args.payments:,})", f"{figures['payments_per_s']:,.0f} rows/s"),
+        (f"KYC cases ({args.kyc_cases:,})", f"{figures['kyc_cases_per_s']:,.0f} rows/s"),
+        (
+            f"audit rows, chained ({args.audit_rows:,})",
+            f"{figures['audit_rows_per_s']:,.0f} rows/s",
+        ),
+        (
+            f"verify_audit_chain, every row ({report.rows_checked:,})",
+            f"{figures['verify_rows_per_s']:,.0f} rows/s",
+        ),
+    ]:
+        print(f"  {label:<52} {value:>16}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "volume.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(f"  (written to {OUT / 'volume.json'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,3 +9,14 @@ def staff_disable_inactive() -> list[str]:
     from .accounts import staff_disable_inactive as disable
 
     return disable()
+
+
+@shared_task
+def audit_chain_verify() -> bool:
+    """Daily from beat: verify every chain and keep the result for /metrics (and its alert)."""
+    from .models import ChainVerification
+    from .verify import verification_record, verify_database
+
+    report = verify_database()
+    verification_record(report, source=ChainVerification.Source.TASK)
+    return report.ok

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from config.querying import streamed
+
 from .chain import GENESIS_HASH, ChainProblem, row_digest
-from .models import AuditChainHead, PaymentAudit
+from .models import AuditChainHead, ChainVerification, PaymentAudit
 
 Progress = Callable[[int, int], None]
 
@@ -65,7 +67,7 @@ def verify_database(progress: Progress | None = None) -> ChainReport:
         | set(PaymentAudit.objects.values_list("chain", flat=True).distinct())
     )
     for chain in chains:
-        rows = PaymentAudit.objects.filter(chain=chain).order_by("seq").iterator(chunk_size=2000)
+        rows = streamed(PaymentAudit.objects.filter(chain=chain).order_by("seq"))
         verify_rows(chain, rows, report, progress, total)
     stored_heads = {h.chain: (h.seq, h.last_hash) for h in AuditChainHead.objects.all()}
     for chain, (seq, digest) in report.heads.items():
@@ -108,3 +110,14 @@ def check_expected_heads(report: ChainReport, expected: list[tuple[int, int, str
                     chain, seq, str(row.id) if row else None, "does not match the kept head's hash"
                 )
             )
+
+
+def verification_record(report: ChainReport, *, source: str) -> ChainVerification:
+    """Keep the outcome of a run: /metrics reports the newest one's age and result."""
+    return ChainVerification.objects.create(
+        source=source,
+        ok=report.ok,
+        rows_checked=report.rows_checked,
+        chains=len(report.heads),
+        first_problem=str(report.problems[0]) if report.problems else "",
+    )

@@ -15,7 +15,10 @@ def test_healthz_says_the_process_is_up(client) -> None:
 def test_readyz_checks_the_database(client) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "migrations": "ok"},
+    }
 
 
 def _readyz_with_broker(client, settings, broker_url: str):
@@ -45,7 +48,7 @@ def test_readyz_reports_an_unreachable_broker(client, settings) -> None:
 def test_readyz_reaches_a_real_broker(client, settings) -> None:
     response = _readyz_with_broker(client, settings, os.environ["TEST_REDIS_URL"])
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert response.json()["checks"] == {"database": "ok", "migrations": "ok", "broker": "ok"}
 
 
 @pytest.mark.django_db

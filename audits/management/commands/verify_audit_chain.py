@@ -5,7 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from audits.chain import parse_head
-from audits.verify import check_expected_heads, verify_database
+from audits.models import ChainVerification
+from audits.verify import check_expected_heads, verification_record, verify_database
 
 
 class Command(BaseCommand):
@@ -43,6 +44,7 @@ class Command(BaseCommand):
         self.stdout.write("Verifying payment_audits hash chains...")
         report = verify_database(progress)
         check_expected_heads(report, expected)
+        verification_record(report, source=ChainVerification.Source.COMMAND)
         self.stdout.write(f"Checked {report.rows_checked:,} rows in {len(report.heads)} chains.")
         self.stdout.write("Chain heads (keep these outside the database):")
         for chain, (seq, digest) in sorted(report.heads.items()):

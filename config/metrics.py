@@ -2,7 +2,7 @@
 
 `/metrics` (web) answers in the Prometheus text format. It is protected by a token from the
 environment: with METRICS_TOKEN set, a scrape sends `Authorization: Bearer <token>`; without
-it the endpoint is off (403) outside DEBUG. Under gunicorn the request series are summed over
+it the endpoint is off (403). Under gunicorn the request series are summed over
 its worker processes (prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR, set by
 config/gunicorn.conf.py). Workers expose their task series on WORKER_METRICS_PORT.
 
@@ -218,8 +218,6 @@ def exposition() -> bytes:
 def _authorised(request: HttpRequest) -> JsonResponse | None:
     token: str = settings.METRICS_TOKEN
     if not token:
-        if settings.DEBUG:
-            return None
         return JsonResponse(
             {"detail": "metrics are off: set METRICS_TOKEN and scrape with it"}, status=403
         )

@@ -393,7 +393,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # /metrics (config/metrics.py): scraped with `Authorization: Bearer <METRICS_TOKEN>`; without a
-# token the endpoint is open under DEBUG and off (403) otherwise.
+# token the endpoint is off (403).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # Structured logs (config/logs.py): JSON lines with the request id outside DEBUG, plain text in

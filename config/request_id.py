@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
+from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
 
 HEADER = "X-Request-ID"
@@ -48,13 +49,16 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = well_formed(request.headers.get(HEADER)) or new()
         request.request_id = request_id  # type: ignore[attr-defined]
-        token = current.set(request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            current.reset(token)
+        # Cleared when the response is closed (request_finished), not here: Django logs a 4xx
+        # or 5xx after the middleware has returned, and a streamed body is read later still.
+        current.set(request_id)
+        response = self.get_response(request)
         response[HEADER] = request_id
         return response
+
+
+def _request_finished(**kwargs: Any) -> None:
+    current.set("")
 
 
 # Celery: the id travels in the message headers and is bound while the task runs, so the
@@ -81,6 +85,7 @@ def _task_finished(task_id: str, **kwargs: Any) -> None:
 
 
 def connect() -> None:
+    request_finished.connect(_request_finished, dispatch_uid="config.request_id.finished")
     before_task_publish.connect(_publish, dispatch_uid="config.request_id.publish", weak=False)
     task_prerun.connect(_task_started, dispatch_uid="config.request_id.prerun", weak=False)
     task_postrun.connect(_task_finished, dispatch_uid="config.request_id.postrun", weak=False)

@@ -124,7 +124,7 @@ class Stack:
                 str(self.worker_concurrency),
                 "--without-gossip",
                 "--without-mingle",
-            ],  # fmt: skip
+            ],
             WORKER_METRICS_PORT=str(self.worker_metrics_port),
             WORKER_METRICS_ADDRESS="127.0.0.1",
             PROMETHEUS_MULTIPROC_DIR=str(self.scratch / "worker-metrics"),
@@ -143,7 +143,7 @@ class Stack:
                 "INFO",
                 "--schedule",
                 str(self.scratch / "beat-schedule"),
-            ],  # fmt: skip
+            ],
         )
         try:
             self._wait("web answers /readyz", self._web_ready, started, timeout)

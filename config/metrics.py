@@ -26,8 +26,7 @@ from celery.signals import (
     worker_ready,
 )
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -232,11 +231,13 @@ def _authorised(request: HttpRequest) -> JsonResponse | None:
     return None
 
 
-@require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    # The token first, whatever the method: a stranger learns nothing, not even the verbs.
     refused = _authorised(request)
     if refused is not None:
         return refused
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -65,6 +65,7 @@ def test_metrics_need_the_token_and_write_nothing(client: Client, settings: Any)
     assert wrong.status_code == 401
     assert wrong["WWW-Authenticate"] == 'Bearer realm="metrics"'
     assert client.get("/metrics", HTTP_AUTHORIZATION=f"Basic {TOKEN}").status_code == 401
+    assert client.post("/metrics").status_code == 401  # the token before the method
     assert client.post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 405
     settings.METRICS_TOKEN = ""
     off = client.get("/metrics", HTTP_AUTHORIZATION="Bearer ")

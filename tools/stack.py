@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -199,6 +200,7 @@ class Stack:
         for log in self._logs:
             log.close()
         self._logs.clear()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def main() -> int:

@@ -42,6 +42,12 @@ BATCH = 20_000
 WAITING, SPENT, OVERDUE, APPROVALS = 1_000, 100, 500, 200
 
 
+def _status(n: int, rows: int) -> str:
+    if n >= rows - WAITING:
+        return "received"
+    return "failed" if n < SPENT else "processed"
+
+
 def fill(rows: int) -> None:
     now = timezone.now()
     # Test data straight into the tables: the audited managers refuse bulk writes.
@@ -53,13 +59,10 @@ def fill(rows: int) -> None:
                     event_id=f"evt_bench_{n}",
                     event_type="payment_intent.succeeded",
                     payload={"data": {"object": {}}},
-                    status="received"
-                    if n % 1000 == 0
-                    else "failed"
-                    if n % 10_000 == 1
-                    else "processed",
-                    attempts=8 if n % 10_000 == 1 else 1,
-                    next_attempt_at=now if n % 1000 == 0 else None,
+                    # The newest events wait, as they do: processing follows receipt.
+                    status=_status(n, rows),
+                    attempts=8 if n < SPENT else 1,
+                    next_attempt_at=now if n >= rows - WAITING else None,
                 )
                 for n in range(start, min(start + BATCH, rows))
             ]

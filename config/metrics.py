@@ -156,7 +156,10 @@ def gauges_read() -> dict[str, float]:
     sql = (
         "SELECT "  # noqa: S608  # nosec B608
         f"(SELECT COUNT(*) FROM {webhooks} WHERE next_attempt_at IS NOT NULL), "
-        f"(SELECT MIN(received_at) FROM {webhooks} WHERE next_attempt_at IS NOT NULL), "
+        # OFFSET 0 keeps the planner on the partial index of waiting events: without it, it
+        # walks received_at from the oldest event, through the whole processed history.
+        f"(SELECT MIN(received_at) FROM (SELECT received_at FROM {webhooks} "
+        "WHERE next_attempt_at IS NOT NULL OFFSET 0) AS waiting), "
         f"(SELECT COUNT(*) FROM {webhooks} WHERE status = %s AND next_attempt_at IS NULL), "
         f"(SELECT COUNT(*) FROM {approvals} WHERE status = %s), "
         f"(SELECT COUNT(*) FROM {cases} WHERE status IN ({placeholders}) "

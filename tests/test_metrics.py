@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 from typing import Any
 
 import pytest
@@ -189,3 +190,18 @@ def test_celery_outcomes_are_counted_per_task() -> None:
     assert value(metrics.TASKS_SUCCEEDED) == before[0] + 1
     assert value(metrics.TASKS_FAILED) == before[1] + 1
     assert value(metrics.TASKS_RETRIED) == before_retries + 1
+
+
+def test_verify_audit_chain_keeps_its_result_for_monitoring(client: Client) -> None:
+    from django.core.management import call_command
+
+    KycCaseFactory()  # some audited rows to check
+    call_command("verify_audit_chain", stdout=io.StringIO())
+    run = ChainVerification.objects.get()
+    assert (run.source, run.ok, run.first_problem) == ("command", True, "")
+    assert run.rows_checked > 0 and run.chains >= 1
+    series = scrape(client)
+    assert gauge(series, "backoffice_audit_chain_last_verification_ok") == 1
+    assert gauge(
+        series, "backoffice_audit_chain_last_verification_timestamp_seconds"
+    ) == pytest.approx(run.created_at.timestamp())

@@ -123,7 +123,7 @@ def test_pgbouncer_settings_and_the_replica_come_from_the_environment() -> None:
     assert configured["db"]["replica"]["HOST"] == "replica"
 
 
-def test_gunicorn_loads_its_configuration_and_the_application() -> None:
+def test_gunicorn_loads_its_configuration_and_the_application(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -133,7 +133,13 @@ def test_gunicorn_loads_its_configuration_and_the_application() -> None:
             "--print-config",
         ],
         cwd=ROOT,
-        env=os.environ | {"DEBUG": "1", "WEB_CONCURRENCY": "3", "GUNICORN_TIMEOUT": "20"},
+        env=os.environ
+        | {
+            "DEBUG": "1",
+            "WEB_CONCURRENCY": "3",
+            "GUNICORN_TIMEOUT": "20",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        },
         capture_output=True,
         text=True,
         timeout=120,

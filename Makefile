@@ -9,7 +9,7 @@ PORT ?= 8000
 # Set these (or a .env file) to run otherwise; see README "Configuration".
 export DEBUG ?= 1
 
-.PHONY: test-tools install run test migrate seed lint format check-deploy lock clean bench
+.PHONY: test-tools install run test migrate seed lint format check-deploy lock clean bench serve
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -57,6 +57,18 @@ run: seed  ## install, write .env if missing, migrate, load demo data, serve on 
 	@echo "Serving on http://$(HOST):$(PORT)/admin/  (Ctrl-C to stop)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
+# Production: gunicorn (config/gunicorn.conf.py) with DEBUG off. Every setting comes from the
+# environment (never from the development .env's defaults for what is checked); it says what is
+# missing before it starts, shows Django's deployment warnings, collects static files and
+# applies migrations.
+serve: export DEBUG = 0
+serve: install  ## production server: gunicorn with production settings (README "Deployment")
+	$(PYTHON) tools/serve_check.py
+	$(PY) manage.py check --deploy --fail-level ERROR
+	$(PY) manage.py collectstatic --no-input --verbosity 0
+	$(PY) manage.py migrate --no-input
+	exec $(BIN)/gunicorn --config config/gunicorn.conf.py
+
 # With DATABASE_URL set (PostgreSQL, as in CI) the broker tests use the local Redis too, so
 # nothing is skipped; on the embedded SQLite default they are skipped with the reason.
 test: install test-tools  ## the whole suite: PostgreSQL when DATABASE_URL is set, else SQLite
@@ -90,12 +102,13 @@ lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
 clean:
 	rm -rf $(VENV) var/db.sqlite3
 
-bench: install  ## the audit trail's cost per change and its verification (full, incremental); key rotation; staff lists and the overview at volume; the demo's load time; screening at list size; generate_data (see bench/)
+bench: install  ## the audit trail's cost per change and its verification (full, incremental); key rotation; staff lists, the overview and a /metrics scrape at volume; the demo's load time; screening at list size; generate_data (see bench/)
 	$(PY) bench/audit_overhead.py
 	$(PY) bench/audit_verify.py $(AUDIT_BENCH_ARGS)
 	$(PY) bench/key_rotation.py
 	$(PY) bench/console_lists.py $(BENCH_ARGS)
 	$(PY) bench/overview.py $(BENCH_ARGS)
+	$(PY) bench/metrics_scrape.py $(BENCH_ARGS)
 	$(PY) bench/demo_load.py
 	$(PY) bench/screening.py $(SCREENING_BENCH_ARGS)
 	$(PY) bench/volume.py $(VOLUME_BENCH_ARGS)

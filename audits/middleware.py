@@ -44,7 +44,8 @@ class RequestContextMiddleware:
             source=_source_for(request.path),
             ip_address=client_ip(request),
             device_id=device_id,
-            request_id=uuid.uuid4().hex,
+            # The id config.request_id gave the request (X-Request-ID), when it ran first.
+            request_id=getattr(request, "request_id", None) or uuid.uuid4().hex,
             request=request,
         )
         request.audit_context = request_context  # type: ignore[attr-defined]

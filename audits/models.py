@@ -103,6 +103,43 @@ class AuditCheckpoint(models.Model):
         return f"Checkpoint {self.pk} at {self.created_at:%Y-%m-%d %H:%M} UTC ({self.rows} rows)"
 
 
+class ChainVerificationSource(models.TextChoices):
+    COMMAND = "command"
+    TASK = "task"
+
+
+class ChainVerification(models.Model):
+    """One run of the hash-chain verification (verify_audit_chain, or beat's daily task): what
+    monitoring reads as the chain's verification age and result. Written once, never changed."""
+
+    Source = ChainVerificationSource
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    ok = models.BooleanField()
+    rows_checked = models.PositiveBigIntegerField()
+    chains = models.PositiveIntegerField()
+    first_problem = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(source__in=ChainVerificationSource.values),
+                name="chain_verification_source_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(ok=True, first_problem="") | Q(ok=False),
+                name="chain_verification_ok_has_no_problem",
+            ),
+        ]
+        indexes = [models.Index(fields=["-created_at"], name="chain_verification_created_idx")]
+
+    def __str__(self) -> str:
+        outcome = "ok" if self.ok else "FAILED"
+        return f"Chain verification {self.created_at:%Y-%m-%d %H:%M} UTC: {outcome}"
+
+
 class ComplianceReport(models.Model):
     """One run of the PCI DSS compliance report (audits/compliance/), kept with its date so an
     assessor sees the history. Written once, never changed."""

@@ -25,3 +25,17 @@ def audit_checkpoint() -> int:
     if settings.AUDIT_CHECKPOINT_EXPORT_DIR:
         list(checkpoints_export(Path(settings.AUDIT_CHECKPOINT_EXPORT_DIR)))
     return int(checkpoint.pk)
+
+
+@shared_task
+def audit_chain_verify() -> bool:
+    """Daily from beat: verify every chain from the last good signed checkpoint (incremental;
+    a refused checkpoint counts as a failure) and keep the result for /metrics and its alert."""
+    from . import checkpoints
+    from .models import ChainVerification
+    from .verify import verification_record
+
+    signed, refused = checkpoints.checkpoint_latest_good()
+    report = checkpoints.verify_from(signed, None, 1)
+    verification_record(report, source=ChainVerification.Source.TASK, refused=refused)
+    return report.ok and not refused

@@ -13,7 +13,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +28,7 @@ from .chain import (
     content_digest_of,
     link_digest,
 )
-from .models import AuditChainHead, PaymentAudit
+from .models import AuditChainHead, ChainVerification, PaymentAudit
 
 Progress = Callable[[int, int], None]
 
@@ -310,3 +310,18 @@ def check_expected_heads(report: ChainReport, expected: list[tuple[int, int, str
                     chain, seq, str(row.id) if row else None, "does not match the kept head's hash"
                 )
             )
+
+
+def verification_record(
+    report: ChainReport, *, source: str, refused: Sequence[str] = ()
+) -> ChainVerification:
+    """Keep the outcome of a run: /metrics reports the newest one's age and result. A refused
+    (forged or altered) checkpoint is a failure too."""
+    problems = [*refused, *(str(p) for p in report.problems)]
+    return ChainVerification.objects.create(
+        source=source,
+        ok=not problems,
+        rows_checked=report.rows_checked,
+        chains=len(report.heads),
+        first_problem=problems[0] if problems else "",
+    )

@@ -10,8 +10,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
+from config.db_router import replica_reads
 from config.pagination import LargeTablePaginator
 from config.permissions import permission_required
+from config.querying import streamed
 from config.streaming import attach, csv_response
 
 from . import presenters, selectors
@@ -31,6 +33,7 @@ def _filters(request: HttpRequest) -> tuple[AuditSearchForm, dict[str, Any]]:
 
 @login_required
 @permission_required("audits.view_paymentaudit", raise_exception=True)
+@replica_reads
 def search(request: HttpRequest) -> HttpResponse:
     form, filters = _filters(request)
     page = LargeTablePaginator(selectors.audit_search(**filters), 50).get_page(
@@ -64,6 +67,7 @@ AUDIT_CSV_HEADER = [
 
 @login_required
 @permission_required("audits.view_paymentaudit", raise_exception=True)
+@replica_reads
 def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The whole filtered result, streamed: not capped, never held in memory."""
     _, filters = _filters(request)
@@ -84,19 +88,20 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
             json.dumps(reveal_state(row.object_type, row.before_state), sort_keys=True),
             json.dumps(reveal_state(row.object_type, row.after_state), sort_keys=True),
         ]
-        for row in selectors.audit_search(**filters).iterator(chunk_size=2000)
+        for row in streamed(selectors.audit_search(**filters))
     )
     return csv_response(AUDIT_CSV_HEADER, rows, stem="audit-trail")
 
 
 @login_required
 @permission_required("audits.view_paymentaudit", raise_exception=True)
+@replica_reads
 def export_evidence(request: HttpRequest) -> StreamingHttpResponse:
     _, filters = _filters(request)
     rows = selectors.audit_search(**filters).order_by("chain", "seq")
     log.info("audit evidence export by %s with %s", request.user, filters)
     response = StreamingHttpResponse(
-        stream_evidence(rows.iterator(chunk_size=2000), filters=filters),
+        stream_evidence(streamed(rows), filters=filters),
         content_type="application/json",
     )
     attach(response, "audit-evidence", "json")

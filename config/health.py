@@ -1,4 +1,8 @@
-"""Liveness and readiness probes: JSON, no authentication, no side effects."""
+"""Liveness and readiness probes: JSON, no authentication, no side effects.
+
+`/readyz` checks the database, the broker (when one is set) and that every migration this
+code ships is applied: a web process started before `migrate` finished is not ready.
+"""
 
 from __future__ import annotations
 
@@ -35,9 +39,37 @@ def _check_broker() -> str | None:
     return None
 
 
+# Once every migration of this code is applied it stays so for the life of the process (a
+# deploy migrates forwards before it starts new code), so the probe stops reading the graph.
+_migrations_applied = False
+
+
+def _check_migrations() -> str | None:
+    global _migrations_applied
+    if _migrations_applied:
+        return None
+    from django.db.migrations.executor import MigrationExecutor
+
+    try:
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except Exception as exc:  # the database went away between the two checks
+        return f"migrations unknown: {type(exc).__name__}"
+    if plan:
+        first = plan[0][0]
+        return f"{len(plan)} migration(s) not applied, first {first.app_label}.{first.name}"
+    _migrations_applied = True
+    return None
+
+
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _check_database(), "broker": _check_broker()}
+    database = _check_database()
+    checks = {
+        "database": database,
+        "migrations": _check_migrations() if database is None else "not checked: no database",
+        "broker": _check_broker(),
+    }
     failures = {name: error for name, error in checks.items() if error}
     body = {
         "status": "ok" if not failures else "unavailable",

@@ -63,6 +63,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id every later log line, audit row and task carries (X-Request-ID).
+    "config.request_id.RequestIdMiddleware",
+    "config.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     # Before anything reads the body: 413 for an oversized one, 400 for NUL bytes.
@@ -115,7 +118,25 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# A read replica (a streaming-replication standby) for the screens and exports that only read
+# (config/db_router.py names them). Off unless set; writes and everything else use "default".
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
+DATABASE_REPLICA_ALIAS = "replica" if DATABASE_REPLICA_URL else ""
+DATABASE_ROUTERS = ["config.db_router.ReplicaRouter"]
+for _database in DATABASES.values():
+    # Persistent connections: a new connection per request cost a webhook more than its work
+    # (issue 14). Each worker thread keeps one, checked before reuse after an error or a restart
+    # of the server. Off under DEBUG so that runserver's threads do not pile up connections.
+    _database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0 if DEBUG else 60)
+    _database["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
+    # Behind PgBouncer in transaction mode a server-side cursor may outlive its server
+    # connection; config.querying.streamed keeps each one inside a transaction, which is enough.
+    # Set this to turn them off entirely (exports then hold their result set in memory).
+    _database["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "DISABLE_SERVER_SIDE_CURSORS", default=False
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
@@ -311,6 +332,8 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-daily": {"task": "payments.tasks.reconcile_daily", "schedule": 24 * 3600.0},
     # The overview's roll-ups: today and yesterday often, the month behind them nightly.
     "payment-rollups": {"task": "payments.tasks.payment_rollups_refresh", "schedule": 300.0},
+    # The chain's verification age and result are monitored (/metrics, deploy/prometheus/).
+    "audit-chain-verify": {"task": "audits.tasks.audit_chain_verify", "schedule": 24 * 3600.0},
     "staff-disable-inactive": {
         "task": "audits.tasks.staff_disable_inactive",
         "schedule": 24 * 3600.0,
@@ -401,11 +424,30 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# /metrics (config/metrics.py): scraped with `Authorization: Bearer <METRICS_TOKEN>`; without a
+# token the endpoint is off (403).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# Structured logs (config/logs.py): JSON lines with the request id outside DEBUG, plain text in
+# development. Celery's worker and beat keep this configuration (config/celery.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use json or plain.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "config.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
@@ -456,7 +498,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    # Probes and the scraper talk plain HTTP to the container, not through the TLS proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)

@@ -6,7 +6,7 @@ from kyc.overview import overview
 from payments.inbox.views import braintree_webhook, sandbox_webhook, stripe_webhook
 from payments.integration.views import NotFoundApi
 
-from . import health, home
+from . import health, home, metrics
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -27,6 +27,7 @@ urlpatterns = [
     path("webhooks/sandbox/", sandbox_webhook, name="webhook-sandbox"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
 ]
 
 # JSON errors under /api/ (when DEBUG is off), pages in the app's layout elsewhere.

@@ -25,6 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from config.db_router import replica_reads
 from payments import overview as payments_overview
 
 from . import selectors
@@ -85,6 +86,7 @@ def kyc_queue_overview(*, now: datetime.datetime, limit: int = 10) -> KycQueueOv
 
 
 @login_required
+@replica_reads
 def overview(request: HttpRequest) -> HttpResponse:
     user = request.user
     now = timezone.now()

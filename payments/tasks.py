@@ -41,7 +41,10 @@ def process_webhook_event(self: Task[[int], str], event_id: int) -> str:
     from .inbox.store import WebhookProcessingFailed, webhook_event_process
 
     try:
-        return webhook_event_process(event_id=event_id)
+        status = webhook_event_process(event_id=event_id)
+        # With the webhook request's id (config.request_id): one id from receipt to effect.
+        log.info("webhook event %s: %s", event_id, status)
+        return status
     except WebhookProcessingFailed as exc:
         if self.request.is_eager or exc.retry_at is None:
             # In-process mode: the sweep or a replay runs it again. Spent: a person decides.

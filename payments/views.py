@@ -17,7 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from config.db_router import replica_reads
 from config.permissions import permission_required
+from config.querying import streamed
 from config.request_types import AuthenticatedHttpRequest
 from config.streaming import csv_response
 
@@ -73,6 +75,7 @@ def _after(request: HttpRequest) -> int | None:
 
 @login_required
 @permission_required("payments.view_payment", raise_exception=True)
+@replica_reads
 def payment_list(request: HttpRequest) -> HttpResponse:
     form, filters = _filters(request)
     payments, next_after = selectors.keyset_page(
@@ -112,6 +115,7 @@ PAYMENT_CSV_HEADER = [
 
 @login_required
 @permission_required("payments.view_payment", raise_exception=True)
+@replica_reads
 def payment_export(request: HttpRequest) -> StreamingHttpResponse:
     """The whole filtered result as CSV, streamed row by row: not capped, not held in memory."""
     _, filters = _filters(request)
@@ -131,7 +135,7 @@ def payment_export(request: HttpRequest) -> StreamingHttpResponse:
             p.card_brand,
             p.card_last4,
         ]
-        for p in selectors.payment_search(**filters).iterator(chunk_size=2000)
+        for p in streamed(selectors.payment_search(**filters))
     )
     return csv_response(PAYMENT_CSV_HEADER, rows, stem="payments")
 

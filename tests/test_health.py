@@ -15,7 +15,10 @@ def test_healthz_says_the_process_is_up(client) -> None:
 def test_readyz_checks_the_database(client) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "migrations": "ok"},
+    }
 
 
 def _readyz_with_broker(client, settings, broker_url: str):
@@ -45,7 +48,7 @@ def test_readyz_reports_an_unreachable_broker(client, settings) -> None:
 def test_readyz_reaches_a_real_broker(client, settings) -> None:
     response = _readyz_with_broker(client, settings, os.environ["TEST_REDIS_URL"])
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert response.json()["checks"] == {"database": "ok", "migrations": "ok", "broker": "ok"}
 
 
 @pytest.mark.django_db
@@ -66,3 +69,24 @@ def test_home_sends_each_role_to_the_overview(client, request, fixture, target) 
 
 def test_home_asks_anonymous_visitors_to_sign_in(client) -> None:
     assert "/admin/login/" in client.get("/")["Location"]
+
+
+@pytest.mark.django_db
+def test_readyz_is_unavailable_while_a_migration_is_not_applied(client, monkeypatch) -> None:
+    from django.db import connection
+
+    from config import health
+
+    monkeypatch.setattr(health, "_migrations_applied", False)
+    # As if the newest audits migration had not run yet (rolled back with the test).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM django_migrations WHERE app = 'audits' AND name = %s",
+            ["0007_chain_verifications"],
+        )
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["migrations"] == (
+        "1 migration(s) not applied, first audits.0007_chain_verifications"
+    )
+    assert response.json()["status"] == "unavailable"

@@ -23,6 +23,8 @@ from django.db import connection, models
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from config.querying import streamed
+
 from .. import triggers
 from ..accounts import inactive_staff
 from ..checkpoints import verify_incremental
@@ -302,7 +304,7 @@ def stored_card_numbers() -> list[tuple[str, str, Any]]:
                 .filter(_scanned__regex=PAN_PREFILTER)
                 .values_list("pk", "_scanned")
             )
-            for pk, value in rows.iterator(chunk_size=2000):
+            for pk, value in streamed(rows):
                 if any(card_numbers_in(str(value))):
                     found.append((model._meta.label, field.name, pk))
     return found

@@ -66,6 +66,7 @@ ANONYMOUS_ALLOWED = {
 REQUIRED: dict[str, str] = {
     "home": "",  # redirects only
     "overview": "",
+    "metrics": "",  # a scraper's token (METRICS_TOKEN), not a person's: tests/test_metrics.py
     "payments:payment-list": "",
     "payments:payment-export": "",
     "payments:approvals": "",

@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from audits import checkpoints
 from audits.chain import parse_head
 from audits.crypto.signing import SignatureRefused
-from audits.verify import ChainReport, check_expected_heads
+from audits.models import ChainVerification
+from audits.verify import ChainReport, check_expected_heads, verification_record
 
 
 class Command(BaseCommand):
@@ -83,6 +84,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Verifying payment_audits hash chains from {where}...")
             report = checkpoints.verify_from(signed, progress, workers)
         check_expected_heads(report, expected)
+        verification_record(report, source=ChainVerification.Source.COMMAND, refused=refused)
         self._print(report, time.perf_counter() - started)
         if refused:
             raise CommandError(f"audit chain verification failed: {refused[0]}")

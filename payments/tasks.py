@@ -25,6 +25,11 @@ def enqueue_webhook_event(event_id: int) -> None:
     process_webhook_event.delay(event_id)
 
 
+def tasks_run_in_process() -> bool:
+    """No broker (CELERY_BROKER_URL unset): a task runs in the caller's process, at once."""
+    return bool(process_webhook_event.app.conf.task_always_eager)
+
+
 def _transient_errors() -> tuple[type[Exception], ...]:
     """Errors of the machinery, not of the event: the attempt did not happen, so it is made
     again (and is not counted against the event's attempts)."""

@@ -170,6 +170,13 @@ def webhook_event_receive(
     return stored
 
 
+def webhook_processing_in_process() -> bool:
+    """No broker: the processing runs in this process, when it is queued."""
+    from ..tasks import tasks_run_in_process
+
+    return tasks_run_in_process()
+
+
 def webhook_event_hand_off(stored: Stored) -> None:
     """Queue a new event's processing. Never raises: a broker that is down must not turn an
     accepted webhook into an error; the row's next_attempt_at brings the event to the sweep."""

@@ -19,7 +19,12 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .store import Stored, webhook_event_hand_off, webhook_event_receive
+from .store import (
+    Stored,
+    webhook_event_hand_off,
+    webhook_event_receive,
+    webhook_processing_in_process,
+)
 from .verify import (
     VerifiedEvent,
     WebhookNotConfigured,
@@ -58,10 +63,16 @@ def _receive(
     # The address the audit middleware settled on (a trusted proxy's X-Forwarded-For, else the
     # peer): the same one the audit trail records for this request.
     audit_context = getattr(request, "audit_context", None)
+    # With a broker, the processing is queued after the response (below). Without one (tasks
+    # run in-process: the demo) there is no later to hand off to: the event is processed after
+    # its commit, before the answer, in the order the gateway sent it.
+    in_process = webhook_processing_in_process()
     stored = webhook_event_receive(
-        event, source_ip=audit_context.ip_address if audit_context else None, hand_off=False
+        event, source_ip=audit_context.ip_address if audit_context else None, hand_off=in_process
     )
-    return AcknowledgedThenHandedOff(stored)
+    response = AcknowledgedThenHandedOff(stored)
+    response.handed_off = in_process
+    return response
 
 
 class AcknowledgedThenHandedOff(JsonResponse):

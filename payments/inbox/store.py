@@ -179,13 +179,20 @@ def webhook_processing_in_process() -> bool:
 
 def webhook_event_hand_off(stored: Stored) -> None:
     """Queue a new event's processing. Never raises: a broker that is down must not turn an
-    accepted webhook into an error; the row's next_attempt_at brings the event to the sweep."""
+    accepted webhook into an error; the row's next_attempt_at brings the event to the sweep.
+
+    With a broker, the id goes to this process's publisher thread (handoff.py), which sends a
+    message per batch of new events; without one, the event is processed here and now."""
     from ..tasks import enqueue_webhook_event
+    from .handoff import publish_later
 
     if stored.pk is None:
         return
     try:
-        enqueue_webhook_event(stored.pk)
+        if webhook_processing_in_process():
+            enqueue_webhook_event(stored.pk)
+        else:
+            publish_later(stored.pk, send=enqueue_webhook_event, batch=BATCH_SIZE)
     except Exception:
         log.exception(
             "webhook event %s: processing not queued, the sweep will run it", stored.event_id

@@ -78,8 +78,9 @@ def _receive(
 class AcknowledgedThenHandedOff(JsonResponse):
     """The acknowledgement; a new event's processing is queued when the response is closed.
 
-    A WSGI server closes the response after it has written it (PEP 3333), so the broker publish
-    no longer delays the gateway's answer. If this process dies before it publishes, the row's
+    A WSGI server closes the response after it has written it (PEP 3333): only then is the new
+    event handed to this process's publisher thread (handoff.py), which sends the broker one
+    message per batch of events. If this process dies before it publishes, the row's
     next_attempt_at brings the event to the sweep (webhook_events_sweep)."""
 
     def __init__(self, stored: Stored) -> None:

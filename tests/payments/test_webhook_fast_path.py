@@ -375,3 +375,53 @@ def test_a_batch_skips_events_another_worker_holds_and_never_applies_one_twice()
         ).count()
         == 1
     )
+
+
+# --- The publisher thread -------------------------------------------------------------------
+
+
+def test_the_publisher_sends_one_message_per_batch_of_gathered_events(monkeypatch, caplog) -> None:
+    from payments.inbox import handoff
+
+    sent: list[int] = []
+    monkeypatch.setattr(handoff, "_send", sent.append)
+    monkeypatch.setattr(handoff, "_batch", 3)
+    for pk in (7, 3, 5, 4, 6, 8, 9):
+        handoff._pending.put(pk)
+    assert handoff.publish_pending() == 3
+    assert sent == [3, 6, 9]  # oldest first, a message per batch of 3
+    assert handoff.publish_pending() == 0  # nothing left
+
+    def broker_down(pk: int) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(handoff, "_send", broker_down)
+    handoff._pending.put(10)
+    assert handoff.publish_pending() == 0  # logged, never raised: the sweep runs it
+    assert "the sweep will run them" in caplog.text
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_with_a_broker_the_request_hands_the_event_to_the_publisher_thread(
+    with_broker, monkeypatch
+) -> None:
+    """Through the real view and the real thread; the message goes to a list instead of a
+    broker (the worker tests send it to a real Redis)."""
+    import threading
+
+    from payments.inbox import handoff, store
+
+    sent: list[int] = []
+    arrived = threading.Event()
+
+    def send(pk: int) -> None:
+        sent.append(pk)
+        arrived.set()
+
+    monkeypatch.setattr(store, "webhook_processing_in_process", lambda: False)
+    monkeypatch.setattr("payments.tasks.enqueue_webhook_event", send)
+    assert _post(_body("evt_thread")).status_code == 200
+    assert arrived.wait(timeout=10)
+    assert sent == [WebhookEvent.objects.get(event_id="evt_thread").pk]
+    assert handoff._publisher is not None and handoff._publisher.is_alive()

@@ -25,6 +25,11 @@ def enqueue_webhook_event(event_id: int) -> None:
     process_webhook_event.delay(event_id)
 
 
+def tasks_run_in_process() -> bool:
+    """No broker (CELERY_BROKER_URL unset): a task runs in the caller's process, at once."""
+    return bool(process_webhook_event.app.conf.task_always_eager)
+
+
 def _transient_errors() -> tuple[type[Exception], ...]:
     """Errors of the machinery, not of the event: the attempt did not happen, so it is made
     again (and is not counted against the event's attempts)."""
@@ -36,27 +41,47 @@ def _transient_errors() -> tuple[type[Exception], ...]:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def process_webhook_event(self: Task[[int], str], event_id: int) -> str:
-    """Run one event. The event row decides when it runs again (its next_attempt_at); the
-    Celery retry is the fast path, the sweep the one that cannot be lost."""
-    from .inbox.store import WebhookProcessingFailed, webhook_event_process
+    """Run an event. On a worker, one message applies a batch: the events waiting then,
+    oldest first (webhook_events_process_batch), so that a burst costs one transaction per
+    batch, not per event; a message whose event an earlier batch applied finds less or nothing
+    to do. In-process (eager, the demo) it runs its own event only.
 
+    The event row decides when it runs again (its next_attempt_at); a message per failed event
+    at that time is the fast path, the sweep the one that cannot be lost."""
+    from .inbox.store import (
+        WebhookProcessingFailed,
+        webhook_event_process,
+        webhook_events_process_batch,
+    )
+
+    if self.request.is_eager:
+        try:
+            return webhook_event_process(event_id=event_id)
+        except WebhookProcessingFailed:
+            return WebhookEvent.Status.FAILED  # the sweep or a replay runs it again
+        except _transient_errors() as exc:
+            log.warning("webhook event %s: %s, retrying", event_id, exc)
+            return "retry"  # the row is as it was: the sweep runs it when due
     try:
-        status = webhook_event_process(event_id=event_id)
-        # With the webhook request's id (config.request_id): one id from receipt to effect.
-        log.info("webhook event %s: %s", event_id, status)
-        return status
-    except WebhookProcessingFailed as exc:
-        if self.request.is_eager or exc.retry_at is None:
-            # In-process mode: the sweep or a replay runs it again. Spent: a person decides.
-            return WebhookEvent.Status.FAILED
-        wait = max((exc.retry_at - timezone.now()).total_seconds(), 0.0)
-        raise self.retry(exc=exc, countdown=wait) from exc
+        outcomes = webhook_events_process_batch()
     except _transient_errors() as exc:
         log.warning("webhook event %s: %s, retrying", event_id, exc)
-        if self.request.is_eager:
-            return "retry"  # the row is as it was: the sweep runs it when due
-        # If this retry cannot be sent either, the row's next_attempt_at still brings it back.
+        # If this retry cannot be sent either, the rows' next_attempt_at still bring them back.
         raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
+    now = timezone.now()
+    for outcome in outcomes:
+        if outcome.retry_at is not None:
+            wait = max((outcome.retry_at - now).total_seconds(), 0.0)
+            try:
+                process_webhook_event.apply_async((outcome.event_id,), countdown=wait)
+            except _transient_errors():
+                log.warning("webhook event %s: retry not queued, the sweep will run it", event_id)
+    # Its own event may have been applied by another batch, be not due, or lie beyond this
+    # batch (a later message takes it): then the summary says so without asking the database.
+    mine = next((o.status for o in outcomes if o.event_id == event_id), "elsewhere")
+    # With the request id the message carries (config.request_id): from receipt to effect.
+    log.info("webhook event %s: %s; batch of %s", event_id, mine, len(outcomes))
+    return f"{mine}; batch of {len(outcomes)}"
 
 
 @shared_task
@@ -186,12 +211,10 @@ def sandbox_deliver_webhook(self: Task[[str], str], event_reference: str) -> str
                 log.error("sandbox webhook %s refused by %s: HTTP %s", event_reference, url, status)
             return outcome
     try:
-        stored, created = webhook_event_receive(
-            verify_sandbox(body=body.encode(), signature_header=header)
-        )
+        stored = webhook_event_receive(verify_sandbox(body=body.encode(), signature_header=header))
     except (WebhookRejected, WebhookNotConfigured) as exc:
         outcome = f"refused in-process: {exc}"
     else:
-        outcome = f"in-process: {'stored' if created else 'duplicate'} {stored.event_id}"
+        outcome = f"in-process: {'stored' if stored.created else 'duplicate'} {stored.event_id}"
     sandbox_event_delivered(event_reference, outcome)
     return outcome

@@ -15,15 +15,20 @@ so a retry message lost with the broker, a killed worker or a database outage on
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime
 import logging
 from typing import TYPE_CHECKING
 
+from auditlog.models import LogEntry
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audits import context
+from audits.entries import create_entry, entry_columns, remember_stored_before
 
 from ..exceptions import PaymentsError
 from ..models import WebhookEvent
@@ -70,34 +75,128 @@ class WebhookProcessingFailed(PaymentsError):
         self.retry_at = retry_at  # None once the event's attempts are spent
 
 
-def webhook_event_receive(
-    event: VerifiedEvent, *, source_ip: str | None = None
-) -> tuple[WebhookEvent, bool]:
-    """Store a verified event once, with its evidence; start its processing after commit.
-    Returns the row and whether it is new (a redelivery is acknowledged and not processed
-    again)."""
-    from ..tasks import enqueue_webhook_event
+@dataclasses.dataclass(frozen=True)
+class Stored:
+    """What the inbox answers: the row's id (None for a redelivery, which stored nothing), the
+    gateway's event id and whether the event is new."""
 
-    with transaction.atomic():
-        stored, created = WebhookEvent.objects.get_or_create(
-            provider=event.provider,
-            event_id=event.event_id,
-            defaults={
-                "event_type": event.event_type,
-                "payload": event.payload,
-                "raw_body": event.raw_body,
-                "signature": event.signature,
-                "source_ip": source_ip,
-                "event_created_at": event.event_created_at,
-                # The sweep's safety net if the enqueue below never happens (the broker is
-                # down, or this process dies between commit and enqueue).
-                "next_attempt_at": timezone.now() + ENQUEUE_GRACE,
-            },
+    pk: int | None
+    event_id: str
+    created: bool
+
+
+def webhook_event_store(event: VerifiedEvent, *, source_ip: str | None = None) -> Stored:
+    """Store a verified event once, with its evidence, in ONE statement: an
+    `INSERT ... ON CONFLICT DO NOTHING` on (provider, event_id), which on PostgreSQL also writes
+    the row's change-log entry (a data-modifying CTE; on SQLite, which has none, a second
+    statement in the same transaction). A redelivery inserts nothing and logs nothing.
+
+    The inbox row is the evidence (raw body, signature, source IP, receive time), so it and its
+    change-log entry are written before the acknowledgement; nothing else is: processing runs
+    later (see webhook_event_receive)."""
+    now = timezone.now()
+    row = WebhookEvent(
+        provider=event.provider,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        payload=event.payload,
+        raw_body=event.raw_body,
+        signature=event.signature,
+        source_ip=source_ip,
+        event_created_at=event.event_created_at,
+        received_at=now,
+        # The sweep's safety net if the hand-off to processing never happens (the broker is
+        # down, or this process dies before it publishes).
+        next_attempt_at=now + ENQUEUE_GRACE,
+    )
+    connection = connections[WebhookEvent.objects.db]
+    quote = connection.ops.quote_name
+    fields = [f for f in WebhookEvent._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(quote(f.column or f.attname) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    params = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    # Table and column names come from the models; every value is a bound parameter.
+    table = quote(WebhookEvent._meta.db_table)
+    insert = (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608  # nosec B608
+        f"ON CONFLICT ({quote('provider')}, {quote('event_id')}) DO NOTHING "
+        f"RETURNING {quote('id')}"
+    )
+    entry = create_entry(row)
+    if connection.vendor == "postgresql":
+        log_values = entry_columns(entry, connection)
+        changes_column = LogEntry._meta.get_field("changes").column
+        log_columns = [*log_values, "object_pk", "object_id"]
+        selected = []
+        for column in log_values:
+            # The row's id is known only once inserted: the entry names it, as the receivers'
+            # entries do ("id": [null, <id>]).
+            selected.append(
+                "%s::jsonb || jsonb_build_object('id', jsonb_build_array(NULL, stored.id))"
+                if column == changes_column
+                else "%s"
+            )
+        sql = (
+            f"WITH stored AS ({insert}), logged AS ("  # noqa: S608  # nosec B608
+            f"INSERT INTO {quote(LogEntry._meta.db_table)} "
+            f"({', '.join(quote(c) for c in log_columns)}) "
+            f"SELECT {', '.join(selected)}, stored.id::text, stored.id FROM stored) "
+            "SELECT id FROM stored"
         )
-        if created:
-            # robust: a broker that is down must not turn an accepted webhook into an error.
-            transaction.on_commit(lambda: enqueue_webhook_event(stored.pk), robust=True)
-    return stored, created
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *log_values.values()])
+            found = cursor.fetchone()
+        pk = found[0] if found else None
+    else:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute(insert, params)
+            found = cursor.fetchone()
+            pk = found[0] if found else None
+            if pk is not None:
+                row.pk = pk
+                create_entry(row).save(using=connection.alias)
+    return Stored(pk=pk, event_id=event.event_id, created=pk is not None)
+
+
+def webhook_event_receive(
+    event: VerifiedEvent, *, source_ip: str | None = None, hand_off: bool = True
+) -> Stored:
+    """Store a verified event once (webhook_event_store) and, unless the caller hands it off
+    itself (the webhook views do, after the response is sent), queue its processing once
+    the row has committed. A redelivery is acknowledged and not processed again."""
+    stored = webhook_event_store(event, source_ip=source_ip)
+    if stored.created and hand_off:
+        transaction.on_commit(lambda: webhook_event_hand_off(stored), robust=True)
+    return stored
+
+
+def webhook_processing_in_process() -> bool:
+    """No broker: the processing runs in this process, when it is queued."""
+    from ..tasks import tasks_run_in_process
+
+    return tasks_run_in_process()
+
+
+def webhook_event_hand_off(stored: Stored) -> None:
+    """Queue a new event's processing. Never raises: a broker that is down must not turn an
+    accepted webhook into an error; the row's next_attempt_at brings the event to the sweep.
+
+    With a broker, the id goes to this process's publisher thread (handoff.py), which sends a
+    message per batch of new events; without one, the event is processed here and now."""
+    from ..tasks import enqueue_webhook_event
+    from .handoff import publish_later
+
+    if stored.pk is None:
+        return
+    try:
+        if webhook_processing_in_process():
+            enqueue_webhook_event(stored.pk)
+        else:
+            publish_later(stored.pk, send=enqueue_webhook_event, batch=BATCH_SIZE)
+    except Exception:
+        log.exception(
+            "webhook event %s: processing not queued, the sweep will run it", stored.event_id
+        )
 
 
 def _is_due(event: WebhookEvent, now: datetime.datetime) -> bool:
@@ -116,9 +215,6 @@ def webhook_event_process(*, event_id: int) -> str:
     A handler's failure is kept on the row (attempts, last error, next attempt). A failure that
     leaves nothing writable (the database connection is gone) propagates: the task retries it,
     and if that message is lost too, the row's unchanged next_attempt_at brings it back."""
-    from ..tasks import backoff_seconds
-
-    failure: Exception | None = None
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().get(pk=event_id)
         now = timezone.now()
@@ -126,47 +222,100 @@ def webhook_event_process(*, event_id: int) -> str:
             return event.status
         if not _is_due(event, now):
             return event.status
-        event.attempts += 1
-        handler = handler_for(event)
-        if handler is None:
-            event.status = WebhookEvent.Status.IGNORED
-        else:
-            try:
-                with transaction.atomic():
-                    handler(event)
-            except Exception as exc:  # any failure is kept on the row and retried
-                if transaction.get_rollback():
-                    # Not even the savepoint could be rolled back: the connection is gone, so
-                    # nothing of this attempt can be recorded. Not counted; retried as is.
-                    raise
-                failure = exc
-        if failure is None:
-            event.status = event.status if handler is None else WebhookEvent.Status.PROCESSED
-            event.processed_at = timezone.now()
-            event.last_error = ""
-            event.next_attempt_at = None
-        else:
-            event.status = WebhookEvent.Status.FAILED
-            event.last_error = storable_text(f"{type(failure).__name__}: {failure}")[:2000]
-            spent = event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
-            event.next_attempt_at = (
-                None
-                if spent
-                else now + datetime.timedelta(seconds=backoff_seconds(event.attempts - 1))
-            )
-            log.log(
-                logging.ERROR if spent else logging.WARNING,
-                "webhook %s %s failed (attempt %s of %s%s): %s",
-                event.provider,
-                event.event_id,
-                event.attempts,
-                settings.WEBHOOK_MAX_ATTEMPTS,
-                ", attempts spent: replay it from the console or /payments/webhooks/"
-                if spent
-                else "",
-                event.last_error,
-            )
-        event.save()
+        failure = _attempt(event, now)
     if failure is not None:
         raise WebhookProcessingFailed(event.last_error, retry_at=event.next_attempt_at) from failure
     return event.status
+
+
+# Events one batch claims and applies in one transaction. Larger batches save commits but hold
+# the rows they changed (payments, refunds) locked longer.
+BATCH_SIZE = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    event_id: int
+    status: str
+    retry_at: datetime.datetime | None  # a failed event's next attempt; None once spent
+
+
+def webhook_events_process_batch(*, limit: int = BATCH_SIZE) -> list[Outcome]:
+    """Apply up to `limit` events that are waiting (received, or failed and due), oldest first,
+    in one transaction: one query claims them (`FOR UPDATE SKIP LOCKED`: events another batch
+    or a single run holds are left to it), and each runs in its own savepoint, so one bad event
+    is recorded as failed without undoing the others.
+
+    The guarantees of webhook_event_process hold for each event: its row is locked while it
+    runs, a finished event is never claimed (it has no next attempt), a failed one only when
+    due, and a connection lost mid-batch rolls the whole batch back, not counted: every claimed
+    row is as it was, still due."""
+    outcomes = []
+    with transaction.atomic():
+        now = timezone.now()
+        waiting = Q(status=WebhookEvent.Status.RECEIVED) | Q(next_attempt_at__lte=now + DUE_SLACK)
+        claimed = (
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            # The partial index webhook_next_attempt_idx holds exactly the unfinished events.
+            .filter(waiting, next_attempt_at__isnull=False)
+            .order_by("pk")[:limit]
+        )
+        for event in claimed:
+            _attempt(event, now)
+            retry_at = event.next_attempt_at if event.status == WebhookEvent.Status.FAILED else None
+            outcomes.append(Outcome(event.pk, event.status, retry_at))
+    return outcomes
+
+
+# What an attempt changes on the event row: saved alone, the payload and raw body (up to
+# WEBHOOK_MAX_BYTES each) are not written again.
+ATTEMPT_FIELDS = ["status", "attempts", "processed_at", "last_error", "next_attempt_at"]
+
+
+def _attempt(event: WebhookEvent, now: datetime.datetime) -> Exception | None:
+    """One attempt at a locked, due event, inside the caller's transaction: the handler in its
+    own savepoint, the outcome on the row (and in its change log). Returns the handler's
+    failure, if any."""
+    from ..tasks import backoff_seconds
+
+    # The row as locked is the change log's before-state: the receiver need not read it again.
+    remember_stored_before(event, copy.copy(event))
+    failure: Exception | None = None
+    event.attempts += 1
+    handler = handler_for(event)
+    if handler is None:
+        event.status = WebhookEvent.Status.IGNORED
+    else:
+        try:
+            with transaction.atomic():
+                handler(event)
+        except Exception as exc:  # any failure is kept on the row and retried
+            if transaction.get_rollback():
+                # Not even the savepoint could be rolled back: the connection is gone, so
+                # nothing of this attempt can be recorded. Not counted; retried as is.
+                raise
+            failure = exc
+    if failure is None:
+        event.status = event.status if handler is None else WebhookEvent.Status.PROCESSED
+        event.processed_at = timezone.now()
+        event.last_error = ""
+        event.next_attempt_at = None
+    else:
+        event.status = WebhookEvent.Status.FAILED
+        event.last_error = storable_text(f"{type(failure).__name__}: {failure}")[:2000]
+        spent = event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+        event.next_attempt_at = (
+            None if spent else now + datetime.timedelta(seconds=backoff_seconds(event.attempts - 1))
+        )
+        log.log(
+            logging.ERROR if spent else logging.WARNING,
+            "webhook %s %s failed (attempt %s of %s%s): %s",
+            event.provider,
+            event.event_id,
+            event.attempts,
+            settings.WEBHOOK_MAX_ATTEMPTS,
+            ", attempts spent: replay it from the console or /payments/webhooks/" if spent else "",
+            event.last_error,
+        )
+    event.save(update_fields=ATTEMPT_FIELDS)
+    return failure

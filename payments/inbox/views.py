@@ -1,8 +1,10 @@
 """/webhooks/stripe/, /webhooks/braintree/ and /webhooks/sandbox/: verify, store, acknowledge.
 
-Not wrapped in a request-wide transaction: the event must be committed before the 200 goes
-back, and its processing starts only after that commit. A database failure propagates as a 500
-so that the gateway delivers again.
+Not wrapped in a request-wide transaction: the event is stored by one autocommitted statement
+(webhook_event_store) before the 200 goes back. Nothing else happens before the answer: its
+processing is queued after the response has been sent (AcknowledgedThenHandedOff), so the
+gateway never waits on the broker. A database failure propagates as a 500 so that the gateway
+delivers again.
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .store import webhook_event_receive
+from .store import (
+    Stored,
+    webhook_event_hand_off,
+    webhook_event_receive,
+    webhook_processing_in_process,
+)
 from .verify import (
     VerifiedEvent,
     WebhookNotConfigured,
@@ -55,10 +63,43 @@ def _receive(
     # The address the audit middleware settled on (a trusted proxy's X-Forwarded-For, else the
     # peer): the same one the audit trail records for this request.
     audit_context = getattr(request, "audit_context", None)
-    stored, created = webhook_event_receive(
-        event, source_ip=audit_context.ip_address if audit_context else None
+    # With a broker, the processing is queued after the response (below). Without one (tasks
+    # run in-process: the demo) there is no later to hand off to: the event is processed after
+    # its commit, before the answer, in the order the gateway sent it.
+    in_process = webhook_processing_in_process()
+    stored = webhook_event_receive(
+        event, source_ip=audit_context.ip_address if audit_context else None, hand_off=in_process
     )
-    return JsonResponse({"received": True, "event_id": stored.event_id, "duplicate": not created})
+    response = AcknowledgedThenHandedOff(stored)
+    response.handed_off = in_process
+    return response
+
+
+class AcknowledgedThenHandedOff(JsonResponse):
+    """The acknowledgement; a new event's processing is queued when the response is closed.
+
+    A WSGI server closes the response after it has written it (PEP 3333): only then is the new
+    event handed to this process's publisher thread (handoff.py), which sends the broker one
+    message per batch of events. If this process dies before it publishes, the row's
+    next_attempt_at brings the event to the sweep (webhook_events_sweep)."""
+
+    def __init__(self, stored: Stored) -> None:
+        super().__init__(
+            {"received": True, "event_id": stored.event_id, "duplicate": not stored.created}
+        )
+        self.stored = stored
+        self.handed_off = False
+
+    def close(self) -> None:
+        # Before super().close(): its request_finished signal may close the database
+        # connection, which an in-process (eager) run of the task would then reopen.
+        if self.stored.created and not self.handed_off:
+            self.handed_off = True
+            stored = self.stored
+            # Outside a transaction (always, in production) this runs at once; a test that
+            # wraps the request in one sees it as the after-commit callback it stands for.
+            transaction.on_commit(lambda: webhook_event_hand_off(stored), robust=True)
+        super().close()
 
 
 def _refuse(provider: str, request: HttpRequest, reason: str) -> JsonResponse:

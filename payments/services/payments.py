@@ -22,7 +22,7 @@ from ..models import (
     Merchant,
     Payment,
 )
-from .gateway_reports import is_newer, is_stale
+from .gateway_reports import is_newer, is_stale, payment_locked
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -143,7 +143,7 @@ def payment_apply_gateway_state(
 ) -> bool:
     """Returns whether the payment's status moved."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        payment = payment_locked(payment.pk)
         if is_stale(payment.gateway_event_at, event_at):
             return False
         changed = moved = False
@@ -155,7 +155,10 @@ def payment_apply_gateway_state(
                 payment.captured_amount = (
                     payment.amount if captured_amount is None else captured_amount
                 )
-                payment.full_clean()
+                # A capture changes the status and the amounts only: the merchant and the
+                # references (whose uniqueness the database holds) are not validated again,
+                # which would cost three queries and four savepoints per event.
+                payment.full_clean(exclude=["merchant", "gateway_reference", "client_key"])
             changed = moved = True
         if (moved or payment.status == status) and is_newer(payment.gateway_event_at, event_at):
             payment.gateway_event_at, changed = event_at, True

@@ -27,7 +27,7 @@ from ..models import (
     Payment,
     Refund,
 )
-from .gateway_reports import GatewayStateNeedsAttention, is_newer, is_stale
+from .gateway_reports import GatewayStateNeedsAttention, is_newer, is_stale, payment_locked
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -128,7 +128,7 @@ def refund_apply_gateway_state(
     its reference) or one made at the gateway directly (created here, counted against the
     refundable amount). The payment's refunded total is recomputed from its refund rows."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        payment = payment_locked(payment.pk)
         refund = _refund_for_gateway_report(payment, gateway_reference, refund_id)
         if refund is None:
             return _refund_made_at_gateway(payment, gateway_reference, amount, status, event_at)

@@ -270,7 +270,9 @@ def test_a_database_failure_answers_500_so_stripe_delivers_again(monkeypatch) ->
     def database_down(*args, **kwargs):
         raise OperationalError("connection lost")
 
-    monkeypatch.setattr(WebhookEvent.objects, "get_or_create", database_down)
+    from payments.inbox import store
+
+    monkeypatch.setattr(store, "webhook_event_store", database_down)
     payload = json.dumps(sh.event("customer.created", {"id": "cus"}))
     response = Client(raise_request_exception=False).post(
         "/webhooks/stripe/",

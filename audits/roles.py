@@ -40,6 +40,9 @@ _ANALYST = {
     "kyc.add_casenote",
     "kyc.view_screeningresult",
     "kyc.download_kycdocument",
+    # the merchant's payout account and its micro-deposits (masked; never the amounts)
+    "payments.view_payoutaccount",
+    "payments.view_microdeposit",
 }
 
 ROLE_PERMISSIONS: dict[str, set[str] | str] = {
@@ -71,6 +74,8 @@ ROLE_PERMISSIONS: dict[str, set[str] | str] = {
         "payments.change_chargeback",
         "payments.view_webhookevent",
         "payments.change_webhookevent",
+        "payments.view_payoutaccount",
+        "payments.view_microdeposit",
         # a case's outcome, not its documents
         "kyc.view_kyccase",
     },

@@ -783,7 +783,8 @@ class SandboxObject(models.Model):
 
 class PayoutAccountStatus(models.TextChoices):
     PENDING = "pending"  # the two micro-deposits are on their way
-    AWAITING_CONFIRMATION = "awaiting_confirmation"  # sent: the merchant confirms the amounts
+    # Sent: the merchant confirms the amounts.
+    AWAITING_CONFIRMATION = "awaiting_confirmation", "Awaiting confirmation"
     VERIFIED = "verified"
     LOCKED = "locked"  # too many wrong confirmations
     EXPIRED = "expired"  # not confirmed within the window

@@ -3,12 +3,12 @@ rows are simply not there (404 on a guessed id, never 403)."""
 
 from __future__ import annotations
 
-from django.db.models import Case, Prefetch, QuerySet, When
+from django.db.models import QuerySet
 
 from audits.models import PaymentAudit
 
 from .. import selectors
-from ..models import PAYOUT_ACCOUNT_LIVE, Chargeback, Merchant, MicroDeposit, Payment, PayoutAccount
+from ..models import Chargeback, Merchant, Payment, PayoutAccount
 
 
 def merchant_list_api() -> QuerySet[Merchant]:
@@ -36,16 +36,4 @@ def audit_rows_for(*, object_type: str, object_id: str) -> QuerySet[PaymentAudit
 
 
 def payout_account_current(*, merchant_id: int) -> PayoutAccount | None:
-    """The merchant's payout account: the live one (pending, awaiting confirmation or
-    verified), else the newest, with its deposits (one query each)."""
-    return (
-        PayoutAccount.objects.filter(merchant_id=merchant_id)
-        # Never the amounts: they are what the merchant confirms (and each costs a decryption).
-        .prefetch_related(Prefetch("deposits", MicroDeposit.objects.defer("amount")))
-        .order_by(
-            Case(When(status__in=PAYOUT_ACCOUNT_LIVE, then=0), default=1),
-            "-created_at",
-            "-pk",
-        )
-        .first()
-    )
+    return selectors.payout_account_current(merchant_id=merchant_id)

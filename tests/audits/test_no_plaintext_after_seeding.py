@@ -14,7 +14,7 @@ from django.test import Client
 from audits import roles
 from kyc.demo.onboarding import TINY_PDF
 from kyc.models import KycDocument
-from payments.models import Merchant
+from payments.models import Merchant, PayoutAccount
 from tests.api.conftest import client_for, issue
 from tests.conftest import make_staff
 
@@ -62,8 +62,13 @@ def test_no_encrypted_value_is_stored_in_clear_anywhere(seeded, settings) -> Non
     secrets = set()
     for merchant in Merchant.objects.all():  # the ORM decrypts
         secrets |= {merchant.contact_email, merchant.contact_phone, merchant.contact_name}
+    for account in PayoutAccount.objects.all():  # issue 15: bank accounts and their holders
+        secrets |= {account.account_number, account.holder_name}
     secrets.discard("")
     assert len(secrets) >= 10
+    assert {"verified", "failed", "awaiting_confirmation"} <= set(
+        PayoutAccount.objects.values_list("status", flat=True)
+    )
 
     columns = every_text_column()
     assert ("payment_audits", "after_state") in columns

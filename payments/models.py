@@ -1,7 +1,8 @@
-"""Merchants, payments, refunds, chargebacks and the webhook inbox.
+"""Merchants, payments, refunds, chargebacks, payout accounts and the webhook inbox.
 
 Money is an integer amount in the currency's minor unit plus an ISO 4217 code. No card number,
-CVC or bank account number is stored: gateways hold them, we keep their tokens and last four.
+CVC or customer's bank account number is stored: gateways hold them, we keep their tokens and
+last four. A merchant's own payout account number is encrypted at rest (PayoutAccount).
 """
 
 from __future__ import annotations

@@ -366,3 +366,24 @@ def test_the_merchants_kyc_screen_shows_the_verification_state(client, officer, 
             payout_account_confirm(account=account, amounts=wrong)
     html = client.get(reverse("kyc:merchant", args=[merchant.pk])).content.decode()
     assert "Locked" in html and "after 3 wrong confirmations" in html
+
+
+def test_the_payout_account_list_costs_the_same_whatever_its_length(
+    client, commit, django_assert_max_num_queries
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    officer = make_staff("officer-list", roles.COMPLIANCE_OFFICER)
+    client.force_login(officer)
+    url = reverse("admin:payments_payoutaccount_changelist")
+    _account(commit, MerchantFactory(country="DE"))
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url).status_code == 200
+    for number in ("DE75512108001245126199", "GB82WEST12345698765432", "NL91ABNA0417164300"):
+        _account(commit, MerchantFactory(country=number[:2]), number)
+    # session, user, permissions, the page of accounts joined to their merchants, filters
+    with django_assert_max_num_queries(len(few)):
+        page = client.get(url)
+    assert page.content.decode().count("••••") >= 4
+    assert len(few) <= 12

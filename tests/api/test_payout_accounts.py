@@ -416,3 +416,86 @@ def test_the_account_number_is_never_in_clear_in_the_database_or_the_logs(
     ]
     assert leaks == []
     assert all(number not in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_rails_webhooks_are_posted_to_our_endpoint_over_http(
+    settings, live_server, integration_user
+) -> None:
+    """Committed for real, through the API and a live server: each credit's events are signed
+    and POSTed to /webhooks/sandbox/, where they are verified, stored and processed."""
+    settings.SANDBOX_WEBHOOK_URL = f"{live_server.url}/webhooks/sandbox/"
+    merchant = MerchantFactory(country="DE")
+    api = client_for(issue(integration_user, ["merchants:read", "merchants:write"], merchant))
+    response = api.post(
+        "/api/v1/payout-account/",
+        {**ACCOUNT, "account_number": IBAN},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="http-1",
+    )
+    assert response.status_code == 201
+    account = PayoutAccount.objects.get(merchant=merchant)
+    assert account.status == PayoutAccount.Status.AWAITING_CONFIRMATION
+    sent = SandboxObject.objects.filter(kind="event")
+    assert sent.count() == 4
+    assert {d for event in sent for d in event.data["deliveries"]} == {"posted: 200"}
+    assert set(WebhookEvent.objects.values_list("source_ip", flat=True)) == {"127.0.0.1"}
+    confirmed = api.post(
+        "/api/v1/payout-account/confirm/",
+        {"amounts": _amounts(account.pk)},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="http-2",
+    )
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "verified"
+
+
+def test_a_forged_rail_event_is_refused_and_changes_nothing(api, commit, merchant, client) -> None:
+    import json
+
+    from payments.gateways.sandbox import signature_header
+
+    _add(api, commit)
+    deposit = MicroDeposit.objects.filter(account__merchant=merchant).first()
+    assert deposit is not None
+    body = json.dumps(
+        {
+            "id": "evt_forged",
+            "type": "credit.returned",
+            "created": int(timezone.now().timestamp()) + 60,
+            "data": {"object": {"id": deposit.rail_reference, "status": "returned"}},
+        }
+    )
+    response = client.post(
+        "/webhooks/sandbox/",
+        body,
+        content_type="application/json",
+        HTTP_SANDBOX_SIGNATURE=signature_header("not-the-secret", body),
+    )
+    assert response.status_code == 400
+    assert not WebhookEvent.objects.filter(event_id="evt_forged").exists()
+    deposit.refresh_from_db()
+    assert deposit.status == MicroDeposit.Status.SETTLED
+    assert PayoutAccount.objects.get(merchant=merchant).status == "awaiting_confirmation"
+
+
+def test_a_rail_that_refuses_the_credit_leaves_nothing_behind(
+    api, commit, merchant, monkeypatch
+) -> None:
+    from payments.rails import RailError
+    from payments.rails.sandbox import SandboxRail
+
+    calls = []
+    original = SandboxRail.send_credit
+
+    def refuse_the_second(self: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["amount"])
+        if len(calls) == 2:
+            raise RailError("Account blocked for credits.", rail="sandbox", code="blocked")
+        return original(self, **kwargs)
+
+    # The one stand-in: the sandbox rail never refuses a valid account by itself.
+    monkeypatch.setattr(SandboxRail, "send_credit", refuse_the_second)
+    response = _add(api, commit)
+    assert response.status_code == 422 and "Account blocked" in response.json()["message"]
+    assert not PayoutAccount.objects.exists() and not MicroDeposit.objects.exists()
+    assert not SandboxObject.objects.exists() and not WebhookEvent.objects.exists()

@@ -853,6 +853,13 @@ class PayoutAccount(StatusMachineMixin, AuditedModel):
                 condition=Q(status__in=PAYOUT_ACCOUNT_LIVE),
                 name="payout_account_one_live_per_merchant",
             ),
+            # Two merchants adding one account at the same moment: the service's check by the
+            # blind index cannot see the other's uncommitted row; this index can.
+            models.UniqueConstraint(
+                fields=["account_index"],
+                condition=Q(status__in=PAYOUT_ACCOUNT_LIVE),
+                name="payout_account_one_live_per_number",
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=PayoutAccountStatus.values),
                 name="payout_account_status_valid",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audits import context
@@ -110,21 +110,25 @@ def payout_account_add(
             merchant.payouts_enabled = False
             merchant.verified_payout_account = None
             merchant.save()
-        account = create_valid(
-            PayoutAccount(
-                merchant=merchant,
-                holder_name=holder_name[:200],
-                country=checked.country,
-                currency=currency,
-                scheme=checked.scheme,
-                account_number=checked.account_number,
-                routing_code=checked.routing_code,
-                last4=checked.last4,
-                rail=rail.name,
-                expires_at=timezone.now()
-                + datetime.timedelta(days=settings.PAYOUT_VERIFICATION_DAYS),
-            )
+        account = PayoutAccount(
+            merchant=merchant,
+            holder_name=holder_name[:200],
+            country=checked.country,
+            currency=currency,
+            scheme=checked.scheme,
+            account_number=checked.account_number,
+            routing_code=checked.routing_code,
+            last4=checked.last4,
+            rail=rail.name,
+            expires_at=timezone.now() + datetime.timedelta(days=settings.PAYOUT_VERIFICATION_DAYS),
         )
+        try:
+            with transaction.atomic():
+                create_valid(account)
+        except IntegrityError as exc:
+            # Another merchant's add of this very account committed first (the unique index on
+            # live accounts' blind index decides the race).
+            raise PayoutAccountInUse() from exc
         destination = BankAccount(
             holder_name=holder_name,
             country=checked.country,

@@ -387,3 +387,28 @@ def test_the_payout_account_list_costs_the_same_whatever_its_length(
         page = client.get(url)
     assert page.content.decode().count("••••") >= 4
     assert len(few) <= 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_merchants_adding_one_account_at_once_get_it_once() -> None:
+    """Committed for real, on two connections: neither sees the other's row when it checks;
+    the unique index on live accounts' blind index decides, and the loser gets the 409."""
+    from payments.exceptions import PayoutAccountInUse
+    from tests.conftest import run_at_once
+
+    first, second = MerchantFactory(country="DE"), MerchantFactory(country="DE")
+
+    def add(merchant: Merchant) -> Any:
+        return lambda: payout_account_add(
+            merchant=merchant,
+            holder_name="Jana Novak Treasury",
+            country="DE",
+            currency="EUR",
+            account_number=IBAN,
+        )
+
+    results = run_at_once(add(first), add(second))
+    assert sorted(type(r).__name__ for r in results) == ["PayoutAccount", "PayoutAccountInUse"]
+    assert any(isinstance(r, PayoutAccountInUse) for r in results)
+    assert PayoutAccount.objects.count() == 1
+    assert MicroDeposit.objects.count() == 2

@@ -43,6 +43,9 @@ _ANALYST = {
     "kyc.view_beneficialowner",
     "kyc.add_beneficialowner",
     "kyc.change_beneficialowner",
+    # the merchant's payout account and its micro-deposits (masked; never the amounts)
+    "payments.view_payoutaccount",
+    "payments.view_microdeposit",
 }
 
 ROLE_PERMISSIONS: dict[str, set[str] | str] = {
@@ -75,6 +78,8 @@ ROLE_PERMISSIONS: dict[str, set[str] | str] = {
         "payments.change_chargeback",
         "payments.view_webhookevent",
         "payments.change_webhookevent",
+        "payments.view_payoutaccount",
+        "payments.view_microdeposit",
         # a case's outcome, not its documents
         "kyc.view_kyccase",
     },

@@ -258,6 +258,21 @@ if PAYMENTS_DEFAULT_GATEWAY not in ("stripe", "braintree", "sandbox"):
 if PAYMENTS_DEFAULT_GATEWAY == "sandbox" and not SANDBOX_ENABLED:
     raise ImproperlyConfigured("PAYMENTS_DEFAULT_GATEWAY is sandbox but the sandbox is off.")
 
+# Payout accounts are proven by two micro-deposits (README "Payout accounts and
+# micro-deposits"): sent through this bank rail, confirmed by the merchant within the window and
+# the number of attempts.
+PAYOUT_RAIL = env.str("PAYOUT_RAIL", default="sandbox" if SANDBOX_ENABLED else "")
+if PAYOUT_RAIL not in ("", "sandbox"):
+    raise ImproperlyConfigured(f"PAYOUT_RAIL={PAYOUT_RAIL!r}: the rails known are: sandbox.")
+if PAYOUT_RAIL == "sandbox" and not SANDBOX_ENABLED:
+    raise ImproperlyConfigured("PAYOUT_RAIL is sandbox but the sandbox is off.")
+PAYOUT_VERIFICATION_DAYS = env.int("PAYOUT_VERIFICATION_DAYS", default=10)
+PAYOUT_VERIFICATION_ATTEMPTS = env.int("PAYOUT_VERIFICATION_ATTEMPTS", default=3)
+if PAYOUT_VERIFICATION_DAYS < 1 or PAYOUT_VERIFICATION_ATTEMPTS < 1:
+    raise ImproperlyConfigured(
+        "PAYOUT_VERIFICATION_DAYS and PAYOUT_VERIFICATION_ATTEMPTS must be at least 1."
+    )
+
 # Webhooks: bodies above this size are refused; Stripe timestamps further than the tolerance
 # from now (either direction) are refused; a failing event is tried this many times.
 WEBHOOK_MAX_BYTES = env.int("WEBHOOK_MAX_BYTES", default=256 * 1024)
@@ -330,6 +345,11 @@ CELERY_BEAT_SCHEDULE = {
     "kyc-rescreen-nightly": {"task": "kyc.tasks.merchants_rescreen", "schedule": 24 * 3600.0},
     "idempotency-purge": {"task": "payments.tasks.idempotency_records_purge", "schedule": 3600.0},
     "reconcile-daily": {"task": "payments.tasks.reconcile_daily", "schedule": 24 * 3600.0},
+    # Payout accounts whose micro-deposits were not confirmed in time (confirming checks too).
+    "payout-accounts-expire": {
+        "task": "payments.tasks.payout_accounts_expire",
+        "schedule": 3600.0,
+    },
     # The overview's roll-ups: today and yesterday often, the month behind them nightly.
     "payment-rollups": {"task": "payments.tasks.payment_rollups_refresh", "schedule": 300.0},
     # The chain's verification age and result are monitored (/metrics, deploy/prometheus/).

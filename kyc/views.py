@@ -479,6 +479,7 @@ def merchant_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "payments_timeline": payment_selectors.audit_timeline(
                 objects=[("payments.merchant", merchant.pk)], limit=50
             ),
+            "payout_account": payment_selectors.payout_account_current(merchant_id=merchant.pk),
         },
     )
 

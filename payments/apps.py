@@ -17,6 +17,10 @@ class PaymentsConfig(AppConfig):
         # The payload and raw body are the gateway's event: they may carry customer details.
         register_audited(models.WebhookEvent, exclude_fields=["payload", "raw_body"])
         register_audited(models.ApprovalRequest)
+        # Every step of a bank verification; the account number and the amounts are encrypted
+        # fields, so the trails hold their envelopes only.
+        register_audited(models.PayoutAccount, payment_audit=True)
+        register_audited(models.MicroDeposit)
         register_audited(models.ChargebackEvidence)
         register_audited(models.EvidenceFile, mask_fields=["file"])
         # Never the hash; last use is bookkeeping recorded on every request, not a change.

@@ -46,3 +46,66 @@ class IdempotencyKeyReused(PaymentsError):
             f"This Idempotency-Key already created payment {payment_id} with other values; "
             "use a new key."
         )
+
+
+class PayoutAccountInUse(PaymentsError):
+    """The same bank account is registered to another merchant (found by its blind index)."""
+
+    http_status = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This bank account is already registered to another merchant; a payout account "
+            "belongs to one merchant. Contact support if it is shared."
+        )
+
+
+class PayoutVerificationRefused(PaymentsError):
+    """A confirmation the account's state refuses: nothing waits for one (verified already,
+    failed, replaced), too many attempts, or too late."""
+
+    http_status = 409
+
+
+class PayoutAccountAlreadyVerified(PayoutVerificationRefused):
+    pass
+
+
+class PayoutVerificationLocked(PayoutVerificationRefused):
+    pass
+
+
+class PayoutVerificationExpired(PayoutVerificationRefused):
+    pass
+
+
+class PayoutAccountNotAwaitingConfirmation(PayoutVerificationRefused):
+    pass
+
+
+class PayoutAmountsWrong(PaymentsError):
+    """The amounts confirmed are not the two deposits. The attempt counts."""
+
+    http_status = 422
+
+    def __init__(self, *, attempts_left: int) -> None:
+        self.attempts_left = attempts_left
+        super().__init__(
+            "These are not the two amounts we sent. "
+            + (
+                f"{attempts_left} attempt{'s' if attempts_left != 1 else ''} left."
+                if attempts_left
+                else "That was the last attempt: the account is locked; add it again to "
+                "receive new deposits."
+            )
+        )
+
+
+class PayoutsNeedVerifiedAccount(PaymentsError):
+    http_status = 409
+
+    def __init__(self, *, merchant: object) -> None:
+        super().__init__(
+            f"{merchant}: payouts need a payout account verified by micro-deposits (the "
+            "merchant adds one through the API and confirms the two amounts)."
+        )

@@ -1,13 +1,15 @@
-"""Merchants, payments, refunds, chargebacks and the webhook inbox.
+"""Merchants, payments, refunds, chargebacks, payout accounts and the webhook inbox.
 
 Money is an integer amount in the currency's minor unit plus an ISO 4217 code. No card number,
-CVC or bank account number is stored: gateways hold them, we keep their tokens and last four.
+CVC or customer's bank account number is stored: gateways hold them, we keep their tokens and
+last four. A merchant's own payout account number is encrypted at rest (PayoutAccount).
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
@@ -106,6 +108,19 @@ class Merchant(StatusMachineMixin, AuditedModel):
         default=False, help_text="set by the monthly chargeback ratio check"
     )
     flag_reason = models.CharField(max_length=255, blank=True)
+    # Payouts go only to a bank account proven by micro-deposits (issue 15, point 5): the
+    # database refuses the flag without the verified account it pays to.
+    payouts_enabled = models.BooleanField(
+        default=False, help_text="needs a payout account verified by micro-deposits"
+    )
+    verified_payout_account = models.OneToOneField(
+        "payments.PayoutAccount",
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="the account payouts go to; set only by its verification",
+    )
     braintree_merchant_account_id = models.CharField(
         max_length=64, null=True, blank=True, unique=True
     )
@@ -129,6 +144,11 @@ class Merchant(StatusMachineMixin, AuditedModel):
             models.CheckConstraint(
                 condition=Q(risk_level__in=RiskLevel.values),
                 name="merchant_risk_level_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(payouts_enabled=False) | Q(verified_payout_account__isnull=False),
+                name="merchant_payouts_need_verified_account",
+                violation_error_message="Payouts need a payout account verified by micro-deposits.",
             ),
         ]
         indexes = [
@@ -198,6 +218,17 @@ class Merchant(StatusMachineMixin, AuditedModel):
     @property
     def can_take_payments(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    def clean(self) -> None:
+        # The console's change form: the error next to the box (the constraint holds the rest).
+        if self.payouts_enabled and self.verified_payout_account_id is None:
+            raise ValidationError(
+                {
+                    "payouts_enabled": "Payouts need a payout account verified by "
+                    "micro-deposits: the merchant adds one through the API and confirms the "
+                    "two amounts."
+                }
+            )
 
 
 class PaymentStatus(models.TextChoices):
@@ -807,6 +838,7 @@ class SandboxObject(models.Model):
         REFUND = "refund"
         DISPUTE = "dispute"
         EVENT = "event"
+        CREDIT = "credit"  # a bank-rail credit (payments/rails/sandbox.py)
 
     kind = models.CharField(max_length=8, choices=Kind.choices)
     reference = models.CharField(max_length=64, unique=True)
@@ -827,7 +859,7 @@ class SandboxObject(models.Model):
                 name="sandbox_object_idempotency_key_unique",
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=["payment", "refund", "dispute", "event"]),
+                condition=Q(kind__in=["payment", "refund", "dispute", "event", "credit"]),
                 name="sandbox_object_kind_valid",
             ),
         ]
@@ -835,3 +867,181 @@ class SandboxObject(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox {self.kind} {self.reference}"
+
+
+class PayoutAccountStatus(models.TextChoices):
+    PENDING = "pending"  # the two micro-deposits are on their way
+    # Sent: the merchant confirms the amounts.
+    AWAITING_CONFIRMATION = "awaiting_confirmation", "Awaiting confirmation"
+    VERIFIED = "verified"
+    LOCKED = "locked"  # too many wrong confirmations
+    EXPIRED = "expired"  # not confirmed within the window
+    FAILED = "failed"  # a deposit was returned by the bank
+    REPLACED = "replaced"  # the merchant added another account
+
+
+PAYOUT_ACCOUNT_LIVE = ["pending", "awaiting_confirmation", "verified"]
+
+
+class PayoutAccount(StatusMachineMixin, AuditedModel):
+    """A merchant's bank account for payouts, proven by two micro-deposits the merchant confirms
+    (payments/services/payout_accounts.py). The account number is encrypted at rest and shown
+    only as its last four; its blind index finds the same account on another merchant. Holds
+    untrusted input: what the merchant typed, checked by the service before it is stored."""
+
+    Status = PayoutAccountStatus
+
+    STATUS_TRANSITIONS = {
+        Status.PENDING: frozenset(
+            {Status.AWAITING_CONFIRMATION, Status.FAILED, Status.EXPIRED, Status.REPLACED}
+        ),
+        Status.AWAITING_CONFIRMATION: frozenset(
+            {Status.VERIFIED, Status.LOCKED, Status.EXPIRED, Status.FAILED, Status.REPLACED}
+        ),
+        # A return can come days after the merchant confirmed: the account was not good.
+        Status.VERIFIED: frozenset({Status.FAILED, Status.REPLACED}),
+        Status.LOCKED: frozenset({Status.REPLACED}),
+        Status.EXPIRED: frozenset({Status.REPLACED}),
+        Status.FAILED: frozenset({Status.REPLACED}),
+        Status.REPLACED: frozenset(),
+    }
+
+    class Scheme(models.TextChoices):
+        IBAN = "iban", "IBAN"
+        LOCAL = "local", "Account number and routing or sort code"
+
+    merchant = models.ForeignKey(Merchant, models.PROTECT, related_name="payout_accounts")
+    holder_name = EncryptedCharField(max_length=200)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 of the bank")
+    currency = models.CharField(max_length=3, help_text="ISO 4217 of the account")
+    scheme = models.CharField(max_length=8, choices=Scheme.choices)
+    account_number = EncryptedCharField(
+        max_length=34, help_text="the IBAN, or the local account number; encrypted"
+    )
+    routing_code = models.CharField(
+        max_length=11, blank=True, help_text="ABA routing number or sort code (local scheme)"
+    )
+    account_index = BlindIndexField(source="account_identity")
+    last4 = models.CharField(max_length=4)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING)
+    rail = models.CharField(max_length=16, help_text="the bank rail the deposits went through")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="wrong confirmations so far")
+    expires_at = models.DateTimeField(help_text="the amounts must be confirmed before this")
+    verified_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(AuditedModel.Meta):
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant"],
+                condition=Q(status__in=PAYOUT_ACCOUNT_LIVE),
+                name="payout_account_one_live_per_merchant",
+            ),
+            # Two merchants adding one account at the same moment: the service's check by the
+            # blind index cannot see the other's uncommitted row; this index can.
+            models.UniqueConstraint(
+                fields=["account_index"],
+                condition=Q(status__in=PAYOUT_ACCOUNT_LIVE),
+                name="payout_account_one_live_per_number",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=PayoutAccountStatus.values),
+                name="payout_account_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(scheme__in=["iban", "local"]), name="payout_account_scheme_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(country__regex=COUNTRY_CODE), name="payout_account_country_iso"
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__regex=CURRENCY_CODE), name="payout_account_currency_iso"
+            ),
+            models.CheckConstraint(
+                condition=Q(last4__regex=r"^[0-9A-Z]{4}$"), name="payout_account_last4"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="verified") | Q(verified_at__isnull=False),
+                name="payout_account_verified_names_when",
+            ),
+            models.CheckConstraint(
+                condition=Q(scheme="iban") | ~Q(routing_code=""),
+                name="payout_account_local_has_routing",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["account_index"], name="payout_account_bidx"),
+            models.Index(fields=["merchant", "-created_at"], name="payout_account_merchant_idx"),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status__in=["pending", "awaiting_confirmation"]),
+                name="payout_account_open_expiry_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_scheme_display()} ••••{self.last4} ({self.currency})"
+
+    @property
+    def account_identity(self) -> str:
+        """What the blind index is taken of: the same account however it was typed."""
+        return f"{self.routing_code}/{self.account_number}" if self.account_number else ""
+
+    @property
+    def masked_number(self) -> str:
+        return f"••••{self.last4}"
+
+
+class MicroDepositStatus(models.TextChoices):
+    REQUESTED = "requested"  # asked of the rail, no news yet
+    SENT = "sent"
+    SETTLED = "settled"
+    RETURNED = "returned"
+
+
+class MicroDeposit(StatusMachineMixin, AuditedModel):
+    """One of the two small credits that prove a payout account. Its amount is the secret the
+    merchant confirms: encrypted at rest, never shown in the console or the API."""
+
+    Status = MicroDepositStatus
+
+    STATUS_TRANSITIONS = {
+        Status.REQUESTED: frozenset({Status.SENT, Status.SETTLED, Status.RETURNED}),
+        Status.SENT: frozenset({Status.SETTLED, Status.RETURNED}),
+        # A settled credit can still come back (a return after settlement).
+        Status.SETTLED: frozenset({Status.RETURNED}),
+        Status.RETURNED: frozenset(),
+    }
+
+    account = models.ForeignKey(PayoutAccount, models.PROTECT, related_name="deposits")
+    amount = EncryptedCharField(max_length=2, help_text="1 to 99 minor units; encrypted")
+    rail = models.CharField(max_length=16)
+    rail_reference = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.REQUESTED)
+    rail_event_at = models.DateTimeField(
+        null=True, blank=True, help_text="creation time of the newest rail event applied"
+    )
+    return_reason = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(AuditedModel.Meta):
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rail", "rail_reference"],
+                condition=~Q(rail_reference=""),
+                name="micro_deposit_rail_reference_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=MicroDepositStatus.values),
+                name="micro_deposit_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["account"], name="micro_deposit_account_idx")]
+
+    def __str__(self) -> str:
+        return f"Micro-deposit {self.pk} ({self.status})"

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, Prefetch, Q, QuerySet, When
 from django.urls import reverse
 from django.utils.module_loading import import_string
 
@@ -16,11 +16,14 @@ from config.querying import narrowed
 from .core.approvals import approval_kinds
 from .exceptions import PaymentsError
 from .models import (
+    PAYOUT_ACCOUNT_LIVE,
     ApprovalRequest,
     Chargeback,
     Gateway,
     Merchant,
+    MicroDeposit,
     Payment,
+    PayoutAccount,
     ReconcileRun,
     WebhookEvent,
 )
@@ -277,3 +280,31 @@ def payment_customer_email_q(email: str) -> Q:
     field = Payment._meta.get_field("customer_email_index")
     term = field.normalise(email)
     return Q(customer_email_index__in=blind_index_candidates(term)) if term else Q(pk__in=[])
+
+
+def payout_account_filter_number(
+    queryset: QuerySet[PayoutAccount], term: str
+) -> QuerySet[PayoutAccount]:
+    """Payout accounts whose number is exactly `term`: an IBAN, or "routing/account" (any
+    spacing or case), found by the blind index under every configured key."""
+    compact = "".join(term.split()).upper()
+    routing, _, number = compact.rpartition("/")
+    field = PayoutAccount._meta.get_field("account_index")
+    identity = field.normalise(f"{routing}/{number}")
+    return queryset.filter(account_index__in=blind_index_candidates(identity))
+
+
+def payout_account_current(*, merchant_id: int) -> PayoutAccount | None:
+    """The merchant's payout account: the live one (pending, awaiting confirmation or
+    verified), else the newest; its deposits prefetched without their amounts (what the
+    merchant confirms, and a decryption each). Two queries."""
+    return (
+        PayoutAccount.objects.filter(merchant_id=merchant_id)
+        .prefetch_related(Prefetch("deposits", MicroDeposit.objects.defer("amount")))
+        .order_by(
+            Case(When(status__in=PAYOUT_ACCOUNT_LIVE, then=0), default=1),
+            "-created_at",
+            "-pk",
+        )
+        .first()
+    )

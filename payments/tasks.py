@@ -218,3 +218,14 @@ def sandbox_deliver_webhook(self: Task[[str], str], event_reference: str) -> str
         outcome = f"in-process: {'stored' if stored.created else 'duplicate'} {stored.event_id}"
     sandbox_event_delivered(event_reference, outcome)
     return outcome
+
+
+@shared_task
+def payout_accounts_expire() -> int:
+    """Payout accounts whose micro-deposits were not confirmed within the window (hourly)."""
+    from .services.payout_accounts import payout_accounts_expire as expire
+
+    expired = expire()
+    if expired:
+        log.info("expired %s payout account verifications", expired)
+    return expired

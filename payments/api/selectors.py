@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from audits.models import PaymentAudit
 
 from .. import selectors
-from ..models import Chargeback, Merchant, Payment
+from ..models import Chargeback, Merchant, Payment, PayoutAccount
 
 
 def merchant_list_api() -> QuerySet[Merchant]:
@@ -33,3 +33,7 @@ def audit_rows_for(*, object_type: str, object_id: str) -> QuerySet[PaymentAudit
     return PaymentAudit.objects.filter(object_type=object_type, object_id=object_id).select_related(
         "user"
     )
+
+
+def payout_account_current(*, merchant_id: int) -> PayoutAccount | None:
+    return selectors.payout_account_current(merchant_id=merchant_id)

@@ -10,6 +10,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from audits.crypto.reveal import reveal_state
+from audits.masking import mask_name
 from audits.models import PaymentAudit
 
 from ..integration.permissions import may_see_contact
@@ -18,7 +19,9 @@ from ..models import (
     Chargeback,
     Gateway,
     Merchant,
+    MicroDeposit,
     Payment,
+    PayoutAccount,
     Refund,
     RiskLevel,
 )
@@ -258,3 +261,100 @@ class AuditOutputSerializer(serializers.ModelSerializer):
         for key in ("before_state", "after_state"):
             data[key] = reveal_state(instance.object_type, data[key])
         return data
+
+
+# --- Payout accounts (micro-deposit verification) ----------------------------------------------
+
+
+class PayoutAccountCreateInputSerializer(serializers.Serializer):
+    merchant = serializers.IntegerField(
+        required=False, help_text="with a staff token; a merchant token acts for its own"
+    )
+    holder_name = serializers.CharField(max_length=200)
+    country = serializers.CharField(min_length=2, max_length=2, help_text="of the bank, e.g. DE")
+    currency = serializers.RegexField(
+        r"^[A-Za-z]{3}$", help_text="ISO 4217 of the account, e.g. EUR"
+    )
+    account_number = serializers.CharField(
+        max_length=42, help_text="an IBAN, or a US or UK account number; never echoed back"
+    )
+    routing_code = serializers.CharField(
+        max_length=14,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="ABA routing number (US) or sort code (UK); empty with an IBAN",
+    )
+
+
+class MicroDepositOutputSerializer(serializers.ModelSerializer):
+    """A deposit's progress; never its amount (that is what the merchant confirms)."""
+
+    class Meta:
+        model = MicroDeposit
+        fields = ["status", "return_reason", "updated_at"]
+
+
+class PayoutAccountOutputSerializer(serializers.ModelSerializer):
+    account_number = serializers.CharField(
+        source="masked_number", help_text="masked: the last four only"
+    )
+    holder_name = serializers.SerializerMethodField()
+    attempts_left = serializers.SerializerMethodField()
+    deposits = MicroDepositOutputSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = PayoutAccount
+        fields = [
+            "id",
+            "merchant",
+            "holder_name",
+            "country",
+            "currency",
+            "scheme",
+            "account_number",
+            "routing_code",
+            "status",
+            "attempts",
+            "attempts_left",
+            "expires_at",
+            "verified_at",
+            "failure_reason",
+            "deposits",
+            "created_at",
+        ]
+
+    def get_holder_name(self, account: PayoutAccount) -> str:
+        request = self.context.get("request")
+        if request is not None and may_see_contact(request):
+            return str(account.holder_name)
+        return mask_name(account.holder_name)
+
+    def get_attempts_left(self, account: PayoutAccount) -> int:
+        if account.status != PayoutAccount.Status.AWAITING_CONFIRMATION:
+            return 0
+        return max(settings.PAYOUT_VERIFICATION_ATTEMPTS - account.attempts, 0)
+
+
+class MerchantQueryInputSerializer(serializers.Serializer):
+    merchant = serializers.IntegerField(required=False, help_text="with a staff token")
+
+
+class PayoutAccountConfirmInputSerializer(serializers.Serializer):
+    merchant = serializers.IntegerField(required=False, help_text="with a staff token")
+    amounts = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=99),
+        min_length=2,
+        max_length=2,
+        help_text="the two micro-deposits, in minor units, in any order",
+    )
+
+
+class MerchantPayoutsInputSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+
+
+class MerchantPayoutsOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Merchant
+        fields = ["id", "payouts_enabled", "verified_payout_account"]

@@ -6,6 +6,17 @@ from . import views
 urlpatterns = [
     path("merchants/", views.MerchantListApi.as_view(), name="api-merchant-list"),
     path("merchants/<int:pk>/", views.MerchantDetailApi.as_view(), name="api-merchant-detail"),
+    path(
+        "merchants/<int:pk>/payouts/",
+        views.MerchantPayoutsApi.as_view(),
+        name="api-merchant-payouts",
+    ),
+    path("payout-account/", views.PayoutAccountApi.as_view(), name="api-payout-account"),
+    path(
+        "payout-account/confirm/",
+        views.PayoutAccountConfirmApi.as_view(),
+        name="api-payout-account-confirm",
+    ),
     path("payments/", views.PaymentListApi.as_view(), name="api-payment-list"),
     path("payments/<int:pk>/", views.PaymentDetailApi.as_view(), name="api-payment-detail"),
     path("payments/<int:pk>/cancel/", views.PaymentCancelApi.as_view(), name="api-payment-cancel"),

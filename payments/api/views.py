@@ -11,6 +11,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -24,6 +25,11 @@ from ..integration.views import ApiMixin, IdCursorPagination
 from ..services.disputes import evidence_save_draft, evidence_submit
 from ..services.merchants import merchant_create, merchant_update_contact
 from ..services.payments import payment_authorize, payment_cancel
+from ..services.payout_accounts import (
+    merchant_payouts_set,
+    payout_account_add,
+    payout_account_confirm,
+)
 from ..services.refunds import refund_request
 from . import selectors
 from .filters import ChargebackFilter, PaymentFilter
@@ -37,8 +43,14 @@ from .serializers import (
     MerchantContactInputSerializer,
     MerchantCreateInputSerializer,
     MerchantOutputSerializer,
+    MerchantPayoutsInputSerializer,
+    MerchantPayoutsOutputSerializer,
+    MerchantQueryInputSerializer,
     PaymentCreateInputSerializer,
     PaymentOutputSerializer,
+    PayoutAccountConfirmInputSerializer,
+    PayoutAccountCreateInputSerializer,
+    PayoutAccountOutputSerializer,
     RefundCreateInputSerializer,
     RefundOutputSerializer,
 )
@@ -326,3 +338,123 @@ class AuditTrailApi(ApiMixin, generics.GenericAPIView):
         rows = selectors.audit_rows_for(**query.validated_data)
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(AuditOutputSerializer(page, many=True).data)
+
+
+# --- Payout accounts (micro-deposit verification) ----------------------------------------------
+
+
+class PayoutAccountApi(ApiMixin, generics.GenericAPIView):
+    """The merchant's payout account: a merchant token acts for its own merchant, a staff token
+    names one (`merchant`, in the body or the query)."""
+
+    required_scopes = {"GET": "merchants:read", "POST": "merchants:write"}
+    serializer_class = PayoutAccountOutputSerializer
+
+    @extend_schema(
+        parameters=[OpenApiParameter("merchant", OpenApiTypes.INT, description="staff tokens")],
+        responses={200: PayoutAccountOutputSerializer, 404: ErrorSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        """The current payout account and its verification state (the number masked)."""
+        query = MerchantQueryInputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        merchant = merchant_for_request(request, query.validated_data.get("merchant"))
+        account = selectors.payout_account_current(merchant_id=merchant.pk)
+        if account is None:
+            raise NotFound("This merchant has no payout account yet.")
+        return Response(PayoutAccountOutputSerializer(account, context={"request": request}).data)
+
+    @extend_schema(
+        request=PayoutAccountCreateInputSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={
+            201: PayoutAccountOutputSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer, description="in flight, or the account belongs to another merchant"
+            ),
+            503: OpenApiResponse(ErrorSerializer, description="no bank rail is configured"),
+        },
+    )
+    def post(self, request: AuthenticatedRequest) -> Response:
+        """Add the payout account (replacing the previous one) and send its two micro-deposits;
+        confirm their amounts at `payout-account/confirm/`."""
+        data = PayoutAccountCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        merchant = merchant_for_request(request, values.pop("merchant", None))
+
+        def run() -> Response:
+            account = payout_account_add(merchant=merchant, **values, actor=request.user)
+            return Response(
+                PayoutAccountOutputSerializer(account, context={"request": request}).data,
+                status=status.HTTP_201_CREATED,
+            )
+
+        return idempotent(request, self, run)
+
+
+class PayoutAccountConfirmApi(ApiMixin, generics.GenericAPIView):
+    required_scopes = {"POST": "merchants:write"}
+    serializer_class = PayoutAccountOutputSerializer
+
+    @extend_schema(
+        request=PayoutAccountConfirmInputSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={
+            200: PayoutAccountOutputSerializer,
+            404: ErrorSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="verified already, locked, expired, failed, or still on its way",
+            ),
+            422: OpenApiResponse(
+                ErrorSerializer, description="wrong amounts (the attempt counts), or key reused"
+            ),
+        },
+    )
+    def post(self, request: AuthenticatedRequest) -> Response:
+        """Confirm the two micro-deposit amounts. A wrong pair counts an attempt; the last
+        allowed one locks the account; after the window the account expires."""
+        data = PayoutAccountConfirmInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        merchant = merchant_for_request(request, data.validated_data.get("merchant"))
+        account = selectors.payout_account_current(merchant_id=merchant.pk)
+        if account is None:
+            raise NotFound("This merchant has no payout account yet.")
+
+        def run() -> Response:
+            confirmed = payout_account_confirm(
+                account=account, amounts=data.validated_data["amounts"], actor=request.user
+            )
+            confirmed = selectors.payout_account_current(merchant_id=merchant.pk) or confirmed
+            return Response(
+                PayoutAccountOutputSerializer(confirmed, context={"request": request}).data
+            )
+
+        return idempotent(request, self, run)
+
+
+class MerchantPayoutsApi(ApiMixin, generics.GenericAPIView):
+    required_scopes = {"POST": "merchants:write"}
+    staff_only = True
+    serializer_class = MerchantPayoutsOutputSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.merchant_list_api()
+
+    @extend_schema(
+        request=MerchantPayoutsInputSerializer,
+        responses={
+            200: MerchantPayoutsOutputSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="no verified payout account"),
+        },
+    )
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
+        """Enable or disable payouts; enabling needs a verified payout account."""
+        merchant = get_object_or_404(self.get_queryset(), pk=pk)
+        data = MerchantPayoutsInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        merchant = merchant_payouts_set(
+            merchant=merchant, enabled=data.validated_data["enabled"], actor=request.user
+        )
+        return Response(MerchantPayoutsOutputSerializer(merchant).data)

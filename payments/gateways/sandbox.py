@@ -134,6 +134,37 @@ def _not_found(what: str, reference: str) -> GatewayError:
     return GatewayError(f"No such {what}: {reference}", gateway=NAME, code="resource_missing")
 
 
+def emit_event(
+    event_type: str, target: SandboxObject, *, delay: int, change: dict[str, Any]
+) -> SandboxObject:
+    """Record an event about `target`; `change` is applied to the target when the event is
+    sent. Delivery is enqueued after commit (at once when no transaction is open). The sandbox
+    gateway and the sandbox bank rail (payments/rails/sandbox.py) send through this."""
+    event = SandboxObject.objects.create(
+        kind=SandboxObject.Kind.EVENT,
+        reference=_new_reference("evt"),
+        parent=target.reference,
+        data={"type": event_type, "target": target.reference, "change": change},
+    )
+    reference = event.reference
+
+    def enqueue() -> None:
+        from celery import current_app
+
+        if DELIVER_TASK not in current_app.tasks:
+            # Task modules are imported when a worker starts; a web process imports them
+            # here, as the worker would (Celery's autodiscovery of each app's tasks.py).
+            current_app.loader.import_default_modules()
+        current_app.signature(DELIVER_TASK, args=[reference], countdown=delay).apply_async()
+
+    transaction.on_commit(enqueue, robust=True)
+    return event
+
+
+def new_reference(prefix: str) -> str:
+    return _new_reference(prefix)
+
+
 class SandboxGateway:
     name = NAME
 
@@ -172,27 +203,7 @@ class SandboxGateway:
     def _emit(
         self, event_type: str, target: SandboxObject, *, delay: int, change: dict[str, Any]
     ) -> SandboxObject:
-        """Record an event about `target`; `change` is applied to the target when the event is
-        sent. Delivery is enqueued after commit (at once when no transaction is open)."""
-        event = SandboxObject.objects.create(
-            kind=SandboxObject.Kind.EVENT,
-            reference=_new_reference("evt"),
-            parent=target.reference,
-            data={"type": event_type, "target": target.reference, "change": change},
-        )
-        reference = event.reference
-
-        def enqueue() -> None:
-            from celery import current_app
-
-            if DELIVER_TASK not in current_app.tasks:
-                # Task modules are imported when a worker starts; a web process imports them
-                # here, as the worker would (Celery's autodiscovery of each app's tasks.py).
-                current_app.loader.import_default_modules()
-            current_app.signature(DELIVER_TASK, args=[reference], countdown=delay).apply_async()
-
-        transaction.on_commit(enqueue, robust=True)
-        return event
+        return emit_event(event_type, target, delay=delay, change=change)
 
     # -- the gateway interface -------------------------------------------------------------
 
@@ -553,6 +564,17 @@ def on_file_dispute(
 
 def _snapshot(row: SandboxObject) -> dict[str, Any]:
     data = row.data
+    if row.kind == SandboxObject.Kind.CREDIT:
+        # A bank-rail credit: never the account number, only its last four.
+        return {
+            "id": row.reference,
+            "object": "credit",
+            "status": data["status"],
+            "amount": data["amount"],
+            "currency": data["currency"],
+            "account_last4": data["last4"],
+            "return_reason": data.get("return_reason", ""),
+        }
     if row.kind == SandboxObject.Kind.PAYMENT:
         return {
             "id": row.reference,

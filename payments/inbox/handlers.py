@@ -24,12 +24,14 @@ from payments.services.payments import (
     payment_set_charge_reference,
     payment_settle_from_gateway,
 )
+from payments.services.payout_accounts import micro_deposit_apply_rail_state
 from payments.services.refunds import refund_apply_gateway_state
 
 from ..exceptions import PaymentsError
 from ..gateways.stripe import PAYMENT_STATUS as STRIPE_PAYMENT_STATUS
 from ..gateways.stripe import object_id, our_refund_id
 from ..models import Chargeback, Payment, Refund, WebhookEvent
+from ..rails import RailCreditReport
 from ..selectors import PaymentNotFound, payment_by_gateway_reference
 from .verify import parse_braintree
 
@@ -485,6 +487,20 @@ def sandbox_dispute(event: WebhookEvent) -> None:
     )
 
 
+def sandbox_credit(event: WebhookEvent) -> None:
+    """The sandbox bank rail's report on a micro-deposit (payments/rails/sandbox.py)."""
+    credit = _object(event)
+    micro_deposit_apply_rail_state(
+        rail="sandbox",
+        report=RailCreditReport(
+            reference=str(credit["id"]),
+            status=str(credit["status"]),
+            occurred_at=event_time(event),
+            return_reason=str(credit.get("return_reason") or ""),
+        ),
+    )
+
+
 # The sandbox speaks our own statuses (payments/gateways/sandbox.py), so no mapping is needed.
 SANDBOX_HANDLERS: dict[str, Handler] = {
     **dict.fromkeys(
@@ -493,6 +509,7 @@ SANDBOX_HANDLERS: dict[str, Handler] = {
     ),
     **dict.fromkeys(["refund.succeeded", "refund.failed"], sandbox_refund),
     **dict.fromkeys(["dispute.created", "dispute.updated", "dispute.closed"], sandbox_dispute),
+    **dict.fromkeys(["credit.sent", "credit.settled", "credit.returned"], sandbox_credit),
 }
 
 

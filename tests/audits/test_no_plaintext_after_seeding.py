@@ -15,7 +15,7 @@ from django.test import Client
 from audits import roles
 from kyc.demo.onboarding import TINY_PDF
 from kyc.models import BeneficialOwner, KycDocument, ScreeningResult
-from payments.models import Merchant, Payment
+from payments.models import Merchant, Payment, PayoutAccount
 from tests.api.conftest import client_for, issue
 from tests.conftest import make_staff
 
@@ -74,6 +74,8 @@ def encrypted_values() -> tuple[set[str], set[str]]:
             merchant.tax_id,
             merchant.registration_number,
         }
+    for account in PayoutAccount.objects.all():  # issue 15: bank accounts and their holders
+        others |= {account.account_number, account.holder_name}
     for owner in BeneficialOwner.objects.all():
         # The nationality (two letters) is encrypted too, but too short to look for.
         others |= {owner.full_name, owner.date_of_birth, owner.residential_address}
@@ -95,6 +97,9 @@ def test_no_encrypted_value_is_stored_in_clear_anywhere(seeded, settings) -> Non
     assert Merchant.objects.exclude(tax_id="").count() == Merchant.objects.count()
     assert BeneficialOwner.objects.count() >= Merchant.objects.count()
     assert "Aleksandr Orlov" in set(ScreeningResult.objects.values_list("screened_name", flat=True))
+    assert {"verified", "failed", "awaiting_confirmation"} <= set(
+        PayoutAccount.objects.values_list("status", flat=True)
+    )
 
     columns = every_text_column()
     assert ("payment_audits", "after_state") in columns

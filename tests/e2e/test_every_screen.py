@@ -37,6 +37,7 @@ from kyc.models import KycCase
 from kyc.owners import beneficial_owner_add
 from payments.models import ReconcileRun, WebhookEvent
 from payments.services.disputes import evidence_add_file, evidence_save_draft
+from payments.services.payout_accounts import payout_account_add
 from payments.services.refunds import refund_request
 from payments.services.rollups import rollups_refresh
 from tests.access.test_role_url_matrix import ROUTES
@@ -163,6 +164,17 @@ def _world(settings: Any, role: str) -> dict[str, Any]:
         actor=analyst,
     )
     CaseNoteFactory(case=case, author=analyst)
+    # A payout account waiting for its micro-deposits' confirmation (the sandbox rail's
+    # webhooks in-process): the merchant's screen and the console's payout account pages.
+    settings.SANDBOX_ENABLED, settings.PAYOUT_RAIL = True, "sandbox"
+    settings.SANDBOX_WEBHOOK_URL, settings.SANDBOX_WEBHOOK_DELAY_SECONDS = "", 0
+    payout_account_add(
+        merchant=case.merchant,
+        holder_name="Nordwind Shipping Treasury",
+        country="DE",
+        currency="EUR",
+        account_number="DE89370400440532013000",
+    )
     ScreeningResultFactory(case=case)
     KycCaseFactory(due_at=timezone.now() + datetime.timedelta(days=2))  # unassigned
     KycCaseFactory(status=KycCase.Status.NEEDS_INFORMATION)

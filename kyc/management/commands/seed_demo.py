@@ -5,6 +5,7 @@ Safe to run again: it adds nothing twice. It lives in kyc, the one app that may 
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from audits.commands import AuditedCommand
 from kyc.demo import staff
 from kyc.demo.history import TRADERS, History
 from kyc.demo.onboarding import load_onboarding_cases, load_periodic_reviews
+from kyc.demo.payouts import load_payout_accounts
 from kyc.models import KycCase
 from payments.models import Chargeback, Merchant, Payment, Refund, WebhookEvent
 
@@ -79,6 +81,14 @@ class Command(AuditedCommand):
         history.disputes()
         self.stdout.write("Refunds waiting for a second person's approval...")
         history.waiting_for_approval()
+        self.stdout.write("Payout accounts verified by micro-deposits on the sandbox rail...")
+        load_payout_accounts(
+            traders,
+            users,
+            now=now,
+            onboarded=now - datetime.timedelta(days=days + 2),
+            progress=self.stdout.write,
+        )
         self.stdout.write("Merchants onboarding and KYC cases in every state...")
         load_onboarding_cases(users, now=now)
         load_periodic_reviews(users, traders, now=now)

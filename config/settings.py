@@ -240,6 +240,15 @@ REFUND_APPROVAL_THRESHOLD = env.int("REFUND_APPROVAL_THRESHOLD", default=50_000)
 # And per merchant and currency, what refunds without approval may add up to in one UTC day.
 REFUND_APPROVAL_DAILY_THRESHOLD = env.int("REFUND_APPROVAL_DAILY_THRESHOLD", default=200_000)
 APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=48)
+# Fraud rules (payments/fraud/): an evaluation scoring at least FRAUD_ALERT_SCORE raises an alert
+# in the review queue; at least FRAUD_HOLD_SCORE holds a refund for a second person's approval
+# and flags the merchant of a payment for review. Scores run 0-100.
+FRAUD_ALERT_SCORE = env.int("FRAUD_ALERT_SCORE", default=50)
+FRAUD_HOLD_SCORE = env.int("FRAUD_HOLD_SCORE", default=80)
+if not 1 <= FRAUD_ALERT_SCORE <= FRAUD_HOLD_SCORE <= 100:
+    raise ImproperlyConfigured(
+        "FRAUD_ALERT_SCORE and FRAUD_HOLD_SCORE must satisfy 1 <= alert <= hold <= 100."
+    )
 # What may need a second person: each app declares its kinds in its own approvals.py.
 APPROVAL_KINDS = ["payments.approvals.KINDS", "kyc.approvals.KINDS"]
 # What other apps add to a dispute's evidence draft (payments never imports them).

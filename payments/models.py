@@ -748,3 +748,15 @@ class SandboxObject(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox {self.kind} {self.reference}"
+
+
+# The fraud rules engine's models live in their own module; imported here so Django finds them.
+from .fraud.models import (  # noqa: E402, F401
+    FraudAlert,
+    FraudAlertNote,
+    FraudEvaluation,
+    FraudRule,
+    FraudRuleHit,
+    FraudSignal,
+    MerchantAmountStats,
+)

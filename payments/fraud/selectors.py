@@ -63,3 +63,36 @@ def fraud_rules_with_precision() -> list[RulePrecision]:
         )
         for rule in rules
     ]
+
+
+def fraud_reviewers() -> QuerySet[Any]:
+    """Active staff who may be given an alert (they hold the review permission)."""
+    from django.contrib.auth.models import User
+
+    by_group = Q(
+        groups__permissions__codename="review_fraudalert",
+        groups__permissions__content_type__app_label="payments",
+    )
+    direct = Q(
+        user_permissions__codename="review_fraudalert",
+        user_permissions__content_type__app_label="payments",
+    )
+    return (
+        User.objects.filter(by_group | direct | Q(is_superuser=True), is_active=True, is_staff=True)
+        .distinct()
+        .order_by("username")
+    )
+
+
+def fraud_rule_versions(*, key: str) -> QuerySet[FraudRule]:
+    return FraudRule.objects.filter(key=key).select_related("created_by").order_by("-version")
+
+
+def fraud_evaluations_for_payment(*, payment_id: int) -> QuerySet[Any]:
+    from .models import FraudEvaluation
+
+    return (
+        FraudEvaluation.objects.filter(payment_id=payment_id)
+        .prefetch_related("hits")
+        .order_by("-created_at", "-pk")
+    )

@@ -101,3 +101,39 @@ class ComplianceReport(models.Model):
     @property
     def ok(self) -> bool:
         return self.failed == 0
+
+
+class KnownDevice(models.Model):
+    """A device a staff person, an API token or a merchant has been seen on: the server-side
+    fingerprint (browser and OS family, first language, client hints, IP network /24 or /48)
+    combined with the client's device id, hashed (audits/devices.py). The summary keeps the
+    readable parts, never the raw user agent or device id. Bookkeeping, not a regulated record:
+    a new device is written to the security trail, where it cannot be edited."""
+
+    subject = models.CharField(
+        max_length=80, help_text="'auth.user:<id>', 'payments.apitoken:<id>', …"
+    )
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256, hex")
+    network = models.CharField(max_length=64, blank=True)
+    summary = models.JSONField(default=dict)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject", "fingerprint"], name="known_device_one_per_subject"
+            ),
+            models.CheckConstraint(
+                condition=Q(fingerprint__regex=r"^[0-9a-f]{64}$"), name="known_device_fp_hex"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["subject", "network"], name="known_device_subject_net"),
+            models.Index(fields=["subject", "-last_seen"], name="known_device_subject_seen"),
+        ]
+
+    def __str__(self) -> str:
+        s = self.summary
+        return f"{s.get('browser', '?')} on {s.get('os', '?')} from {self.network or '?'}"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.utils import timezone
 
-from audits import context
+from audits import context, devices
 from audits.crypto import envelope
 
 from .checks import Candidate, Finding, run_check
@@ -73,13 +73,28 @@ def email_key(email: str) -> str:
 
 
 def _client() -> tuple[str, str]:
-    """(IP address, device key) of the client behind the current request, if it is one."""
+    """(IP address, device key) of the client behind the current request, if it is one: the
+    server-side device fingerprint (audits/devices.py) when the request is at hand, else a
+    hash of the client's device id."""
     bound = context.current()
     if bound.source not in CLIENT_SOURCES:
         return "", ""
+    if bound.request is not None:
+        return bound.ip_address or "", devices.fingerprint(bound.request).key
     device = bound.device_id or ""
     device_key = hashlib.sha256(device.encode()).hexdigest() if device else ""
     return bound.ip_address or "", device_key
+
+
+def _remember_devices(merchant_id: int) -> None:
+    """A payment made with an API token: the token and its merchant were seen on this device
+    (kept per token and per merchant, audits/devices.py), in the payment's transaction."""
+    bound = context.current()
+    if bound.request is None or bound.token_id is None:
+        return
+    fp = devices.fingerprint(bound.request)
+    devices.device_seen(subject=f"payments.apitoken:{bound.token_id}", fp=fp)
+    devices.device_seen(subject=f"payments.merchant:{merchant_id}", fp=fp)
 
 
 def payment_candidate(payment: Payment, *, card: str = "") -> Candidate:
@@ -215,6 +230,7 @@ def fraud_score_payment(*, payment: Payment, card_fingerprint: str = "") -> Paym
     candidate = payment_candidate(payment, card=card_fingerprint)
     scored = score(candidate, current_rules())
     _store_signal(candidate)
+    _remember_devices(payment.merchant_id)
     outcome = EvaluationOutcome.PASSED
     if scored.score >= settings.FRAUD_HOLD_SCORE:
         outcome = EvaluationOutcome.FLAGGED

@@ -330,3 +330,43 @@ def test_scoring_a_payment_costs_a_fixed_number_of_queries(
         # check is skipped (no hit)
         fraud_score_payment(payment=payment, card_fingerprint="fp")
     assert timezone.now()
+
+
+def test_over_the_api_the_card_fingerprint_ip_and_device_are_counted(
+    officer: User, local_stripe: Any
+) -> None:
+    from tests.api.conftest import client_for, issue
+
+    integration_user = User.objects.create_user("integration")
+    rule(officer, "card-burst", "velocity_count", subject="payment", key="card",
+         window_minutes=60, max_count=1)  # fmt: skip
+    rule(officer, "device-burst", "velocity_count", subject="payment", key="device",
+         window_minutes=60, max_count=1)  # fmt: skip
+    merchant = MerchantFactory()
+    raw = issue(integration_user, ["payments:read", "payments:write"], merchant=merchant)
+    body = {"amount": 2_500, "currency": "eur", "payment_method": "pm_card_visa",
+            "gateway": "stripe", "card_fingerprint": "Xt5EWLLDS7FJjR1c"}  # fmt: skip
+    for key in ("order-1", "order-2"):
+        client = client_for(raw, HTTP_IDEMPOTENCY_KEY=key, HTTP_X_DEVICE_ID="till-7")
+        assert client.post("/api/v1/payments/", body, format="json").status_code == 201
+    second = Payment.objects.order_by("-pk").first()
+    assert second is not None
+    assert {h.rule_key for h in last_hits(second)} == {"card-burst", "device-burst"}
+    signal = FraudSignal.objects.get(payment=second)
+    assert signal.ip == "127.0.0.1" and signal.device and signal.device != "till-7"
+
+
+def test_over_the_api_a_malformed_card_fingerprint_is_400_and_writes_nothing() -> None:
+    from tests.api.conftest import client_for, issue
+
+    integration_user = User.objects.create_user("integration")
+    merchant = MerchantFactory()
+    raw = issue(integration_user, ["payments:read", "payments:write"], merchant=merchant)
+    client = client_for(raw, HTTP_IDEMPOTENCY_KEY="order-x")
+    before = row_counts()
+    body = {"amount": 2_500, "currency": "eur", "payment_method": "pm_card_visa",
+            "card_fingerprint": "4242 4242 4242 4242"}  # fmt: skip
+    response = client.post("/api/v1/payments/", body, format="json")
+    assert response.status_code == 400
+    assert "card_fingerprint" in response.json()["errors"]
+    assert row_counts() == before

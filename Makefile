@@ -89,9 +89,10 @@ lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
 clean:
 	rm -rf $(VENV) var/db.sqlite3
 
-bench: install  ## the audit trail's cost per change; key rotation; staff lists and the overview at volume; the demo's load time (see bench/)
+bench: install  ## the audit trail's cost per change; key rotation; staff lists and the overview at volume; fraud scoring per payment at 10k and 1M stored; the demo's load time (see bench/)
 	$(PY) bench/audit_overhead.py
 	$(PY) bench/key_rotation.py
 	$(PY) bench/console_lists.py $(BENCH_ARGS)
 	$(PY) bench/overview.py $(BENCH_ARGS)
+	$(PY) bench/fraud_scoring.py
 	$(PY) bench/demo_load.py

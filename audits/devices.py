@@ -142,9 +142,14 @@ def staff_signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None
     if request is None or not getattr(user, "is_staff", False):
         return
     from . import security
+    from .behaviour import staff_activity_record, staff_new_network
+    from .models import StaffActivityKind
 
     fp = fingerprint(request)
     seen = device_seen(subject=user_subject(user), fp=fp)
+    staff_activity_record(user=user, kind=StaffActivityKind.SIGNIN)
+    if seen.new_network and not seen.first_for_subject and fp.network:
+        staff_new_network(user=user, network=fp.network)
     if seen.new_device:
         security.record(
             action="device_new",

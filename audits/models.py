@@ -137,3 +137,35 @@ class KnownDevice(models.Model):
     def __str__(self) -> str:
         s = self.summary
         return f"{s.get('browser', '?')} on {s.get('os', '?')} from {self.network or '?'}"
+
+
+class StaffActivityKind(models.TextChoices):
+    EXPORT = "export"
+    DOCUMENT_DOWNLOAD = "document_download", "Document download"
+    APPROVAL = "approval"
+    REFUND = "refund"
+    SIGNIN = "signin", "Sign-in"
+
+
+class StaffActivity(models.Model):
+    """One sensitive act by a staff person (an export, a document download, an approval, a
+    refund, a sign-in), counted by the staff behaviour rules (audits/behaviour.py). Bookkeeping:
+    the act itself is in the audit trail; an unusual pattern is written to the security trail."""
+
+    Kind = StaffActivityKind
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=StaffActivityKind.choices)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=StaffActivityKind.values), name="staff_activity_kind_valid"
+            )
+        ]
+        indexes = [models.Index(fields=["user", "kind", "at"], name="staff_activity_user_kind_at")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by user {self.user_id}"

@@ -15,9 +15,11 @@ from config.permissions import permission_required
 from config.streaming import attach, csv_response
 
 from . import presenters, selectors
+from .behaviour import staff_activity_record
 from .crypto.reveal import reveal_state
 from .evidence import stream_evidence
 from .forms import AuditSearchForm
+from .models import StaffActivityKind
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The whole filtered result, streamed: not capped, never held in memory."""
     _, filters = _filters(request)
     log.info("audit CSV export by %s with %s", request.user, filters)
+    staff_activity_record(user=request.user, kind=StaffActivityKind.EXPORT)
     rows = (
         [
             row.created_at.isoformat(),
@@ -95,6 +98,7 @@ def export_evidence(request: HttpRequest) -> StreamingHttpResponse:
     _, filters = _filters(request)
     rows = selectors.audit_search(**filters).order_by("chain", "seq")
     log.info("audit evidence export by %s with %s", request.user, filters)
+    staff_activity_record(user=request.user, kind=StaffActivityKind.EXPORT)
     response = StreamingHttpResponse(
         stream_evidence(rows.iterator(chunk_size=2000), filters=filters),
         content_type="application/json",

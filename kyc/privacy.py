@@ -14,8 +14,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits import security
+from audits.behaviour import staff_activity_record
 from audits.crypto.reveal import reveal_changes, reveal_state
-from audits.models import PaymentAudit
+from audits.models import PaymentAudit, StaffActivityKind
 from payments.models import Merchant
 from payments.selectors import merchant_filter_contact_email
 
@@ -125,6 +126,7 @@ def subject_data_export(*, email: str, actor: User | None) -> dict[str, Any]:
     merchants = list(merchant_filter_contact_email(Merchant.objects.all(), email).order_by("pk"))
     if not email or not merchants:
         raise SubjectNotFound("No merchant has a contact person with this email.")
+    staff_activity_record(user=actor, kind=StaffActivityKind.EXPORT)
     document = {
         "request": "GDPR art. 15 access",
         "subject": {"contact_email": email},

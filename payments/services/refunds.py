@@ -14,6 +14,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audits import context
+from audits.behaviour import staff_activity_record
+from audits.models import StaffActivityKind
 
 from ..core.records import create_valid
 from ..exceptions import (
@@ -284,6 +286,7 @@ def refund_request(
     from ..core import approvals
 
     with transaction.atomic():
+        staff_activity_record(user=actor, kind=StaffActivityKind.REFUND)
         Merchant.objects.select_for_update().get(pk=payment.merchant_id)
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         _check_refundable(payment, amount)

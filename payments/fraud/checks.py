@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 
@@ -44,6 +45,9 @@ class Candidate:
     signal_id: int | None = None
     payment_at: datetime.datetime | None = None  # refunds: when the payment was made
     payment_amount: int | None = None  # refunds: the payment's amount
+    # The merchant's amount history when the caller read it already: (count, mean, m2) of
+    # log(amount). None: amount_outlier reads it.
+    amount_history: tuple[int, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,20 +85,49 @@ KEY_LABELS = {
 SUBJECTS = tuple(SignalKind.values)
 
 
-def _window(c: Candidate, params: dict[str, Any], key: str, kind: str) -> Any | None:
-    """The signals of the candidate's `key` of `kind` in the window ending at the candidate."""
-    if key == "merchant":
-        lookup: dict[str, Any] = {"merchant_id": c.merchant_id}
-    else:
-        value = getattr(c, key)
-        if not value:
-            return None
-        lookup = {key: value}
-    since = c.at - datetime.timedelta(minutes=params["window_minutes"])
-    rows = FraudSignal.objects.filter(kind=kind, at__gt=since, at__lte=c.at, **lookup)
+# The window's key column (a fixed whitelist: no name from a rule reaches the SQL).
+_KEY_COLUMNS = {
+    "merchant": "merchant_id",
+    "card": "card",
+    "email": "email",
+    "ip": "ip",
+    "device": "device",
+}
+
+
+def window_sql(c: Candidate, p: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """A velocity rule's measure as one scalar SQL query over the (key, kind, at) index: the
+    count, or the sum in the candidate's currency, of the key's signals in (at - window, at].
+    None when the rule does not apply (another subject, or the candidate has no such key).
+    The engine runs every rule's query as one statement; a single check runs its own."""
+    if c.kind != p["subject"]:
+        return None
+    key = p["key"]
+    value: Any = c.merchant_id if key == "merchant" else getattr(c, key)
+    if not value:
+        return None
+    since = c.at - datetime.timedelta(minutes=p["window_minutes"])
+    table = FraudSignal._meta.db_table
+    measure = "COUNT(*)" if "max_count" in p else "COALESCE(SUM(amount), 0)"
+    where = f"{_KEY_COLUMNS[key]} = %s AND kind = %s AND at > %s AND at <= %s"
+    params: list[Any] = [value, p["subject"], since, c.at]
+    if "max_amount" in p:
+        where += " AND currency = %s"
+        params.append(c.currency)
     if c.signal_id is not None:
-        rows = rows.exclude(pk=c.signal_id)
-    return rows
+        where += " AND id <> %s"
+        params.append(c.signal_id)
+    sql = f"SELECT {measure} FROM {table} WHERE {where}"  # noqa: S608  # nosec B608
+    return sql, params
+
+
+def _measure(c: Candidate, p: dict[str, Any]) -> int | None:
+    query = window_sql(c, p)
+    if query is None:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(*query)
+        return int(cursor.fetchone()[0])
 
 
 def _plural(count: int, word: str) -> str:
@@ -109,13 +142,8 @@ def _duration(minutes: int) -> str:
     return _plural(minutes, "minute")
 
 
-def velocity_count(c: Candidate, p: dict[str, Any]) -> Finding | None:
-    if c.kind != p["subject"]:
-        return None
-    rows = _window(c, p, p["key"], p["subject"])
-    if rows is None:
-        return None
-    count = rows.count() + 1  # with the candidate itself
+def judge_count(c: Candidate, p: dict[str, Any], stored: int) -> Finding | None:
+    count = stored + 1  # with the candidate itself
     if count <= p["max_count"]:
         return None
     return Finding(
@@ -125,14 +153,8 @@ def velocity_count(c: Candidate, p: dict[str, Any]) -> Finding | None:
     )
 
 
-def velocity_sum(c: Candidate, p: dict[str, Any]) -> Finding | None:
-    if c.kind != p["subject"]:
-        return None
-    rows = _window(c, p, p["key"], p["subject"])
-    if rows is None:
-        return None
-    total = rows.filter(currency=c.currency).aggregate(s=Coalesce(Sum("amount"), 0))["s"]
-    total += c.amount
+def judge_sum(c: Candidate, p: dict[str, Any], stored: int) -> Finding | None:
+    total = stored + c.amount
     if total <= p["max_amount"]:
         return None
     return Finding(
@@ -146,6 +168,16 @@ def velocity_sum(c: Candidate, p: dict[str, Any]) -> Finding | None:
         f"total {format_minor(total, c.currency)}, above the limit of "
         f"{format_minor(p['max_amount'], c.currency)}",
     )
+
+
+def velocity_count(c: Candidate, p: dict[str, Any]) -> Finding | None:
+    stored = _measure(c, p)
+    return None if stored is None else judge_count(c, p, stored)
+
+
+def velocity_sum(c: Candidate, p: dict[str, Any]) -> Finding | None:
+    stored = _measure(c, p)
+    return None if stored is None else judge_sum(c, p, stored)
 
 
 def refund_ratio(c: Candidate, p: dict[str, Any]) -> Finding | None:
@@ -207,29 +239,33 @@ def amount_outlier(c: Candidate, p: dict[str, Any]) -> Finding | None:
     """z-score of log(amount) against the merchant's rolling history in the currency."""
     if c.kind != SignalKind.PAYMENT:
         return None
-    stats = MerchantAmountStats.objects.filter(
-        merchant_id=c.merchant_id, currency=c.currency
-    ).first()
-    if stats is None or stats.count < max(p["min_history"], 2):
+    history = c.amount_history
+    if history is None:
+        stats = MerchantAmountStats.objects.filter(
+            merchant_id=c.merchant_id, currency=c.currency
+        ).first()
+        history = (stats.count, stats.mean_log, stats.m2_log) if stats else (0, 0.0, 0.0)
+    count, mean_log, m2_log = history
+    if count < max(p["min_history"], 2):
         return None
-    std = math.sqrt(stats.m2_log / (stats.count - 1))
+    std = math.sqrt(m2_log / (count - 1))
     if std <= 0:
         std = 1e-9
-    z = (math.log(c.amount) - stats.mean_log) / std
+    z = (math.log(c.amount) - mean_log) / std
     if z <= p["max_z"]:
         return None
-    typical = round(math.exp(stats.mean_log))
+    typical = round(math.exp(mean_log))
     return Finding(
         {
             "z": round(z, 2),
             "max_z": p["max_z"],
             "typical_amount": typical,
             "currency": c.currency,
-            "history": stats.count,
+            "history": count,
         },
         f"amount {format_minor(c.amount, c.currency)} is {z:.1f} standard deviations above this "
         f"merchant's usual ({format_minor(typical, c.currency)} typical over "
-        f"{_plural(stats.count, 'payment')}), above {p['max_z']:g}",
+        f"{_plural(count, 'payment')}), above {p['max_z']:g}",
     )
 
 
@@ -331,3 +367,10 @@ def validate_params(kind: str, params: Any) -> dict[str, Any]:
 
 def run_check(kind: str, candidate: Candidate, params: dict[str, Any]) -> Finding | None:
     return CATALOGUE[kind].run(candidate, params)
+
+
+# Checks whose measure is one scalar query (window_sql), judged by these.
+WINDOW_JUDGES: dict[str, Callable[[Candidate, dict[str, Any], int], Finding | None]] = {
+    RuleKind.VELOCITY_COUNT: judge_count,
+    RuleKind.VELOCITY_SUM: judge_sum,
+}

@@ -9,18 +9,20 @@ a payment's merchant is flagged for review and a refund request waits for a seco
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from audits import context, devices
 from audits.crypto import envelope
 
-from .checks import Candidate, Finding, run_check
+from .checks import WINDOW_JUDGES, Candidate, Finding, run_check, window_sql
 from .models import (
     EvaluationOutcome,
     EvaluationSubject,
@@ -57,11 +59,29 @@ def current_rules() -> list[FraudRule]:
 
 
 def score(candidate: Candidate, rules: list[FraudRule]) -> Scored:
+    """Every rule's check on the candidate. The window rules' measures are read in one
+    statement (a scalar subquery each), whatever their number; the other checks run their own."""
+    windows: list[tuple[FraudRule, str, list[Any]]] = []
     hits = []
     for rule in rules:
+        if rule.kind in WINDOW_JUDGES:
+            query = window_sql(candidate, rule.params)
+            if query is not None:
+                windows.append((rule, *query))
+            continue
         finding = run_check(rule.kind, candidate, rule.params)
         if finding is not None:
             hits.append((rule, finding))
+    if windows:
+        sql = "SELECT " + ", ".join(f"({part})" for _, part, _ in windows)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [value for _, _, params in windows for value in params])
+            measured = cursor.fetchone()
+        for (rule, _, _), stored in zip(windows, measured, strict=True):
+            finding = WINDOW_JUDGES[rule.kind](candidate, rule.params, int(stored))
+            if finding is not None:
+                hits.append((rule, finding))
+    hits.sort(key=lambda hit: hit[0].key)
     total = min(100, sum(rule.score for rule, _ in hits))
     return Scored(total, hits, len(rules))
 
@@ -148,12 +168,16 @@ def _store_signal(candidate: Candidate, refund: Refund | None = None) -> None:
     )
 
 
-def _learn_amount(candidate: Candidate) -> None:
-    """Welford's update of the merchant's log-amount history; the caller holds the merchant's
-    row lock (creating a payment takes it), so two payments never update it at once."""
+def _amount_history(candidate: Candidate) -> MerchantAmountStats:
     stats, _ = MerchantAmountStats.objects.get_or_create(
         merchant_id=candidate.merchant_id, currency=candidate.currency
     )
+    return stats
+
+
+def _learn_amount(candidate: Candidate, stats: MerchantAmountStats) -> None:
+    """Welford's update of the merchant's log-amount history; the caller holds the merchant's
+    row lock (creating a payment takes it), so two payments never update it at once."""
     x = math.log(candidate.amount)
     stats.count += 1
     delta = x - stats.mean_log
@@ -228,6 +252,10 @@ def fraud_score_payment(*, payment: Payment, card_fingerprint: str = "") -> Paym
     An outcome FLAGGED asks the caller to flag the merchant for review (the payment services
     do, through merchant_flag_for_review, with the answer's flag_reason)."""
     candidate = payment_candidate(payment, card=card_fingerprint)
+    stats = _amount_history(candidate)
+    candidate = dataclasses.replace(
+        candidate, amount_history=(stats.count, stats.mean_log, stats.m2_log)
+    )
     scored = score(candidate, current_rules())
     _store_signal(candidate)
     _remember_devices(payment.merchant_id)
@@ -240,7 +268,7 @@ def fraud_score_payment(*, payment: Payment, card_fingerprint: str = "") -> Paym
         subject=EvaluationSubject.PAYMENT, candidate=candidate, scored=scored, outcome=outcome
     )
     # Learned after scoring: a payment is judged against the history before it.
-    _learn_amount(candidate)
+    _learn_amount(candidate, stats)
     if outcome != EvaluationOutcome.PASSED:
         _alert(evaluation, scored)
     return PaymentScored(evaluation, scored.explanation)

@@ -102,13 +102,14 @@ lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
 clean:
 	rm -rf $(VENV) var/db.sqlite3
 
-bench: install  ## the audit trail's cost per change and its verification (full, incremental); key rotation; staff lists, the overview and a /metrics scrape at volume; the demo's load time; screening at list size; generate_data; webhook ingest and processing (see bench/)
+bench: install  ## the audit trail's cost per change and its verification (full, incremental); key rotation; staff lists, the overview and a /metrics scrape at volume; fraud scoring per payment at 10k and 1M stored; the demo's load time; screening at list size; generate_data; webhook ingest and processing (see bench/)
 	$(PY) bench/audit_overhead.py
 	$(PY) bench/audit_verify.py $(AUDIT_BENCH_ARGS)
 	$(PY) bench/key_rotation.py
 	$(PY) bench/console_lists.py $(BENCH_ARGS)
 	$(PY) bench/overview.py $(BENCH_ARGS)
 	$(PY) bench/metrics_scrape.py $(BENCH_ARGS)
+	$(PY) bench/fraud_scoring.py
 	$(PY) bench/demo_load.py
 	$(PY) bench/screening.py $(SCREENING_BENCH_ARGS)
 	$(PY) bench/volume.py $(VOLUME_BENCH_ARGS)

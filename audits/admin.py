@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from config.pagination import LargeTablePaginator
 
-from .models import AuditChainHead, PaymentAudit
+from .models import AuditChainHead, KnownDevice, PaymentAudit
 from .security_admin import SafeUserChangeForm
 from .users import audit_history_count, refusal_message
 
@@ -104,3 +104,14 @@ class UserAdmin(DjangoUserAdmin):
             if count:
                 protected = [*protected, refusal_message(user, count)]
         return deleted, model_count, perms_needed, protected
+
+
+@admin.register(KnownDevice)
+class KnownDeviceAdmin(ReadOnlyAdmin):
+    """The devices each staff person, API token and merchant was seen on: administrators read
+    them here; a new staff device is also a `security.device_new` row of the person's trail."""
+
+    list_display = ["subject", "__str__", "first_seen", "last_seen"]
+    list_filter = ["first_seen"]
+    search_fields = ["=subject", "=network"]
+    readonly_fields = ["subject", "fingerprint", "network", "summary", "first_seen", "last_seen"]

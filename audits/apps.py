@@ -12,8 +12,9 @@ class AuditsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
+        from django.contrib.auth.signals import user_logged_in
 
-        from . import security, tasks_context, users
+        from . import devices, security, tasks_context, users
 
         pre_delete.connect(
             users.refuse_deleting_user_with_history,
@@ -23,6 +24,8 @@ class AuditsConfig(AppConfig):
         post_migrate.connect(_after_migrate, dispatch_uid="audits.after_migrate")
         tasks_context.connect()
         security.connect()
+        # After the sign-in row: a new device is the next row of the person's security trail.
+        user_logged_in.connect(devices.staff_signed_in, dispatch_uid="audits.devices.signin")
 
 
 def _after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:

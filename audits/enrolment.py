@@ -31,6 +31,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from .devices import user_subject
+from .models import KnownDevice
+
 
 class SecondFactorError(Exception):
     """A refused enrolment step; the message is shown to the person."""
@@ -146,6 +149,9 @@ def _page(
             "confirm_errors": confirm_errors or {},
             "enrolled": enrolled,
             "otp_required": settings.STAFF_REQUIRE_OTP,
+            "known_devices": KnownDevice.objects.filter(
+                subject=user_subject(request.user)
+            ).order_by("-last_seen")[:20],
         },
         status=status,
     )

@@ -208,3 +208,71 @@ class SubjectKey(models.Model):
     def __str__(self) -> str:
         state = "erased" if self.erased_at else "live"
         return f"{self.scope} {self.object_id} ({state})"
+
+
+class KnownDevice(models.Model):
+    """A device a staff person, an API token or a merchant has been seen on: the server-side
+    fingerprint (browser and OS family, first language, client hints, IP network /24 or /48)
+    combined with the client's device id, hashed (audits/devices.py). The summary keeps the
+    readable parts, never the raw user agent or device id. Bookkeeping, not a regulated record:
+    a new device is written to the security trail, where it cannot be edited."""
+
+    subject = models.CharField(
+        max_length=80, help_text="'auth.user:<id>', 'payments.apitoken:<id>', …"
+    )
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256, hex")
+    network = models.CharField(max_length=64, blank=True)
+    summary = models.JSONField(default=dict)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject", "fingerprint"], name="known_device_one_per_subject"
+            ),
+            models.CheckConstraint(
+                condition=Q(fingerprint__regex=r"^[0-9a-f]{64}$"), name="known_device_fp_hex"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["subject", "network"], name="known_device_subject_net"),
+            models.Index(fields=["subject", "-last_seen"], name="known_device_subject_seen"),
+        ]
+
+    def __str__(self) -> str:
+        s = self.summary
+        return f"{s.get('browser', '?')} on {s.get('os', '?')} from {self.network or '?'}"
+
+
+class StaffActivityKind(models.TextChoices):
+    EXPORT = "export"
+    DOCUMENT_DOWNLOAD = "document_download", "Document download"
+    APPROVAL = "approval"
+    REFUND = "refund"
+    SIGNIN = "signin", "Sign-in"
+
+
+class StaffActivity(models.Model):
+    """One sensitive act by a staff person (an export, a document download, an approval, a
+    refund, a sign-in), counted by the staff behaviour rules (audits/behaviour.py). Bookkeeping:
+    the act itself is in the audit trail; an unusual pattern is written to the security trail."""
+
+    Kind = StaffActivityKind
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=StaffActivityKind.choices)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=StaffActivityKind.values), name="staff_activity_kind_valid"
+            )
+        ]
+        indexes = [models.Index(fields=["user", "kind", "at"], name="staff_activity_user_kind_at")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by user {self.user_id}"

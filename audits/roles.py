@@ -48,10 +48,21 @@ _ANALYST = {
     "payments.view_microdeposit",
 }
 
+# The fraud review queue: analysts, compliance and operations work alerts and read the rules
+# (with their measured precision); only compliance officers write rules.
+_FRAUD_REVIEW = {
+    "payments.view_fraudrule",
+    "payments.view_fraudalert",
+    "payments.review_fraudalert",
+}
+
 ROLE_PERMISSIONS: dict[str, set[str] | str] = {
-    KYC_ANALYST: _ANALYST,
+    KYC_ANALYST: _ANALYST | _FRAUD_REVIEW,
     COMPLIANCE_OFFICER: _ANALYST
+    | _FRAUD_REVIEW
     | {
+        "payments.add_fraudrule",
+        "payments.change_fraudrule",
         "kyc.decide_kyccase",
         "kyc.reassign_kyccase",
         "payments.erase_merchant_contact",  # answering erasure requests (GDPR art. 17)
@@ -82,7 +93,8 @@ ROLE_PERMISSIONS: dict[str, set[str] | str] = {
         "payments.view_microdeposit",
         # a case's outcome, not its documents
         "kyc.view_kyccase",
-    },
+    }
+    | _FRAUD_REVIEW,
     AUDITOR: "every view permission except on credential stores, and reading KYC documents",
     ADMINISTRATOR: "every permission except changing or deleting audit rows",
 }

@@ -17,9 +17,11 @@ from config.querying import streamed
 from config.streaming import attach, csv_response
 
 from . import presenters, selectors
+from .behaviour import staff_activity_record
 from .crypto.reveal import reveal_state
 from .evidence import stream_evidence
 from .forms import AuditSearchForm
+from .models import StaffActivityKind
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The whole filtered result, streamed: not capped, never held in memory."""
     _, filters = _filters(request)
     log.info("audit CSV export by %s with %s", request.user, filters)
+    staff_activity_record(user=request.user, kind=StaffActivityKind.EXPORT)
     rows = (
         [
             row.created_at.isoformat(),
@@ -100,6 +103,7 @@ def export_evidence(request: HttpRequest) -> StreamingHttpResponse:
     _, filters = _filters(request)
     rows = selectors.audit_search(**filters).order_by("chain", "seq")
     log.info("audit evidence export by %s with %s", request.user, filters)
+    staff_activity_record(user=request.user, kind=StaffActivityKind.EXPORT)
     response = StreamingHttpResponse(
         stream_evidence(streamed(rows), filters=filters),
         content_type="application/json",

@@ -288,6 +288,29 @@ REFUND_APPROVAL_THRESHOLD = env.int("REFUND_APPROVAL_THRESHOLD", default=50_000)
 # And per merchant and currency, what refunds without approval may add up to in one UTC day.
 REFUND_APPROVAL_DAILY_THRESHOLD = env.int("REFUND_APPROVAL_DAILY_THRESHOLD", default=200_000)
 APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=48)
+# Fraud rules (payments/fraud/): an evaluation scoring at least FRAUD_ALERT_SCORE raises an alert
+# in the review queue; at least FRAUD_HOLD_SCORE holds a refund for a second person's approval
+# and flags the merchant of a payment for review. Scores run 0-100.
+FRAUD_ALERT_SCORE = env.int("FRAUD_ALERT_SCORE", default=50)
+FRAUD_HOLD_SCORE = env.int("FRAUD_HOLD_SCORE", default=80)
+if not 1 <= FRAUD_ALERT_SCORE <= FRAUD_HOLD_SCORE <= 100:
+    raise ImproperlyConfigured(
+        "FRAUD_ALERT_SCORE and FRAUD_HOLD_SCORE must satisfy 1 <= alert <= hold <= 100."
+    )
+# Staff behaviour rules (audits/behaviour.py): over STAFF_HISTORY_DAYS of a person's own acts,
+# more than max(STAFF_RATE_MIN, STAFF_RATE_FACTOR x the usual daily count) exports, downloads,
+# approvals or refunds in 24 hours, or an act in an hour holding less than
+# STAFF_UNUSUAL_HOUR_SHARE of the history (once it has STAFF_HISTORY_MIN acts), is unusual.
+STAFF_HISTORY_DAYS = env.int("STAFF_HISTORY_DAYS", default=30)
+STAFF_RATE_FACTOR = env.float("STAFF_RATE_FACTOR", default=3.0)
+STAFF_RATE_MIN = env.int("STAFF_RATE_MIN", default=10)
+STAFF_UNUSUAL_HOUR_SHARE = env.float("STAFF_UNUSUAL_HOUR_SHARE", default=0.02)
+STAFF_HISTORY_MIN = env.int("STAFF_HISTORY_MIN", default=20)
+if STAFF_HISTORY_DAYS < 2 or STAFF_RATE_FACTOR <= 0 or not 0 <= STAFF_UNUSUAL_HOUR_SHARE <= 1:
+    raise ImproperlyConfigured(
+        "STAFF_HISTORY_DAYS must be at least 2, STAFF_RATE_FACTOR positive and "
+        "STAFF_UNUSUAL_HOUR_SHARE between 0 and 1."
+    )
 # What may need a second person: each app declares its kinds in its own approvals.py.
 APPROVAL_KINDS = ["payments.approvals.KINDS", "kyc.approvals.KINDS"]
 # What other apps add to a dispute's evidence draft (payments never imports them).

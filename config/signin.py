@@ -60,7 +60,7 @@ class SignInForm(AdminAuthenticationForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         user = self.get_user()
-        if settings.STAFF_REQUIRE_OTP and user is not None and not self._second_factor(user):
+        if user is not None and self._needs_second_factor(user) and not self._second_factor(user):
             # Counted by django-axes (and any other listener) like a wrong password.
             user_login_failed.send(
                 sender=__name__,
@@ -71,6 +71,18 @@ class SignInForm(AdminAuthenticationForm):
             self.user_cache = None
             raise forms.ValidationError(REFUSED, code="invalid_login")
         return cleaned
+
+    def _needs_second_factor(self, user: Any) -> bool:
+        """Always with STAFF_REQUIRE_OTP; without it, still from a device the person has never
+        signed in from, when they have an authenticator (audits/devices.py)."""
+        if settings.STAFF_REQUIRE_OTP:
+            return True
+        from audits import devices
+
+        if self.request is None or not any(devices_for_user(user, confirmed=True)):
+            return False
+        fp = devices.fingerprint(self.request)
+        return not devices.is_known(subject=devices.user_subject(user), fp=fp)
 
     def _second_factor(self, user: Any) -> bool:
         token = (self.cleaned_data.get("otp_token") or "").strip()

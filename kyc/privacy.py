@@ -22,10 +22,11 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from audits import context, security
+from audits.behaviour import staff_activity_record
 from audits.crypto import subjects
 from audits.crypto.envelope import blind_index_candidates
 from audits.crypto.reveal import reveal_changes, reveal_state
-from audits.models import PaymentAudit, SubjectKey
+from audits.models import PaymentAudit, StaffActivityKind, SubjectKey
 from payments.core.errors import DomainError
 from payments.models import Chargeback, Merchant, Payment
 from payments.selectors import merchant_filter_contact_email
@@ -169,6 +170,7 @@ def subject_data_export(*, email: str, actor: User | None) -> dict[str, Any]:
     merchants = list(merchant_filter_contact_email(Merchant.objects.all(), email).order_by("pk"))
     if not email or not merchants:
         raise SubjectNotFound("No merchant has a contact person with this email.")
+    staff_activity_record(user=actor, kind=StaffActivityKind.EXPORT)
     document = {
         "request": "GDPR art. 15 access",
         "subject": {"contact_email": email},

@@ -27,7 +27,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audits import context
+from audits.behaviour import staff_activity_record
 from audits.context import system_user_id
+from audits.models import StaffActivityKind
 from payments.core import approvals
 from payments.core.records import create_valid
 from payments.core.uploads import check_upload, store_checked_upload
@@ -487,6 +489,8 @@ def kyc_document_record_access(*, document: KycDocument, actor: User, kind: str)
             cid=ctx.request_id or None,
             additional_data={"access": kind, "device_id": ctx.device_id, "source": ctx.source},
         )
+        if kind == "download":
+            staff_activity_record(user=actor, kind=StaffActivityKind.DOCUMENT_DOWNLOAD)
 
 
 def _screening_result(case: KycCase, provider: str, match: Match) -> ScreeningResult:

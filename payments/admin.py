@@ -858,3 +858,7 @@ class ApiTokenAdmin(AuditedAdmin):
             lambda token: api_tokens.api_token_revoke(token=token, actor=request.user),
             "Revoked",
         )
+
+
+# The fraud rule editor lives with the rules engine; imported so the console registers it.
+from .fraud import admin as fraud_admin  # noqa: E402, F401

@@ -23,6 +23,10 @@ class PaymentsConfig(AppConfig):
         register_audited(models.MicroDeposit)
         register_audited(models.ChargebackEvidence)
         register_audited(models.EvidenceFile, mask_fields=["file"])
+        # Rules (every version), alerts and their notes: the fraud review's own records.
+        register_audited(models.FraudRule)
+        register_audited(models.FraudAlert)
+        register_audited(models.FraudAlertNote)
         # Never the hash; last use is bookkeeping recorded on every request, not a change.
         register_audited(models.ApiToken, exclude_fields=["digest", "last_used_at", "last_used_ip"])
         # Issuing and revoking a token is a privilege change: the security trail, on its owner.

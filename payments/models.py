@@ -1045,3 +1045,15 @@ class MicroDeposit(StatusMachineMixin, AuditedModel):
 
     def __str__(self) -> str:
         return f"Micro-deposit {self.pk} ({self.status})"
+
+
+# The fraud rules engine's models live in their own module; imported here so Django finds them.
+from .fraud.models import (  # noqa: E402, F401
+    FraudAlert,
+    FraudAlertNote,
+    FraudEvaluation,
+    FraudRule,
+    FraudRuleHit,
+    FraudSignal,
+    MerchantAmountStats,
+)

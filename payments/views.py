@@ -17,6 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from audits.behaviour import staff_activity_record
+from audits.models import StaffActivityKind
 from config.db_router import replica_reads
 from config.permissions import permission_required
 from config.querying import streamed
@@ -119,6 +121,7 @@ PAYMENT_CSV_HEADER = [
 def payment_export(request: HttpRequest) -> StreamingHttpResponse:
     """The whole filtered result as CSV, streamed row by row: not capped, not held in memory."""
     _, filters = _filters(request)
+    staff_activity_record(user=request.user, kind=StaffActivityKind.EXPORT)
     rows = (
         [
             p.pk,

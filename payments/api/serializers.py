@@ -145,6 +145,13 @@ class PaymentCreateInputSerializer(serializers.Serializer):
     description = serializers.CharField(
         max_length=255, required=False, allow_blank=True, default=""
     )
+    card_fingerprint = serializers.RegexField(
+        r"^[A-Za-z0-9_-]{1,64}$",
+        required=False,
+        default="",
+        help_text="the gateway's fingerprint of the card (Stripe's card.fingerprint), for the "
+        "fraud rules' card windows; never card data",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs.setdefault("gateway", settings.PAYMENTS_DEFAULT_GATEWAY)

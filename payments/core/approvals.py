@@ -25,6 +25,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from audits import context
+from audits.behaviour import staff_activity_record
+from audits.models import StaffActivityKind
 
 from .errors import DomainError
 
@@ -170,7 +172,9 @@ def approval_approve(*, request: ApprovalRequest, actor: User, note: str = "") -
     approved = request.Status.APPROVED
     with _deciding(request, actor, status=approved, note=note, verb="Approving") as decided:
         locked, kind = decided
-        return kind.execute(locked, actor)
+        result = kind.execute(locked, actor)
+        staff_activity_record(user=actor, kind=StaffActivityKind.APPROVAL)
+        return result
 
 
 def approval_reject(*, request: ApprovalRequest, actor: User, note: str) -> ApprovalRequest:

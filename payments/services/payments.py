@@ -18,11 +18,13 @@ from ..exceptions import (
     MerchantCannotTakePayments,
     PaymentsError,
 )
+from ..fraud.engine import fraud_score_payment
 from ..models import (
     Merchant,
     Payment,
 )
 from .gateway_reports import is_newer, is_stale, payment_locked
+from .merchants import merchant_flag_for_review
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -42,11 +44,14 @@ def payment_record(
     customer_email: str = "",
     description: str = "",
     client_key: str = "",
+    card_fingerprint: str = "",
     actor: User | None = None,
 ) -> Payment:
     """A new payment for an active merchant, in status pending; with a `client_key` (the
     caller's Idempotency-Key hashed in its scope), the payment already recorded under that key
-    in the last CLIENT_KEY_TTL instead of a second one."""
+    in the last CLIENT_KEY_TTL instead of a second one. A new payment is scored by the fraud
+    rules in the same transaction (`card_fingerprint`: the gateway's fingerprint of the card,
+    when the caller knows it)."""
     return _payment_record_once(
         merchant=merchant,
         gateway=gateway,
@@ -58,6 +63,7 @@ def payment_record(
         customer_email=customer_email,
         description=description,
         client_key=client_key,
+        card_fingerprint=card_fingerprint,
         actor=actor,
     )[0]
 
@@ -75,6 +81,7 @@ def _payment_record_once(
     currency: str,
     client_key: str,
     actor: User | None,
+    card_fingerprint: str = "",
     **fields: str,
 ) -> tuple[Payment, bool]:
     """(payment, whether it was created now)."""
@@ -111,6 +118,9 @@ def _payment_record_once(
                 **fields,
             )
         )
+        scored = fraud_score_payment(payment=payment, card_fingerprint=card_fingerprint)
+        if scored.flags_merchant:
+            merchant_flag_for_review(merchant=merchant, reason=scored.flag_reason)
         return payment, True
 
 
@@ -189,6 +199,7 @@ def payment_authorize(
     customer_email: str = "",
     description: str = "",
     client_key: str = "",
+    card_fingerprint: str = "",
     actor: User | None = None,
 ) -> Payment:
     """Charge (or authorize) through the gateway. A retry with the same `client_key` reuses
@@ -206,6 +217,7 @@ def payment_authorize(
         customer_email=customer_email,
         description=description,
         client_key=client_key,
+        card_fingerprint=card_fingerprint,
         actor=actor,
     )
     if payment.gateway_reference or payment.status != Payment.Status.PENDING:

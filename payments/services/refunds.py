@@ -14,6 +14,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audits import context
+from audits.behaviour import staff_activity_record
+from audits.models import StaffActivityKind
 
 from ..core.records import create_valid
 from ..exceptions import (
@@ -21,6 +23,7 @@ from ..exceptions import (
     RefundExceedsCaptured,
     RefundNotAllowed,
 )
+from ..fraud.engine import fraud_record_hold, fraud_score_refund, fraud_screen_refund_request
 from ..models import (
     ApprovalRequest,
     Merchant,
@@ -60,6 +63,7 @@ def refund_create(
             )
         )
         _settle_refunded_amount(payment)
+        fraud_score_refund(refund=refund, payment=payment)
         return refund
 
 
@@ -194,6 +198,7 @@ def _refund_made_at_gateway(
         )
     )
     _settle_refunded_amount(payment)
+    fraud_score_refund(refund=refund, payment=payment)
     return refund
 
 
@@ -281,10 +286,16 @@ def refund_request(
     from ..core import approvals
 
     with transaction.atomic():
+        staff_activity_record(user=actor, kind=StaffActivityKind.REFUND)
         Merchant.objects.select_for_update().get(pk=payment.merchant_id)
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         _check_refundable(payment, amount)
         over_limit = _refund_limit_exceeded(payment, amount)
+        screened = fraud_screen_refund_request(payment=payment, amount=amount)
+        held = screened.score >= settings.FRAUD_HOLD_SCORE
+        if held:
+            because = f"fraud score {screened.score}: {screened.explanation}"
+            over_limit = f"{over_limit}; {because}" if over_limit else because
         if over_limit:
             approval = approvals.approval_request(
                 action=REFUND_APPROVAL,
@@ -298,6 +309,8 @@ def refund_request(
                 },
                 reason=reason_detail or reason,
             )
+            if held:
+                fraud_record_hold(payment=payment, amount=amount, scored=screened)
             return RefundRequested(approval=approval)
         refund = _refund_and_submit(
             payment=payment,

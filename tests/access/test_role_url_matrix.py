@@ -35,12 +35,15 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audits import roles
 from audits.models import ComplianceReport
 from kyc.owners import beneficial_owner_add
+from payments.fraud.models import FraudAlert
+from payments.fraud.services import fraud_rule_create
 from payments.models import ApiToken, WebhookEvent
+from payments.services.payments import payment_record
 from payments.services.refunds import refund_request
 from tests.api.conftest import issue
 from tests.helpers import row_counts
 from tests.kyc.factories import KycCaseFactory, KycDocumentFactory
-from tests.payments.factories import CapturedPaymentFactory, ChargebackFactory
+from tests.payments.factories import CapturedPaymentFactory, ChargebackFactory, MerchantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -74,6 +77,13 @@ REQUIRED: dict[str, str] = {
     "payments:webhook-list": "",
     "payments:dispute-list": "",
     "payments:dispute-detail": "",
+    "payments:fraud-alerts": "",
+    "payments:fraud-alert": "",
+    "payments:fraud-rules": "",
+    "payments:fraud-rule": "payments.change_fraudrule",
+    "payments:fraud-alert-action/assign": "payments.review_fraudalert",
+    "payments:fraud-alert-action/note": "payments.review_fraudalert",
+    "payments:fraud-alert-action/close": "payments.review_fraudalert",
     "kyc:queue": "",
     "kyc:case": "",
     "kyc:merchant": "",
@@ -136,6 +146,7 @@ OWN_ONLY: dict[str, str] = {
 # Slugs a URL's view understands: each is its own row of the matrix.
 SLUGS: dict[str, list[str]] = {
     "payments:dispute-action": ["save", "submit", "accept", "assign"],
+    "payments:fraud-alert-action": ["assign", "note", "close"],
     "kyc:case-action": ["take", "reassign", "approve", "reject"],
     "kyc:document-file": ["view", "download"],
 }
@@ -227,6 +238,19 @@ def world(settings: Any) -> dict[str, Any]:
         reason_detail="charged twice",
         actor=users[roles.ADMINISTRATOR],
     ).approval
+    # A rule and the alert it raised on a merchant's second payment in the hour.
+    fraud_rule = fraud_rule_create(
+        key="matrix-burst",
+        name="Matrix burst",
+        kind="velocity_count",
+        params={"subject": "payment", "key": "merchant", "window_minutes": 60, "max_count": 1},
+        score=60,
+        actor=users[roles.COMPLIANCE_OFFICER],
+    )
+    shop = MerchantFactory()
+    for _ in range(2):
+        payment_record(merchant=shop, gateway="stripe", amount=100, currency="EUR")
+    fraud_alert = FraudAlert.objects.get()
     # Someone else's authenticator, outside the roles under test (OWN_ONLY).
     someone_else = User.objects.create(username="someone-else", is_staff=True)
     device = TOTPDevice.objects.create(user=someone_else, name="not yours", confirmed=False)
@@ -252,6 +276,8 @@ def world(settings: Any) -> dict[str, Any]:
         "object_type": "payments.payment",
         "object_id": str(payment.pk),
         "content_type_id": 1,
+        "fraud_rule": fraud_rule.pk,
+        "fraud_alert": fraud_alert.pk,
     }
     return {
         "users": users,
@@ -279,6 +305,8 @@ def _pk_for(name: str, ids: dict[str, Any]) -> Any:
         ("payments:approval-decide", "approval"),
         ("payments:webhook-replay", "event"),
         ("payments:dispute", "chargeback"),
+        ("payments:fraud-alert", "fraud_alert"),
+        ("payments:fraud-rule", "fraud_rule"),
         ("payments:payment", "payment"),
         ("kyc:document-file", "document"),
         ("kyc:merchant", "merchant"),
@@ -349,6 +377,16 @@ def _body(route: Route, world: dict[str, Any]) -> dict[str, Any]:
             "confirm": "on",
         },
         "payments:approval-decide": {"decision": "reject", "note": "no"},
+        "payments:fraud-alert-action": {"text": "a note", "outcome": "fraud", "note": "seen"},
+        "payments:fraud-rule": {
+            "name": "Matrix burst",
+            "params": json.dumps(
+                {"subject": "payment", "key": "merchant", "window_minutes": 60, "max_count": 5}
+            ),
+            "score": "40",
+            "note": "looser",
+            "save": "1",
+        },
         "payments:dispute-action": {"text": "tracking", "reason": "fair", "confirm": "on"},
         "kyc:case-note": {"text": "a note"},
         "kyc:case-action": {

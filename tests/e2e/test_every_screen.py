@@ -35,8 +35,11 @@ from audits.compliance.report import compliance_report_run
 from kyc import selectors as kyc_selectors
 from kyc.models import KycCase
 from kyc.owners import beneficial_owner_add
+from payments.fraud.models import FraudAlert
+from payments.fraud.services import fraud_rule_create
 from payments.models import ReconcileRun, WebhookEvent
 from payments.services.disputes import evidence_add_file, evidence_save_draft
+from payments.services.payments import payment_record
 from payments.services.payout_accounts import payout_account_add
 from payments.services.refunds import refund_request
 from payments.services.rollups import rollups_refresh
@@ -81,6 +84,7 @@ NOT_PAGES = {
     "payments:approval-decide": "POST: decides an approval",
     "payments:webhook-replay": "POST: replays an event",
     "payments:dispute-action": "POST: an action on a dispute",
+    "payments:fraud-alert-action": "POST: assigns, notes or closes a fraud alert",
     "kyc:case-note": "POST: adds a note",
     "kyc:document-review": "POST: accepts or rejects a document",
     "kyc:screening-dispose": "POST: disposes of a screening hit",
@@ -190,6 +194,18 @@ def _world(settings: Any, role: str) -> dict[str, Any]:
         finished_at=timezone.now(),
         checked=5,
     )
+    # A fraud rule and the alert it raised (a merchant's second payment in the hour).
+    fraud_rule = fraud_rule_create(
+        key="merchant-burst",
+        name="Merchant burst",
+        kind="velocity_count",
+        params={"subject": "payment", "key": "merchant", "window_minutes": 60, "max_count": 1},
+        score=60,
+        actor=users[roles.COMPLIANCE_OFFICER],
+    )
+    for _ in range(2):
+        payment_record(merchant=merchant, gateway="stripe", amount=4_200, currency="EUR")
+    fraud_alert = FraudAlert.objects.get()
     rollups_refresh(day=timezone.now().date())
     compliance_report_run(source="command")
     for user in users.values():
@@ -200,6 +216,8 @@ def _world(settings: Any, role: str) -> dict[str, Any]:
         "ids": {
             "payments:payment-detail": {"pk": payment.pk},
             "payments:dispute-detail": {"pk": chargeback.pk},
+            "payments:fraud-alert": {"pk": fraud_alert.pk},
+            "payments:fraud-rule": {"pk": fraud_rule.pk},
             "kyc:case": {"pk": case.pk},
             "kyc:merchant": {"pk": case.merchant_id},
             "kyc:owner-add": {"pk": case.merchant_id},

@@ -1,0 +1,178 @@
+"""What scoring a payment costs as the stored history grows: the fraud rules (six payment
+rules: card, email, IP and device counts, the merchant's hourly sum, the amount outlier) score
+new payments with 10,000 payments (and their signals) stored, then with --large stored (the
+extra history older than the windows, as a real one is). Prints the milliseconds and queries
+per payment and the payments scored per second, at each size: the cost must stay flat.
+
+On a throwaway PostgreSQL test database (DATABASE_URL must point at PostgreSQL: the history is
+filled with generate_series).
+
+    make bench BENCH_ARGS=--large=1000000   # or: .venv/bin/python bench/fraud_scoring.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "1")
+
+import django
+
+django.setup()
+
+from django.contrib.auth.models import User  # noqa: E402
+from django.db import connection, reset_queries, transaction  # noqa: E402
+from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
+
+from audits import roles  # noqa: E402
+from payments.fraud.engine import fraud_score_payment  # noqa: E402
+from payments.fraud.services import fraud_rule_create  # noqa: E402
+from payments.models import Merchant, Payment  # noqa: E402
+from payments.services.merchants import merchant_create  # noqa: E402
+
+MERCHANTS = 50
+RECENT = 10_000  # payments of the last 7 days: the windows' traffic, the same at every size
+SCORED = 1_000  # new payments scored at each size
+
+
+def _window(key: str, minutes: int, most: int) -> dict[str, object]:
+    return {"subject": "payment", "key": key, "window_minutes": minutes, "max_count": most}
+
+
+RULES = [
+    ("card-burst", "velocity_count", _window("card", 60, 5)),
+    ("email-burst", "velocity_count", _window("email", 1440, 10)),
+    ("ip-burst", "velocity_count", _window("ip", 60, 20)),
+    ("device-burst", "velocity_count", _window("device", 60, 10)),
+    (
+        "merchant-volume",
+        "velocity_sum",
+        {"subject": "payment", "key": "merchant", "window_minutes": 60, "max_amount": 10**9},
+    ),
+    ("odd-amount", "amount_outlier", {"max_z": 4, "min_history": 20}),
+]
+
+
+def _insert(count: int, *, first_day: int, last_day: int, offset: int) -> None:
+    """`count` captured payments and their signals, spread between `first_day` and `last_day`
+    days ago, over the merchants; keys drawn from pools so that windows have company."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO payments_payment (merchant_id, gateway, gateway_reference,
+                charge_reference, client_key, amount, currency, captured_amount,
+                refunded_amount, status, card_brand, card_last4, customer_email, description,
+                created_at, updated_at)
+            SELECT m.ids[1 + (g %% %(merchants)s)], 'stripe', 'pi_bench_' || (g + %(offset)s),
+                '', '', 500 + (g * 7919) %% 20000, 'EUR', 500 + (g * 7919) %% 20000, 0,
+                'captured', 'visa', '4242', '', '',
+                now() - make_interval(days => %(first)s)
+                    - (g::float / %(count)s) * make_interval(days => %(span)s),
+                now()
+            FROM generate_series(1, %(count)s) AS g,
+                 (SELECT array_agg(id ORDER BY id) AS ids FROM payments_merchant) AS m
+            """,
+            {
+                "merchants": MERCHANTS,
+                "offset": offset,
+                "count": count,
+                "first": first_day,
+                "span": last_day - first_day,
+            },
+        )
+        cursor.execute(
+            """
+            INSERT INTO payments_fraudsignal (kind, merchant_id, payment_id, currency, amount,
+                card, email, ip, device, at)
+            SELECT 'payment', p.merchant_id, p.id, p.currency, p.amount,
+                'card' || (p.id % 40000), md5('email' || (p.id % 30000)),
+                '10.' || (p.id % 200) || '.' || (p.id % 250) || '.7',
+                md5('device' || (p.id % 35000)), p.created_at
+            FROM payments_payment p
+            WHERE NOT EXISTS (SELECT 1 FROM payments_fraudsignal s WHERE s.payment_id = p.id)
+            """
+        )
+        cursor.execute("ANALYZE payments_payment")
+        cursor.execute("ANALYZE payments_fraudsignal")
+
+
+def _score(merchants: list[Merchant], label: str) -> None:
+    """Score SCORED new payments, one transaction each, as payment_record does (the merchant's
+    row locked, the payment inserted, then scored)."""
+    timings = []
+    queries = 0
+    for n in range(SCORED):
+        merchant = merchants[n % len(merchants)]
+        with transaction.atomic():
+            Merchant.objects.select_for_update().get(pk=merchant.pk)
+            payment = Payment.objects.create(
+                merchant=merchant, gateway="stripe", amount=500 + (n * 131) % 20000,
+                currency="EUR", customer_email=f"c{n % 30000}@example.com",
+            )  # fmt: skip
+            started = time.perf_counter()
+            if n == SCORED - 1:
+                reset_queries()  # DEBUG's query log is capped: count from empty
+                with CaptureQueriesContext(connection) as captured:
+                    fraud_score_payment(payment=payment, card_fingerprint=f"card{n % 40000}")
+                queries = len(captured)
+            else:
+                fraud_score_payment(payment=payment, card_fingerprint=f"card{n % 40000}")
+            timings.append(time.perf_counter() - started)
+    stored = Payment.objects.count()
+    per_payment = statistics.mean(timings) * 1000
+    print(
+        f"  {label:<34} {stored:>10,} stored  {per_payment:6.2f} ms/payment "
+        f"(median {statistics.median(timings) * 1000:5.2f})  {queries:2d} queries  "
+        f"{len(timings) / sum(timings):7.0f} payments/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=None, help="ignored (the other benches')")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        print("bench/fraud_scoring.py: skipped, needs PostgreSQL (set DATABASE_URL).")
+        return
+    setup_test_environment()
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        officer = User.objects.create_user("bench-officer", password=None, is_staff=True)
+        from django.contrib.auth.models import Group
+
+        officer.groups.add(Group.objects.get(name=roles.COMPLIANCE_OFFICER))
+        for key, kind, params in RULES:
+            fraud_rule_create(key=key, name=key, kind=kind, params=params, score=20, actor=officer)
+        merchants = []
+        for n in range(MERCHANTS):
+            merchant = merchant_create(
+                legal_name=f"Bench {n} Ltd", country="GB", contact_email=f"b{n}@example.com"
+            )
+            merchant.status = Merchant.Status.ACTIVE  # bench data: no KYC case to approve
+            with transaction.atomic():
+                merchant.save()
+            merchants.append(merchant)
+        print(f"Scoring {SCORED:,} new payments with {len(RULES)} rules on PostgreSQL:")
+        _insert(RECENT, first_day=0, last_day=7, offset=0)
+        _score(merchants, f"{RECENT:,} stored (the last 7 days)")
+        extra = max(args.large - RECENT - SCORED, 0)
+        batch = 250_000
+        for start in range(0, extra, batch):
+            size = min(batch, extra - start)
+            _insert(size, first_day=8, last_day=365, offset=RECENT + start)
+            print(f"  inserted {start + size:,} of {extra:,} older payments and their signals")
+        _score(merchants, "plus history older than the windows")
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The fraud screens: the alert queue and an alert (assign, note, close as fraud or false
+positive), the rules with their measured precision, and a rule's versions with its edit form
+and dry run. Thin: validate, call one service or selector, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from config.permissions import permission_required
+from config.request_types import AuthenticatedHttpRequest
+
+from ..core.errors import DomainError
+from . import selectors, services
+from .checks import CATALOGUE
+from .dry_run import fraud_rule_dry_run
+from .forms import AssignForm, CloseForm, NoteForm, RuleEditForm
+from .models import AlertStatus, FraudAlert, FraudRule
+
+QUEUE_TABS = {
+    "open": AlertStatus.OPEN,
+    "fraud": AlertStatus.FRAUD,
+    "false-positive": AlertStatus.FALSE_POSITIVE,
+}
+
+
+@login_required
+@permission_required("payments.view_fraudalert", raise_exception=True)
+def alert_queue(request: HttpRequest) -> HttpResponse:
+    tab = request.GET.get("tab", "open")
+    if tab not in QUEUE_TABS:
+        tab = "open"
+    alerts = selectors.fraud_alert_queue(status=QUEUE_TABS[tab])[:200]
+    return render(
+        request,
+        "payments/fraud/alert_queue.html",
+        {"alerts": alerts, "tab": tab, "tabs": QUEUE_TABS},
+    )
+
+
+@login_required
+@permission_required("payments.view_fraudalert", raise_exception=True)
+def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        alert = selectors.fraud_alert_detail(pk=pk)
+    except FraudAlert.DoesNotExist as exc:
+        raise Http404("No such alert.") from exc
+    return render(
+        request,
+        "payments/fraud/alert_detail.html",
+        {
+            "alert": alert,
+            "hits": selectors.fraud_alert_hits(alert=alert),
+            "notes": alert.notes.select_related("author"),
+            "evaluations": selectors.fraud_evaluations_for_payment(payment_id=alert.payment_id)[
+                :20
+            ],
+            "can_review": request.user.has_perm(services.REVIEW_ALERTS),
+            "assign_form": AssignForm(
+                reviewers=selectors.fraud_reviewers(), initial={"assignee": alert.assignee_id}
+            ),
+            "note_form": NoteForm(),
+            "close_form": CloseForm(),
+        },
+    )
+
+
+@login_required
+@require_POST
+def alert_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
+    if not request.user.has_perm(services.REVIEW_ALERTS):
+        raise PermissionDenied
+    alert = get_object_or_404(FraudAlert, pk=pk)
+    try:
+        if action == "assign":
+            form = AssignForm(request.POST, reviewers=selectors.fraud_reviewers())
+            if not form.is_valid():
+                raise DomainError("Choose someone who reviews fraud alerts.")
+            services.fraud_alert_assign(
+                alert=alert, assignee=form.cleaned_data["assignee"], actor=request.user
+            )
+            messages.success(request, "Assignee saved.")
+        elif action == "note":
+            note = NoteForm(request.POST)
+            if not note.is_valid():
+                raise DomainError("Write the note first.")
+            services.fraud_alert_note(
+                alert=alert, text=note.cleaned_data["text"], actor=request.user
+            )
+            messages.success(request, "Note added.")
+        elif action == "close":
+            close = CloseForm(request.POST)
+            if not close.is_valid():
+                raise DomainError("Choose fraud or false positive, and say why.")
+            services.fraud_alert_close(
+                alert=alert,
+                outcome=close.cleaned_data["outcome"],
+                note=close.cleaned_data["note"],
+                actor=request.user,
+            )
+            messages.success(request, f"Alert closed: {alert.pk}.")
+        else:
+            raise Http404("No such action.")
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    return redirect("payments:fraud-alert", pk=alert.pk)
+
+
+@login_required
+@permission_required("payments.view_fraudrule", raise_exception=True)
+def rule_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "payments/fraud/rule_list.html",
+        {"rows": selectors.fraud_rules_with_precision(), "catalogue": CATALOGUE},
+    )
+
+
+@login_required
+@permission_required("payments.view_fraudrule", raise_exception=True)
+def rule_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A rule's versions; for compliance officers its edit form, which either replays the
+    changed rule over the last 90 days (dry run, writes nothing) or saves the next version."""
+    rule = get_object_or_404(FraudRule.objects.select_related("created_by"), pk=pk)
+    current = FraudRule.objects.filter(key=rule.key, is_current=True).first() or rule
+    can_edit = request.user.has_perm(services.EDIT_RULES)
+    form = RuleEditForm(rule=current)
+    dry_run = None
+    status = 200
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied
+        form = RuleEditForm(request.POST, rule=current)
+        if form.is_valid():
+            data = form.cleaned_data
+            if "save" in request.POST:
+                try:
+                    saved = services.fraud_rule_change(
+                        rule=current,
+                        name=data["name"],
+                        params=data["params"],
+                        score=data["score"],
+                        enabled=data["enabled"],
+                        note=data["note"],
+                        actor=request.user,  # type: ignore[arg-type]
+                    )
+                except DomainError as exc:
+                    form.add_error(None, str(exc))
+                    status = 400
+                else:
+                    messages.success(request, f"Saved: {saved} is live.")
+                    return redirect("payments:fraud-rule", pk=saved.pk)
+            else:
+                dry_run = fraud_rule_dry_run(
+                    kind=current.kind, params=data["params"], current_params=current.params
+                )
+        else:
+            status = 400
+    return render(
+        request,
+        "payments/fraud/rule_detail.html",
+        {
+            "rule": rule,
+            "current": current,
+            "versions": selectors.fraud_rule_versions(key=rule.key),
+            "form": form,
+            "can_edit": can_edit,
+            "dry_run": dry_run,
+            "check": CATALOGUE[current.kind],
+        },
+        status=status,
+    )

@@ -119,6 +119,8 @@ def _server(database: str, port: int) -> subprocess.Popen[bytes]:
         "FIELD_ENCRYPTION_KEYS": os.environ.get(
             "FIELD_ENCRYPTION_KEYS", "ZGV2LW9ubHktZmllbGQta2V5LW5vdC1mb3ItcHJvZCE="
         ),
+        # Production refuses to start without a checkpoint signing key; any key does here.
+        "AUDIT_CHECKPOINT_SIGNING_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "0",  # plain HTTP on loopback, as behind a TLS-terminating proxy
         "DATABASE_URL": database,

@@ -107,6 +107,7 @@ def _worker(database: str) -> subprocess.Popen[bytes]:
         env.update(
             DEBUG="0",
             SECRET_KEY=base64.b64encode(os.urandom(32)).decode(),
+            AUDIT_CHECKPOINT_SIGNING_KEY=base64.urlsafe_b64encode(os.urandom(32)).decode(),
             FIELD_ENCRYPTION_KEYS=os.environ.get(
                 "FIELD_ENCRYPTION_KEYS", "ZGV2LW9ubHktZmllbGQta2V5LW5vdC1mb3ItcHJvZCE="
             ),

@@ -249,6 +249,7 @@ class BeneficialOwnerListApi(ApiMixin, generics.GenericAPIView):
     required_scopes = {"GET": "kyc:read", "POST": "kyc:write"}
     required_permissions = {"POST": "kyc.add_beneficialowner"}
     serializer_class = BeneficialOwnerOutputSerializer
+    queryset = BeneficialOwner.objects.none()  # for the schema; rows come from _owners_of
 
     def _merchant_id(self, request: Request, pk: int) -> int:
         bound = merchant_scope(request)

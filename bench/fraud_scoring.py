@@ -68,11 +68,11 @@ def _insert(count: int, *, first_day: int, last_day: int, offset: int) -> None:
             """
             INSERT INTO payments_payment (merchant_id, gateway, gateway_reference,
                 charge_reference, client_key, amount, currency, captured_amount,
-                refunded_amount, status, card_brand, card_last4, customer_email, description,
-                created_at, updated_at)
+                refunded_amount, status, card_brand, card_last4, customer_email,
+                customer_email_index, description, created_at, updated_at)
             SELECT m.ids[1 + (g %% %(merchants)s)], 'stripe', 'pi_bench_' || (g + %(offset)s),
                 '', '', 500 + (g * 7919) %% 20000, 'EUR', 500 + (g * 7919) %% 20000, 0,
-                'captured', 'visa', '4242', '', '',
+                'captured', 'visa', '4242', '', '', '',
                 now() - make_interval(days => %(first)s)
                     - (g::float / %(count)s) * make_interval(days => %(span)s),
                 now()

@@ -25,7 +25,7 @@ from django.db import connection, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from audits.chain import chain_for, content_digest, ensure_heads, link_digest
+from audits.chain import CONTENT_COLUMNS, chain_for, content_digest, ensure_heads, link_digest
 from audits.context import LOOPBACK, system_user_id
 from audits.crypto import subjects
 from audits.models import AuditChainHead, PaymentAudit, SubjectKey
@@ -57,23 +57,7 @@ CASE_STATUSES = (
     + ["rejected"] * 10
 )
 COUNTRIES = ["GB", "DE", "FR", "ES", "IE", "NL", "CZ", "PL", "IT", "SE"]
-_AUDIT_COLUMNS = (
-    "id",
-    "user_id",
-    "action_type",
-    "object_type",
-    "object_id",
-    "before_state",
-    "after_state",
-    "ip_address",
-    "device_id",
-    "request_id",
-    "created_at",
-    "chain",
-    "seq",
-    "prev_hash",
-    "row_hash",
-)
+_AUDIT_COLUMNS = (*CONTENT_COLUMNS, "chain", "seq", "prev_hash", "row_hash")
 
 
 def merchants_generate(count: int, *, rng: random.Random, progress: Progress) -> list[int]:

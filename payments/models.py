@@ -20,6 +20,7 @@ from audits.crypto.fields import (
     EncryptedCharField,
     EncryptedEmailField,
     EncryptedStr,
+    EncryptedTextField,
     ErasedStr,
 )
 from audits.models import SubjectKey
@@ -623,7 +624,8 @@ class ChargebackEvidence(AuditedModel):
     """What we answer a chargeback with: a draft, editable until it is submitted, once."""
 
     chargeback = models.OneToOneField(Chargeback, models.PROTECT, related_name="evidence")
-    text = models.TextField(blank=True)
+    # Evidence names the customer (email, address, what they bought): encrypted at rest.
+    text = EncryptedTextField(blank=True)
     updated_by = models.ForeignKey(
         "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
     )

@@ -130,6 +130,10 @@ class EncryptedEmailField(EncryptedMixin, models.EmailField):  # type: ignore[ty
     pass
 
 
+class EncryptedTextField(EncryptedMixin, models.TextField):  # type: ignore[type-arg]
+    pass
+
+
 class BlindIndexField(models.CharField):  # type: ignore[type-arg]
     """HMAC-SHA256 of another field's normalised plaintext, for exact search: filter with
     `<name>__in=blind_index_candidates(normalise(term))`. Computed on every save."""

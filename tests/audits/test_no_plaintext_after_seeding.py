@@ -15,7 +15,7 @@ from django.test import Client
 from audits import roles
 from kyc.demo.onboarding import TINY_PDF
 from kyc.models import BeneficialOwner, KycDocument, ScreeningResult
-from payments.models import Merchant, Payment, PayoutAccount
+from payments.models import ChargebackEvidence, Merchant, Payment, PayoutAccount
 from tests.api.conftest import client_for, issue
 from tests.conftest import make_staff
 
@@ -74,6 +74,8 @@ def encrypted_values() -> tuple[set[str], set[str]]:
             merchant.tax_id,
             merchant.registration_number,
         }
+    # Evidence drafts name the customer; each draft's text as a whole must not be in clear.
+    others |= set(ChargebackEvidence.objects.values_list("text", flat=True))
     for account in PayoutAccount.objects.all():  # issue 15: bank accounts and their holders
         others |= {account.account_number, account.holder_name}
     for owner in BeneficialOwner.objects.all():

@@ -38,7 +38,18 @@ def test_the_demo_loads_once_and_shows_the_product(tmp_path, monkeypatch) -> Non
     _refunds_above_and_below_the_threshold_and_two_waiting_for_a_second_person()
     _disputes_in_every_state_and_one_merchant_above_the_ratio_threshold()
     _kyc_cases_in_every_state_with_documents_screening_hits_and_notes()
+    _starter_fraud_rules_written_by_an_officer_after_the_history()
     call_command("verify_audit_chain", stdout=io.StringIO())
+
+
+def _starter_fraud_rules_written_by_an_officer_after_the_history() -> None:
+    from kyc.demo.fraud import STARTER_RULES
+    from payments.fraud.models import FraudAlert, FraudRule
+
+    rules = FraudRule.objects.filter(key__in=[r["key"] for r in STARTER_RULES])
+    assert {r.key for r in rules} == {r["key"] for r in STARTER_RULES}
+    assert {r.created_by.username for r in rules} == {"officer"}
+    assert not FraudAlert.objects.exists()  # the history was loaded before them: no alert yet
 
 
 def _load_twice(tmp_path, monkeypatch) -> tuple[str, str]:

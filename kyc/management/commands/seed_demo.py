@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from audits.commands import AuditedCommand
 from kyc.demo import staff
+from kyc.demo.fraud import load_fraud_rules
 from kyc.demo.history import TRADERS, History
 from kyc.demo.onboarding import load_onboarding_cases, load_periodic_reviews
 from kyc.demo.payouts import load_payout_accounts
@@ -92,6 +93,8 @@ class Command(AuditedCommand):
         self.stdout.write("Merchants onboarding and KYC cases in every state...")
         load_onboarding_cases(users, now=now)
         load_periodic_reviews(users, traders, now=now)
+        self.stdout.write("Starter fraud rules, written by a compliance officer...")
+        load_fraud_rules(users)
 
     @transaction.atomic
     def _webhook_events(self, now: Any) -> None:

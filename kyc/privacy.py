@@ -221,19 +221,25 @@ class Erasure:
     keys_destroyed: int
 
 
-def _persons_keys(email: str) -> list[SubjectKey]:
-    """The live keys of everyone who was a contact person with this email: the current
-    contact of some merchants, a former one of others."""
+def _lock_persons_keys(email: str) -> list[SubjectKey]:
+    """The live keys, locked, of everyone who was a contact person with this email: the
+    current contact of some merchants, a former one of others."""
     normalised = email.strip().lower()
     if not normalised:
         return []
     return list(
-        SubjectKey.objects.filter(
+        SubjectKey.objects.select_for_update()
+        .filter(
             scope=Merchant.CONTACT_SCOPE,
             email_index__in=blind_index_candidates(normalised),
             erased_at__isnull=True,
-        ).order_by("created_at")
+        )
+        .order_by("created_at")
     )
+
+
+def _merchant_pk(key: SubjectKey) -> int | None:
+    return int(key.object_id) if key.object_id.isdigit() else None
 
 
 def _newest(queryset: models.QuerySet[Any], field: str) -> datetime.datetime | None:
@@ -294,20 +300,19 @@ def subject_erase(*, email: str, actor: User | None, reason: str) -> Erasure:
     if not reason:
         raise ErasureWithoutReason("An erasure needs its reason (the request's reference).")
     with transaction.atomic(), context.acting(actor):
-        keys = _persons_keys(email)
+        keys = _lock_persons_keys(email)
         if not keys:
             raise SubjectNotFound("No contact person with this email, or already erased.")
-        keys = list(SubjectKey.objects.select_for_update().filter(pk__in=[k.pk for k in keys]))
         merchants = {
             m.pk: m
             for m in Merchant.objects.select_for_update().filter(
-                pk__in=[int(k.object_id) for k in keys if k.object_id.isdigit()]
+                pk__in=[_merchant_pk(key) for key in keys]
             )
         }
         holds = [
             hold
             for key in keys
-            if (merchant := merchants.get(int(key.object_id or 0))) is not None
+            if (merchant := merchants.get(_merchant_pk(key) or 0)) is not None
             for hold in legal_holds(merchant, current_contact=merchant.contact_subject_id == key.pk)
         ]
         if not holds:
@@ -333,13 +338,11 @@ def _destroy(
 ) -> Erasure:
     now = timezone.now()
     with transaction.atomic():  # within the caller's, which holds the locks
-        for key in keys:
-            SubjectKey.objects.filter(pk=key.pk).update(
-                wrapped_key=b"",
-                erased_at=now,
-                erased_by=actor,
-                erasure_reason=reason,
-            )
+        SubjectKey.objects.filter(pk__in=[key.pk for key in keys]).update(
+            wrapped_key=b"", erased_at=now, erased_by=actor, erasure_reason=reason
+        )
+        # Now, so that the merchants below read as erased; and again at commit, as another
+        # thread of this process may have cached a key from the rows as they were until then.
         subjects.forget(key.pk for key in keys)
         transaction.on_commit(lambda: subjects.forget(key.pk for key in keys))
         for merchant in merchants.values():

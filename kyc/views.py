@@ -520,9 +520,7 @@ def merchant_subject_erase(request: AuthenticatedHttpRequest, pk: int) -> HttpRe
         erasure = privacy.subject_erase(
             email=merchant.contact_email, actor=request.user, reason=form.cleaned_data["reason"]
         )
-    except privacy.ErasureRefused as exc:
-        messages.error(request, str(exc))
-    except (privacy.SubjectNotFound, DomainError) as exc:
+    except (privacy.SubjectNotFound, DomainError) as exc:  # a legal hold's refusal included
         messages.error(request, str(exc))
     else:
         messages.success(

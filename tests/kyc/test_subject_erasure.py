@@ -287,3 +287,48 @@ def test_rotation_leaves_an_erased_key_erased(no_retention, settings) -> None:
     settings.FIELD_ENCRYPTION_KEYS = [newest, *settings.FIELD_ENCRYPTION_KEYS]
     call_command("rotate_keys", stdout=io.StringIO(), stderr=io.StringIO())
     assert rotation.key_status()[rotation.SUBJECT_KEYS] == {rotation.ERASED_KEY: 1}
+
+
+def _console_new_contact(merchant: Merchant, email: str) -> None:
+    admin = Client()
+    admin.force_login(make_staff("admin", roles.ADMINISTRATOR))
+    url = f"/admin/payments/merchant/{merchant.pk}/change/"
+    page = admin.get(url)
+    form = page.context["adminform"].form
+    data: dict[str, object] = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is True:
+            data[name] = "on"
+        elif value not in (None, False):
+            data[name] = value
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data.update({management.add_prefix(n): management[n].value() for n in management.fields})
+    data["contact_email"] = email
+    assert admin.post(url, data).status_code == 302
+
+
+def _api_new_contact(merchant: Merchant, email: str) -> None:
+    token = issue(make_staff("writer", roles.ADMINISTRATOR), ["merchants:read", "merchants:write"])
+    response = client_for(token).patch(
+        f"/api/v1/merchants/{merchant.pk}/", {"contact_email": email}, format="json"
+    )
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("change", [_console_new_contact, _api_new_contact])
+def test_a_new_contact_by_the_console_or_the_api_gets_a_new_key(no_retention, change) -> None:
+    merchant = closed_merchant()
+    old = merchant.contact_subject_id
+    change(merchant, "new.contact@bakery.example")
+    current = Merchant.objects.get(pk=merchant.pk)
+    assert current.contact_subject_id != old
+    assert SubjectKey.objects.get(pk=current.contact_subject_id).object_id == str(merchant.pk)
+
+    privacy.subject_erase(email=EMAIL, actor=None, reason="DSR-7")
+
+    current = Merchant.objects.get(pk=merchant.pk)
+    assert current.contact_email == "new.contact@bakery.example"
+    assert current.contact_phone == PHONE  # carried over under the new person's key
+    assert SubjectKey.objects.get(pk=old).erased_at is not None

@@ -29,6 +29,7 @@ from .keys import provider
 PREFIX = "subj."
 
 _cache: dict[uuid.UUID, tuple[bytes, float]] = {}
+_erased: set[uuid.UUID] = set()  # an erasure is for good: remembered without a time limit
 
 
 def key_id_for(subject_id: uuid.UUID) -> str:
@@ -99,21 +100,37 @@ def create_many(*, scope: str, email_indexes: list[str]) -> list[uuid.UUID]:
 
 
 def _key(subject_id: uuid.UUID) -> bytes:
+    now = time.monotonic()
     cached = _cache.get(subject_id)
-    if cached is not None and cached[1] > time.monotonic():
+    if cached is not None and cached[1] > now:
         return cached[0]
+    if subject_id in _erased:
+        raise SubjectErased(f"person's key {subject_id} was destroyed (erasure)")
+    # One query reads this key and re-reads every cached one that has expired: a list of
+    # merchants seen a minute ago costs one query again, not one per row.
+    expired = {sid for sid, (_, until) in list(_cache.items()) if until <= now}
+    erased = _read_keys({subject_id} | expired)
+    if subject_id in erased:
+        raise SubjectErased(f"person's key {subject_id} was destroyed (erasure)")
+    if subject_id not in _cache:
+        raise DecryptionFailed(f"person's key {subject_id} does not exist")
+    return _cache[subject_id][0]
+
+
+def _read_keys(subject_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Cache the live ones among these keys, forget the rest; returns the erased ones."""
     from audits.models import SubjectKey
 
-    row = SubjectKey.objects.filter(pk=subject_id).values_list("kek_id", "wrapped_key").first()
-    if row is None:
-        raise DecryptionFailed(f"person's key {subject_id} does not exist")
-    kek_id, wrapped = row[0], bytes(row[1])
-    if not wrapped:
-        _cache.pop(subject_id, None)
-        raise SubjectErased(f"person's key {subject_id} was destroyed (erasure)")
-    key = provider().unwrap(kek_id, wrapped)
-    _remember(subject_id, key)
-    return key
+    forget(subject_ids)
+    erased = set()
+    rows = SubjectKey.objects.filter(pk__in=subject_ids).values_list("pk", "kek_id", "wrapped_key")
+    for pk, kek_id, wrapped in rows:
+        if bytes(wrapped):
+            _remember(pk, provider().unwrap(kek_id, bytes(wrapped)))
+        else:
+            erased.add(pk)
+    _erased.update(erased)
+    return erased
 
 
 def is_erased(subject_id: uuid.UUID) -> bool:

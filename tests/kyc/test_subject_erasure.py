@@ -332,3 +332,22 @@ def test_a_new_contact_by_the_console_or_the_api_gets_a_new_key(no_retention, ch
     assert current.contact_email == "new.contact@bakery.example"
     assert current.contact_phone == PHONE  # carried over under the new person's key
     assert SubjectKey.objects.get(pk=old).erased_at is not None
+
+
+def test_expired_cached_keys_are_read_again_in_one_query_and_an_erased_one_dropped(
+    no_retention,
+) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    merchants = [closed_merchant(email=f"p{n}@bakery.example", name=f"P{n}") for n in range(5)]
+    erased = merchants[0]
+    SubjectKey.objects.filter(pk=erased.contact_subject_id).update(  # as another process would
+        wrapped_key=b"", erased_at=timezone.now(), erasure_reason="DSR-8"
+    )
+    for subject_id, (key, _) in list(subjects._cache.items()):
+        subjects._cache[subject_id] = (key, 0.0)  # every cached key past its time
+    with CaptureQueriesContext(connection) as queries:
+        read = {m.pk: m.contact_name for m in Merchant.objects.all()}
+    assert sum("subject_keys" in q["sql"] for q in queries.captured_queries) == 1
+    assert read[erased.pk] == ERASED
+    assert [read[m.pk] for m in merchants[1:]] == ["P1", "P2", "P3", "P4"]

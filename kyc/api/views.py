@@ -20,11 +20,8 @@ from kyc import selectors as kyc_selectors
 from kyc import services as kyc_services
 from kyc.models import BeneficialOwner, KycCase, KycDocument, OwnershipHeld
 from payments.integration.errors import ErrorSerializer
-from payments.integration.permissions import (
-    may_see_contact,
-    merchant_for_request,
-    merchant_scope,
-)
+from payments.integration.permissions import merchant_for_request, merchant_scope
+from payments.integration.serializers import PersonalFieldsSerializer
 from payments.integration.views import ApiMixin, IdCursorPagination
 from payments.models import Merchant
 
@@ -190,19 +187,12 @@ class KycDocumentUploadApi(_KycCaseMixin, generics.GenericAPIView):
 OWNER_PERSONAL_FIELDS = ("full_name", "date_of_birth", "nationality", "residential_address")
 
 
-class BeneficialOwnerOutputSerializer(serializers.ModelSerializer):
+class BeneficialOwnerOutputSerializer(PersonalFieldsSerializer):
     """The personal fields only for a caller that may see them (scope merchants:contact, as
     for the contact person); left out otherwise."""
 
+    personal_fields = OWNER_PERSONAL_FIELDS
     merchant = serializers.IntegerField(source="merchant_id", read_only=True)
-
-    def to_representation(self, instance: BeneficialOwner) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        request = self.context.get("request")
-        if request is None or not may_see_contact(request):
-            for name in OWNER_PERSONAL_FIELDS:
-                data.pop(name, None)
-        return data
 
     class Meta:
         model = BeneficialOwner

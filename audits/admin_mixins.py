@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from auditlog.mixins import AuditlogHistoryAdminMixin
@@ -9,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 
 from config.pagination import LargeTablePaginator
 
+from .masking import masked
 from .models import PaymentAudit
 
 
@@ -74,3 +76,14 @@ class RecordAdmin(AuditedAdmin):
 
     def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+
+def masked_column(field: str) -> Callable[[Any, Any], str]:
+    """A console column showing `field` masked (audits/masking.py), for a role that may not
+    read it in clear."""
+
+    @admin.display(description=field.replace("_", " "))
+    def column(modeladmin: Any, obj: Any) -> str:
+        return masked(field, getattr(obj, field))
+
+    return column

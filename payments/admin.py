@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from audits.admin_mixins import AuditedAdmin, RecordAdmin
+from audits.admin_mixins import AuditedAdmin, RecordAdmin, masked_column
 from audits.masking import masked
 from config.request_types import AuthenticatedHttpRequest
 
@@ -167,25 +167,11 @@ class MerchantAdmin(AuditedAdmin):
         readonly = list(super().get_readonly_fields(request, obj))
         return readonly if self._sees_contact(request) else readonly + list(self.MASKED.values())
 
-    @admin.display(description="contact name")
-    def masked_contact_name(self, merchant: Merchant) -> str:
-        return masked("contact_name", merchant.contact_name)
-
-    @admin.display(description="contact email")
-    def masked_contact_email(self, merchant: Merchant) -> str:
-        return masked("contact_email", merchant.contact_email)
-
-    @admin.display(description="contact phone")
-    def masked_contact_phone(self, merchant: Merchant) -> str:
-        return masked("contact_phone", merchant.contact_phone)
-
-    @admin.display(description="tax id")
-    def masked_tax_id(self, merchant: Merchant) -> str:
-        return masked("tax_id", merchant.tax_id)
-
-    @admin.display(description="registration number")
-    def masked_registration_number(self, merchant: Merchant) -> str:
-        return masked("registration_number", merchant.registration_number)
+    masked_contact_name = masked_column("contact_name")
+    masked_contact_email = masked_column("contact_email")
+    masked_contact_phone = masked_column("contact_phone")
+    masked_tax_id = masked_column("tax_id")
+    masked_registration_number = masked_column("registration_number")
 
     @admin.display(description="payout account")
     def payout_account(self, merchant: Merchant) -> str:

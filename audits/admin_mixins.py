@@ -67,6 +67,20 @@ class AuditedAdmin(AuditlogHistoryAdminMixin, ConsoleAdmin):
         )
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown under their parent as they are: none added, changed or deleted there. Each
+    of `fields` is read only (name them one by one, no groups)."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> Any:
+        return list(self.fields or ())
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
 class RecordAdmin(AuditedAdmin):
     """A record that only the services create and nobody deletes: the console reads it and
     runs the actions it offers."""

@@ -1,21 +1,19 @@
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from audits.admin_mixins import RecordAdmin, masked_column
+from audits.admin_mixins import ReadOnlyInline, RecordAdmin, masked_column
 
 from .models import BeneficialOwner, CaseNote, KycCase, KycDocument
 from .selectors import sees_case_details
 
 
-class KycDocumentInline(admin.TabularInline):
+class KycDocumentInline(ReadOnlyInline):
     model = KycDocument
-    extra = 0
-    can_delete = False
     # No file link: documents are downloaded through the audited review screens only.
     fields = [
         "document_type",
@@ -26,21 +24,11 @@ class KycDocumentInline(admin.TabularInline):
         "review_status",
         "uploaded_at",
     ]
-    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
-class CaseNoteInline(admin.TabularInline):
+class CaseNoteInline(ReadOnlyInline):
     model = CaseNote
-    extra = 0
-    can_delete = False
     fields = ["author", "text", "created_at"]
-    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 OUTCOME_FIELDS = ["reference", "merchant", "kind", "status", "decision", "decided_at"]

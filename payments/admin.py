@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from audits.admin_mixins import AuditedAdmin, RecordAdmin, masked_column
+from audits.admin_mixins import AuditedAdmin, ReadOnlyInline, RecordAdmin, masked_column
 from audits.masking import masked
 from config.request_types import AuthenticatedHttpRequest
 
@@ -242,17 +242,11 @@ class MerchantAdmin(AuditedAdmin):
         )
 
 
-class MicroDepositInline(admin.TabularInline):
+class MicroDepositInline(ReadOnlyInline):
     """A deposit's progress at the rail; never its amount (what the merchant confirms)."""
 
     model = MicroDeposit
-    extra = 0
-    can_delete = False
     fields = ["status", "rail", "rail_reference", "return_reason", "created_at", "updated_at"]
-    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(PayoutAccount)
@@ -325,10 +319,8 @@ class PayoutAccountAdmin(RecordAdmin):
         return found, may_have_duplicates
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(ReadOnlyInline):
     model = Refund
-    extra = 0
-    can_delete = False
     fields = [
         "amount_display",
         "status",
@@ -337,25 +329,15 @@ class RefundInline(admin.TabularInline):
         "requested_by",
         "created_at",
     ]
-    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Amount")
     def amount_display(self, obj: Refund) -> str:
         return format_minor(obj.amount, obj.payment.currency)
 
 
-class ChargebackInline(admin.TabularInline):
+class ChargebackInline(ReadOnlyInline):
     model = Chargeback
-    extra = 0
-    can_delete = False
     fields = ["gateway_reference", "reason", "amount_display", "status", "evidence_due_by"]
-    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Amount")
     def amount_display(self, obj: Chargeback) -> str:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, cast
 
 from django import forms
@@ -64,6 +66,30 @@ def _run_for_each(
         modeladmin.message_user(request, f"{done}: {changed}.", messages.SUCCESS)
     for reason in refused:
         modeladmin.message_user(request, reason, messages.ERROR)
+
+
+PerObject = Callable[[Any, AuthenticatedHttpRequest, Any], object]
+Action = Callable[[Any, AuthenticatedHttpRequest, QuerySet], None]
+
+
+def _each_selected(done: str) -> Callable[[PerObject], Action]:
+    """Makes an admin action of a method that acts on one row: it runs on each selected row,
+    those done are counted under `done`, each refusal's message is shown."""
+
+    def action_for(per_object: PerObject) -> Action:
+        @functools.wraps(per_object)
+        def action(modeladmin: Any, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
+            _run_for_each(
+                modeladmin,
+                request,
+                queryset,
+                lambda obj: per_object(modeladmin, request, obj),
+                done,
+            )
+
+        return action
+
+    return action_for
 
 
 class ReasonActionForm(ActionForm):
@@ -182,24 +208,14 @@ class MerchantAdmin(AuditedAdmin):
         return _link(account, f"{account} — {account.get_status_display()}")
 
     @admin.action(description="Enable payouts (needs a verified payout account)")
-    def enable_payouts(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda m: merchant_payouts_set(merchant=m, enabled=True, actor=request.user),
-            "Payouts enabled",
-        )
+    @_each_selected("Payouts enabled")
+    def enable_payouts(self, request: AuthenticatedHttpRequest, merchant: Merchant) -> None:
+        merchant_payouts_set(merchant=merchant, enabled=True, actor=request.user)
 
     @admin.action(description="Disable payouts")
-    def disable_payouts(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda m: merchant_payouts_set(merchant=m, enabled=False, actor=request.user),
-            "Payouts disabled",
-        )
+    @_each_selected("Payouts disabled")
+    def disable_payouts(self, request: AuthenticatedHttpRequest, merchant: Merchant) -> None:
+        merchant_payouts_set(merchant=merchant, enabled=False, actor=request.user)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
@@ -215,30 +231,20 @@ class MerchantAdmin(AuditedAdmin):
         return found, may_have_duplicates
 
     @admin.action(description="Re-activate selected suspended merchants", permissions=["change"])
-    def reactivate(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
+    @_each_selected("Re-activated")
+    def reactivate(self, request: AuthenticatedHttpRequest, merchant: Merchant) -> None:
         # A pending merchant is refused by the service: only an approved KYC case activates.
         reason = request.POST.get("reason", "")
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda m: merchant_set_status(
-                merchant=m, status=Merchant.Status.ACTIVE, reason=reason, actor=request.user
-            ),
-            "Re-activated",
+        merchant_set_status(
+            merchant=merchant, status=Merchant.Status.ACTIVE, reason=reason, actor=request.user
         )
 
     @admin.action(description="Suspend selected merchants", permissions=["change"])
-    def suspend(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
+    @_each_selected("Suspended")
+    def suspend(self, request: AuthenticatedHttpRequest, merchant: Merchant) -> None:
         reason = request.POST.get("reason", "")
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda m: merchant_set_status(
-                merchant=m, status=Merchant.Status.SUSPENDED, reason=reason, actor=request.user
-            ),
-            "Suspended",
+        merchant_set_status(
+            merchant=merchant, status=Merchant.Status.SUSPENDED, reason=reason, actor=request.user
         )
 
 
@@ -417,16 +423,11 @@ class PaymentAdmin(RecordAdmin):
         return f"{obj.card_brand} •••• {obj.card_last4}" if obj.card_last4 else "-"
 
     @admin.action(description="Cancel selected payments", permissions=["change"])
-    def cancel(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            # Through the gateway first: canceling only our row would leave the
-            # authorization holding the customer's funds.
-            lambda p: payment_cancel(payment=p, actor=request.user),
-            "Canceled at the gateway",
-        )
+    @_each_selected("Canceled at the gateway")
+    def cancel(self, request: AuthenticatedHttpRequest, payment: Payment) -> None:
+        # Through the gateway first: canceling only our row would leave the
+        # authorization holding the customer's funds.
+        payment_cancel(payment=payment, actor=request.user)
 
 
 @admin.register(Refund)
@@ -587,14 +588,9 @@ class WebhookEventAdmin(RecordAdmin):
     @admin.action(
         description="Replay selected events (a fresh set of attempts)", permissions=["change"]
     )
-    def replay(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda e: webhook_event_requeue(event=e, actor=request.user),
-            "Queued for processing again",
-        )
+    @_each_selected("Queued for processing again")
+    def replay(self, request: AuthenticatedHttpRequest, event: WebhookEvent) -> None:
+        webhook_event_requeue(event=event, actor=request.user)
 
 
 @admin.register(ApprovalRequest)
@@ -640,16 +636,11 @@ class ApprovalRequestAdmin(RecordAdmin):
     @admin.action(
         description="Approve selected requests (as a second person)", permissions=["approve"]
     )
-    def approve(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
+    @_each_selected("Approved")
+    def approve(self, request: AuthenticatedHttpRequest, approval: ApprovalRequest) -> None:
         from .core.approvals import approval_approve
 
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda r: approval_approve(request=r, actor=request.user),
-            "Approved",
-        )
+        approval_approve(request=approval, actor=request.user)
 
 
 @admin.register(ChargebackEvidence)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from auditlog.mixins import AuditlogHistoryAdminMixin
@@ -9,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 
 from config.pagination import LargeTablePaginator
 
+from .masking import masked
 from .models import PaymentAudit
 
 
@@ -65,6 +67,20 @@ class AuditedAdmin(AuditlogHistoryAdminMixin, ConsoleAdmin):
         )
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown under their parent as they are: none added, changed or deleted there. Each
+    of `fields` is read only (name them one by one, no groups)."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> Any:
+        return list(self.fields or ())
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
 class RecordAdmin(AuditedAdmin):
     """A record that only the services create and nobody deletes: the console reads it and
     runs the actions it offers."""
@@ -74,3 +90,14 @@ class RecordAdmin(AuditedAdmin):
 
     def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+
+def masked_column(field: str) -> Callable[[Any, Any], str]:
+    """A console column showing `field` masked (audits/masking.py), for a role that may not
+    read it in clear."""
+
+    @admin.display(description=field.replace("_", " "))
+    def column(modeladmin: Any, obj: Any) -> str:
+        return masked(field, getattr(obj, field))
+
+    return column

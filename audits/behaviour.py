@@ -84,8 +84,6 @@ def staff_activity_record(*, user: Any, kind: str) -> list[Finding]:
     """Count one act of a staff person and check it; findings go to the security trail."""
     if user is None or not getattr(user, "is_staff", False):
         return []
-    from . import security
-
     now = timezone.now()
     with transaction.atomic():
         findings = [f for f in (_hours(user.pk, now),) if f is not None]
@@ -95,23 +93,24 @@ def staff_activity_record(*, user: Any, kind: str) -> list[Finding]:
             if rate is not None:
                 findings.append(rate)
         for finding in findings:
-            security.record(
-                action="staff_unusual",
-                object_type="auth.user",
-                object_id=user.pk,
-                after={
-                    "rule": finding.rule,
-                    "activity": kind,
-                    "figures": finding.figures,
-                    "explanation": finding.explanation,
-                },
-                actor_id=user.pk,
-            )
+            _record(user, kind, finding)
         return findings
 
 
 def staff_new_network(*, user: Any, network: str) -> None:
     """A sign-in from a network the person never signed in from (audits/devices.py knows)."""
+    _record(
+        user,
+        StaffActivityKind.SIGNIN,
+        Finding(
+            "new_network",
+            {"network": network},
+            f"signed in from {network}, a network this person never used",
+        ),
+    )
+
+
+def _record(user: Any, kind: str, finding: Finding) -> None:
     from . import security
 
     security.record(
@@ -119,10 +118,10 @@ def staff_new_network(*, user: Any, network: str) -> None:
         object_type="auth.user",
         object_id=user.pk,
         after={
-            "rule": "new_network",
-            "activity": StaffActivityKind.SIGNIN,
-            "figures": {"network": network},
-            "explanation": f"signed in from {network}, a network this person never used",
+            "rule": finding.rule,
+            "activity": kind,
+            "figures": finding.figures,
+            "explanation": finding.explanation,
         },
         actor_id=user.pk,
     )

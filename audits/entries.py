@@ -22,20 +22,14 @@ from . import context
 # Filled in by the caller from the row it inserted (its id is not known before).
 ROW_COLUMNS = frozenset({"object_pk", "object_id"})
 
+# Where an instance keeps its row as stored, for the receivers' pre_save and post_save.
+STORED_BEFORE = "_audit_before"
+
 
 def create_entry(instance: models.Model) -> LogEntry:
     """The unsaved entry the receivers would write for creating `instance` (its pk may still be
     unset: then the caller adds it to `changes`, `object_pk` and `object_id`)."""
     changes = model_instance_diff(None, instance, use_json_for_changes=True) or {}
-    ctx = context.current()
-    actor_id, actor = ctx.resolve_actor()
-    extra: dict[str, str | int] = {"source": ctx.source}
-    if ctx.detail:
-        extra["detail"] = ctx.detail
-    if ctx.device_id:
-        extra["device_id"] = ctx.device_id
-    if ctx.token_id is not None:
-        extra["token_id"] = ctx.token_id
     pk = instance.pk
     return LogEntry(
         content_type=ContentType.objects.get_for_model(instance),
@@ -44,12 +38,27 @@ def create_entry(instance: models.Model) -> LogEntry:
         object_repr=str(instance),
         action=LogEntry.Action.CREATE,
         changes=changes,
-        actor_id=actor_id,
-        actor_email=getattr(actor, "email", None) or None,
-        remote_addr=ctx.ip_address,
-        additional_data=extra,
-        cid=ctx.request_id or None,
+        **context_columns(context.current()),
     )
+
+
+def context_columns(ctx: context.AuditContext) -> dict[str, Any]:
+    """An entry's columns that the audit context gives: who acted, from where, through what."""
+    actor_id, actor = ctx.resolve_actor()
+    extra: dict[str, str | int] = {"source": ctx.source}
+    if ctx.detail:
+        extra["detail"] = ctx.detail
+    if ctx.device_id:
+        extra["device_id"] = ctx.device_id
+    if ctx.token_id is not None:
+        extra["token_id"] = ctx.token_id
+    return {
+        "actor_id": actor_id,
+        "actor_email": getattr(actor, "email", None) or None,
+        "remote_addr": ctx.ip_address,
+        "additional_data": extra,
+        "cid": ctx.request_id or None,
+    }
 
 
 def entry_columns(entry: LogEntry, connection: BaseDatabaseWrapper) -> dict[str, Any]:
@@ -66,6 +75,4 @@ def entry_columns(entry: LogEntry, connection: BaseDatabaseWrapper) -> dict[str,
 def remember_stored_before(instance: models.Model, before: models.Model) -> None:
     """Give the receivers the row as stored (`before`, a copy of the row the caller has just read
     under its lock), so that the next save of `instance` does not read it again."""
-    from .receivers import _BEFORE
-
-    instance.__dict__[_BEFORE] = before
+    instance.__dict__[STORED_BEFORE] = before

@@ -20,11 +20,10 @@ from django.utils.encoding import smart_str
 
 from . import chain, context
 from .crypto.fields import EncryptedMixin, envelope_of
+from .entries import STORED_BEFORE, context_columns
 from .models import PaymentAudit
 from .options import options_for
 from .snapshot import snapshot
-
-_BEFORE = "_audit_before"
 
 
 class AuditOutsideTransaction(Exception):
@@ -43,16 +42,16 @@ def _require_transaction(instance: models.Model) -> None:
 def stored_before(instance: models.Model) -> models.Model | None:
     """The row as stored, read once per save: the model's own save() (a status machine
     checking its move) and the receiver below share the one read."""
-    if _BEFORE not in instance.__dict__:
+    if STORED_BEFORE not in instance.__dict__:
         before = None
         if not instance._state.adding and instance.pk is not None:
             before = type(instance)._base_manager.filter(pk=instance.pk).first()
-        instance.__dict__[_BEFORE] = before
-    return instance.__dict__[_BEFORE]
+        instance.__dict__[STORED_BEFORE] = before
+    return instance.__dict__[STORED_BEFORE]
 
 
 def forget_stored_before(instance: models.Model) -> None:
-    instance.__dict__.pop(_BEFORE, None)
+    instance.__dict__.pop(STORED_BEFORE, None)
 
 
 def before_save(
@@ -69,7 +68,7 @@ def after_save(
     update_fields: Any = None,
     **kwargs: Any,
 ) -> None:
-    before = instance.__dict__.pop(_BEFORE, None)
+    before = instance.__dict__.pop(STORED_BEFORE, None)
     if created or before is None:
         _record(
             instance,
@@ -132,24 +131,13 @@ def _record(
         return  # a save that changed nothing is not a change
     _seal_changes(instance, changes, before, after)
     ctx = context.current()
-    actor_id, actor = ctx.resolve_actor()
     source = ctx.source
-    extra: dict[str, str | int] = {"source": source}
-    if ctx.detail:
-        extra["detail"] = ctx.detail
-    if ctx.device_id:
-        extra["device_id"] = ctx.device_id
-    if ctx.token_id is not None:
-        extra["token_id"] = ctx.token_id
     log_fields: dict[str, Any] = {
         "action": action,
         "changes": changes,
-        "actor_id": actor_id,
-        "actor_email": getattr(actor, "email", None) or None,
-        "remote_addr": ctx.ip_address,
-        "additional_data": extra,
-        "cid": ctx.request_id or None,
+        **context_columns(ctx),
     }
+    actor_id = log_fields["actor_id"]
     options = options_for(type(instance))
     if options is None or not options.payment_audit:
         LogEntry.objects.log_create(instance, **log_fields)

@@ -1,22 +1,19 @@
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from audits.admin_mixins import RecordAdmin
-from audits.masking import masked
+from audits.admin_mixins import ReadOnlyInline, RecordAdmin, masked_column
 
 from .models import BeneficialOwner, CaseNote, KycCase, KycDocument
 from .selectors import sees_case_details
 
 
-class KycDocumentInline(admin.TabularInline):
+class KycDocumentInline(ReadOnlyInline):
     model = KycDocument
-    extra = 0
-    can_delete = False
     # No file link: documents are downloaded through the audited review screens only.
     fields = [
         "document_type",
@@ -27,21 +24,11 @@ class KycDocumentInline(admin.TabularInline):
         "review_status",
         "uploaded_at",
     ]
-    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
-class CaseNoteInline(admin.TabularInline):
+class CaseNoteInline(ReadOnlyInline):
     model = CaseNote
-    extra = 0
-    can_delete = False
     fields = ["author", "text", "created_at"]
-    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 OUTCOME_FIELDS = ["reference", "merchant", "kind", "status", "decision", "decided_at"]
@@ -200,21 +187,10 @@ class BeneficialOwnerAdmin(RecordAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self._masking(request, super().get_readonly_fields(request, obj))
 
-    @admin.display(description="full name")
-    def masked_full_name(self, obj: BeneficialOwner) -> str:
-        return masked("full_name", obj.full_name)
-
-    @admin.display(description="date of birth")
-    def masked_date_of_birth(self, obj: BeneficialOwner) -> str:
-        return masked("date_of_birth", obj.date_of_birth)
-
-    @admin.display(description="nationality")
-    def masked_nationality(self, obj: BeneficialOwner) -> str:
-        return masked("nationality", obj.nationality)
-
-    @admin.display(description="residential address")
-    def masked_residential_address(self, obj: BeneficialOwner) -> str:
-        return masked("residential_address", obj.residential_address)
+    masked_full_name = masked_column("full_name")
+    masked_date_of_birth = masked_column("date_of_birth")
+    masked_nationality = masked_column("nationality")
+    masked_residential_address = masked_column("residential_address")
 
     @admin.display(description="ownership", ordering="ownership_bp")
     def ownership(self, obj: BeneficialOwner) -> str:

@@ -609,13 +609,6 @@ def owner_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             return redirect("kyc:merchant", pk=owner.merchant_id)
         return _owner_form_page(request, form, owner.merchant, owner, 400)
     form = BeneficialOwnerForm(
-        initial={
-            "full_name": owner.full_name,
-            "date_of_birth": owner.date_of_birth,
-            "nationality": owner.nationality,
-            "residential_address": owner.residential_address,
-            "ownership_bp": owner.ownership_bp,
-            "held": owner.held,
-        }
+        initial={name: getattr(owner, name) for name in BeneficialOwnerForm.base_fields}
     )
     return _owner_form_page(request, form, owner.merchant, owner, 200)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, cast
 
 from django import forms
@@ -11,7 +13,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from audits.admin_mixins import AuditedAdmin, RecordAdmin
+from audits.admin_mixins import AuditedAdmin, ReadOnlyInline, RecordAdmin, masked_column
 from audits.masking import masked
 from config.request_types import AuthenticatedHttpRequest
 
@@ -64,6 +66,30 @@ def _run_for_each(
         modeladmin.message_user(request, f"{done}: {changed}.", messages.SUCCESS)
     for reason in refused:
         modeladmin.message_user(request, reason, messages.ERROR)
+
+
+PerObject = Callable[[Any, AuthenticatedHttpRequest, Any], object]
+Action = Callable[[Any, AuthenticatedHttpRequest, QuerySet], None]
+
+
+def _each_selected(done: str) -> Callable[[PerObject], Action]:
+    """Makes an admin action of a method that acts on one row: it runs on each selected row,
+    those done are counted under `done`, each refusal's message is shown."""
+
+    def action_for(per_object: PerObject) -> Action:
+        @functools.wraps(per_object)
+        def action(modeladmin: Any, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
+            _run_for_each(
+                modeladmin,
+                request,
+                queryset,
+                lambda obj: per_object(modeladmin, request, obj),
+                done,
+            )
+
+        return action
+
+    return action_for
 
 
 class ReasonActionForm(ActionForm):
@@ -167,25 +193,11 @@ class MerchantAdmin(AuditedAdmin):
         readonly = list(super().get_readonly_fields(request, obj))
         return readonly if self._sees_contact(request) else readonly + list(self.MASKED.values())
 
-    @admin.display(description="contact name")
-    def masked_contact_name(self, merchant: Merchant) -> str:
-        return masked("contact_name", merchant.contact_name)
-
-    @admin.display(description="contact email")
-    def masked_contact_email(self, merchant: Merchant) -> str:
-        return masked("contact_email", merchant.contact_email)
-
-    @admin.display(description="contact phone")
-    def masked_contact_phone(self, merchant: Merchant) -> str:
-        return masked("contact_phone", merchant.contact_phone)
-
-    @admin.display(description="tax id")
-    def masked_tax_id(self, merchant: Merchant) -> str:
-        return masked("tax_id", merchant.tax_id)
-
-    @admin.display(description="registration number")
-    def masked_registration_number(self, merchant: Merchant) -> str:
-        return masked("registration_number", merchant.registration_number)
+    masked_contact_name = masked_column("contact_name")
+    masked_contact_email = masked_column("contact_email")
+    masked_contact_phone = masked_column("contact_phone")
+    masked_tax_id = masked_column("tax_id")
+    masked_registration_number = masked_column("registration_number")
 
     @admin.display(description="payout account")
     def payout_account(self, merchant: Merchant) -> str:
@@ -196,24 +208,14 @@ class MerchantAdmin(AuditedAdmin):
         return _link(account, f"{account} — {account.get_status_display()}")
 
     @admin.action(description="Enable payouts (needs a verified payout account)")
-    def enable_payouts(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda m: merchant_payouts_set(merchant=m, enabled=True, actor=request.user),
-            "Payouts enabled",
-        )
+    @_each_selected("Payouts enabled")
+    def enable_payouts(self, request: AuthenticatedHttpRequest, merchant: Merchant) -> None:
+        merchant_payouts_set(merchant=merchant, enabled=True, actor=request.user)
 
     @admin.action(description="Disable payouts")
-    def disable_payouts(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda m: merchant_payouts_set(merchant=m, enabled=False, actor=request.user),
-            "Payouts disabled",
-        )
+    @_each_selected("Payouts disabled")
+    def disable_payouts(self, request: AuthenticatedHttpRequest, merchant: Merchant) -> None:
+        merchant_payouts_set(merchant=merchant, enabled=False, actor=request.user)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
@@ -229,44 +231,28 @@ class MerchantAdmin(AuditedAdmin):
         return found, may_have_duplicates
 
     @admin.action(description="Re-activate selected suspended merchants", permissions=["change"])
-    def reactivate(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
+    @_each_selected("Re-activated")
+    def reactivate(self, request: AuthenticatedHttpRequest, merchant: Merchant) -> None:
         # A pending merchant is refused by the service: only an approved KYC case activates.
         reason = request.POST.get("reason", "")
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda m: merchant_set_status(
-                merchant=m, status=Merchant.Status.ACTIVE, reason=reason, actor=request.user
-            ),
-            "Re-activated",
+        merchant_set_status(
+            merchant=merchant, status=Merchant.Status.ACTIVE, reason=reason, actor=request.user
         )
 
     @admin.action(description="Suspend selected merchants", permissions=["change"])
-    def suspend(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
+    @_each_selected("Suspended")
+    def suspend(self, request: AuthenticatedHttpRequest, merchant: Merchant) -> None:
         reason = request.POST.get("reason", "")
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda m: merchant_set_status(
-                merchant=m, status=Merchant.Status.SUSPENDED, reason=reason, actor=request.user
-            ),
-            "Suspended",
+        merchant_set_status(
+            merchant=merchant, status=Merchant.Status.SUSPENDED, reason=reason, actor=request.user
         )
 
 
-class MicroDepositInline(admin.TabularInline):
+class MicroDepositInline(ReadOnlyInline):
     """A deposit's progress at the rail; never its amount (what the merchant confirms)."""
 
     model = MicroDeposit
-    extra = 0
-    can_delete = False
     fields = ["status", "rail", "rail_reference", "return_reason", "created_at", "updated_at"]
-    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(PayoutAccount)
@@ -339,10 +325,8 @@ class PayoutAccountAdmin(RecordAdmin):
         return found, may_have_duplicates
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(ReadOnlyInline):
     model = Refund
-    extra = 0
-    can_delete = False
     fields = [
         "amount_display",
         "status",
@@ -351,25 +335,15 @@ class RefundInline(admin.TabularInline):
         "requested_by",
         "created_at",
     ]
-    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Amount")
     def amount_display(self, obj: Refund) -> str:
         return format_minor(obj.amount, obj.payment.currency)
 
 
-class ChargebackInline(admin.TabularInline):
+class ChargebackInline(ReadOnlyInline):
     model = Chargeback
-    extra = 0
-    can_delete = False
     fields = ["gateway_reference", "reason", "amount_display", "status", "evidence_due_by"]
-    readonly_fields = cast(list[str], fields)  # names only, no groups: valid readonly_fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Amount")
     def amount_display(self, obj: Chargeback) -> str:
@@ -449,16 +423,11 @@ class PaymentAdmin(RecordAdmin):
         return f"{obj.card_brand} •••• {obj.card_last4}" if obj.card_last4 else "-"
 
     @admin.action(description="Cancel selected payments", permissions=["change"])
-    def cancel(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            # Through the gateway first: canceling only our row would leave the
-            # authorization holding the customer's funds.
-            lambda p: payment_cancel(payment=p, actor=request.user),
-            "Canceled at the gateway",
-        )
+    @_each_selected("Canceled at the gateway")
+    def cancel(self, request: AuthenticatedHttpRequest, payment: Payment) -> None:
+        # Through the gateway first: canceling only our row would leave the
+        # authorization holding the customer's funds.
+        payment_cancel(payment=payment, actor=request.user)
 
 
 @admin.register(Refund)
@@ -619,14 +588,9 @@ class WebhookEventAdmin(RecordAdmin):
     @admin.action(
         description="Replay selected events (a fresh set of attempts)", permissions=["change"]
     )
-    def replay(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda e: webhook_event_requeue(event=e, actor=request.user),
-            "Queued for processing again",
-        )
+    @_each_selected("Queued for processing again")
+    def replay(self, request: AuthenticatedHttpRequest, event: WebhookEvent) -> None:
+        webhook_event_requeue(event=event, actor=request.user)
 
 
 @admin.register(ApprovalRequest)
@@ -672,16 +636,11 @@ class ApprovalRequestAdmin(RecordAdmin):
     @admin.action(
         description="Approve selected requests (as a second person)", permissions=["approve"]
     )
-    def approve(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> None:
+    @_each_selected("Approved")
+    def approve(self, request: AuthenticatedHttpRequest, approval: ApprovalRequest) -> None:
         from .core.approvals import approval_approve
 
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda r: approval_approve(request=r, actor=request.user),
-            "Approved",
-        )
+        approval_approve(request=approval, actor=request.user)
 
 
 @admin.register(ChargebackEvidence)

@@ -21,7 +21,7 @@ from .charts import Series, bar_chart
 from .core.approvals import approval_kinds
 from .core.money import format_minor
 from .models import ApprovalRequest, Chargeback, PaymentDailyRollup
-from .services.disputes import month_bounds
+from .services.disputes import MerchantRatio, month_bounds
 
 
 @dataclass(frozen=True)
@@ -239,16 +239,9 @@ def disputes_due(*, now: datetime.datetime, limit: int = 10) -> DisputesDue:
 
 
 @dataclass(frozen=True)
-class MerchantChargebackRatio:
-    merchant_id: int
+class MerchantChargebackRatio(MerchantRatio):
     name: str
-    chargebacks: int
-    settled_payments: int
     threshold: float
-
-    @property
-    def ratio(self) -> float:
-        return self.chargebacks / self.settled_payments if self.settled_payments else 0.0
 
     @property
     def ratio_text(self) -> str:

@@ -4,6 +4,7 @@ merchant's cases. Document contents never leave through the API: only their meta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.http import Http404
@@ -20,11 +21,8 @@ from kyc import selectors as kyc_selectors
 from kyc import services as kyc_services
 from kyc.models import BeneficialOwner, KycCase, KycDocument, OwnershipHeld
 from payments.integration.errors import ErrorSerializer
-from payments.integration.permissions import (
-    may_see_contact,
-    merchant_for_request,
-    merchant_scope,
-)
+from payments.integration.permissions import merchant_for_request, merchant_scope
+from payments.integration.serializers import PersonalFieldsSerializer
 from payments.integration.views import ApiMixin, IdCursorPagination
 from payments.models import Merchant
 
@@ -137,26 +135,30 @@ _STEP_RESPONSES = {
 }
 
 
-class KycCaseSubmitApi(_KycCaseMixin, generics.GenericAPIView):
+class _KycCaseStepApi(_KycCaseMixin, generics.GenericAPIView):
+    """One step of the merchant's side of the workflow: `step`, the service that takes it."""
+
     required_scopes = {"POST": "kyc:write"}
     serializer_class = KycCaseOutputSerializer
+    step: Callable[..., KycCase]
 
+    # The schema describes each step by its class's docstring: this method has none.
     @extend_schema(request=None, responses=_STEP_RESPONSES)
     def post(self, request: AuthenticatedRequest, pk: int) -> Response:
-        """Send a draft case for review."""
-        case = kyc_services.kyc_case_submit(case=self.get_case(pk), actor=request.user)
+        case = type(self).step(case=self.get_case(pk), actor=request.user)
         return Response(KycCaseOutputSerializer(case).data)
 
 
-class KycCaseResubmitApi(_KycCaseMixin, generics.GenericAPIView):
-    required_scopes = {"POST": "kyc:write"}
-    serializer_class = KycCaseOutputSerializer
+class KycCaseSubmitApi(_KycCaseStepApi):
+    """Send a draft case for review."""
 
-    @extend_schema(request=None, responses=_STEP_RESPONSES)
-    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
-        """Answer an information request: the case goes back to the queue."""
-        case = kyc_services.kyc_case_resubmit(case=self.get_case(pk), actor=request.user)
-        return Response(KycCaseOutputSerializer(case).data)
+    step = staticmethod(kyc_services.kyc_case_submit)
+
+
+class KycCaseResubmitApi(_KycCaseStepApi):
+    """Answer an information request: the case goes back to the queue."""
+
+    step = staticmethod(kyc_services.kyc_case_resubmit)
 
 
 class KycDocumentUploadApi(_KycCaseMixin, generics.GenericAPIView):
@@ -190,19 +192,12 @@ class KycDocumentUploadApi(_KycCaseMixin, generics.GenericAPIView):
 OWNER_PERSONAL_FIELDS = ("full_name", "date_of_birth", "nationality", "residential_address")
 
 
-class BeneficialOwnerOutputSerializer(serializers.ModelSerializer):
+class BeneficialOwnerOutputSerializer(PersonalFieldsSerializer):
     """The personal fields only for a caller that may see them (scope merchants:contact, as
     for the contact person); left out otherwise."""
 
+    personal_fields = OWNER_PERSONAL_FIELDS
     merchant = serializers.IntegerField(source="merchant_id", read_only=True)
-
-    def to_representation(self, instance: BeneficialOwner) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        request = self.context.get("request")
-        if request is None or not may_see_contact(request):
-            for name in OWNER_PERSONAL_FIELDS:
-                data.pop(name, None)
-        return data
 
     class Meta:
         model = BeneficialOwner

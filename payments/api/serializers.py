@@ -14,6 +14,7 @@ from audits.masking import mask_name
 from audits.models import PaymentAudit
 
 from ..integration.permissions import may_see_contact
+from ..integration.serializers import PersonalFieldsSerializer
 from ..models import (
     ApprovalRequest,
     Chargeback,
@@ -33,17 +34,11 @@ PAN_LIKE = re.compile(r"^[\d\s-]{12,23}$")
 CONTACT_FIELDS = ("contact_name", "contact_email", "contact_phone", "tax_id", "registration_number")
 
 
-class MerchantOutputSerializer(serializers.ModelSerializer):
+class MerchantOutputSerializer(PersonalFieldsSerializer):
     """The contact person's fields only for a caller that may see them (scope
     merchants:contact, see integration.permissions.may_see_contact); left out otherwise."""
 
-    def to_representation(self, instance: Merchant) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        request = self.context.get("request")
-        if request is None or not may_see_contact(request):
-            for name in CONTACT_FIELDS:
-                data.pop(name, None)
-        return data
+    personal_fields = CONTACT_FIELDS
 
     class Meta:
         model = Merchant

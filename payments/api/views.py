@@ -75,18 +75,34 @@ class AuditCursorPagination(IdCursorPagination):
             return False
 
 
+# Each view below reads its rows through one of these: the merchants (staff tokens only), or the
+# payments and chargebacks of the token's own merchant (all of them for a staff token).
+
+
+class _MerchantsApi(ApiMixin, generics.GenericAPIView):
+    def get_queryset(self) -> Any:
+        return selectors.merchant_list_api()
+
+
+class _PaymentsApi(ApiMixin, generics.GenericAPIView):
+    def get_queryset(self) -> Any:
+        return selectors.payment_list_api(merchant_id=merchant_scope(self.request))
+
+
+class _ChargebacksApi(ApiMixin, generics.GenericAPIView):
+    def get_queryset(self) -> Any:
+        return selectors.chargeback_list_api(merchant_id=merchant_scope(self.request))
+
+
 # --- Merchants (staff tokens) ----------------------------------------------------------------
 
 
-class MerchantListApi(ApiMixin, generics.GenericAPIView):
+class MerchantListApi(_MerchantsApi):
     required_scopes = {"GET": "merchants:read", "POST": "merchants:write"}
     required_permissions = {"POST": "payments.add_merchant"}
     staff_only = True
     pagination_class = IdCursorPagination
     serializer_class = MerchantOutputSerializer
-
-    def get_queryset(self) -> Any:
-        return selectors.merchant_list_api()
 
     @extend_schema(responses=MerchantOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -106,13 +122,10 @@ class MerchantListApi(ApiMixin, generics.GenericAPIView):
         )
 
 
-class MerchantDetailApi(ApiMixin, generics.GenericAPIView):
+class MerchantDetailApi(_MerchantsApi):
     required_scopes = {"GET": "merchants:read", "PATCH": "merchants:write"}
     staff_only = True
     serializer_class = MerchantOutputSerializer
-
-    def get_queryset(self) -> Any:
-        return selectors.merchant_list_api()
 
     def get(self, request: Request, pk: int) -> Response:
         merchant = get_object_or_404(self.get_queryset(), pk=pk)
@@ -132,16 +145,13 @@ class MerchantDetailApi(ApiMixin, generics.GenericAPIView):
 # --- Payments ----------------------------------------------------------------------------------
 
 
-class PaymentListApi(ApiMixin, generics.GenericAPIView):
+class PaymentListApi(_PaymentsApi):
     required_scopes = {"GET": "payments:read", "POST": "payments:write"}
     required_permissions = {"POST": "payments.add_payment"}
     pagination_class = IdCursorPagination
     filter_backends = [DjangoFilterBackend]
     filterset_class = PaymentFilter
     serializer_class = PaymentOutputSerializer
-
-    def get_queryset(self) -> Any:
-        return selectors.payment_list_api(merchant_id=merchant_scope(self.request))
 
     @extend_schema(responses=PaymentOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -180,24 +190,18 @@ class PaymentListApi(ApiMixin, generics.GenericAPIView):
         return idempotent(request, self, run)
 
 
-class PaymentDetailApi(ApiMixin, generics.GenericAPIView):
+class PaymentDetailApi(_PaymentsApi):
     required_scopes = {"GET": "payments:read"}
     serializer_class = PaymentOutputSerializer
-
-    def get_queryset(self) -> Any:
-        return selectors.payment_list_api(merchant_id=merchant_scope(self.request))
 
     def get(self, request: Request, pk: int) -> Response:
         payment = get_object_or_404(self.get_queryset(), pk=pk)
         return Response(PaymentOutputSerializer(payment).data)
 
 
-class PaymentCancelApi(ApiMixin, generics.GenericAPIView):
+class PaymentCancelApi(_PaymentsApi):
     required_scopes = {"POST": "payments:write"}
     serializer_class = PaymentOutputSerializer
-
-    def get_queryset(self) -> Any:
-        return selectors.payment_list_api(merchant_id=merchant_scope(self.request))
 
     @extend_schema(
         request=None,
@@ -215,13 +219,10 @@ class PaymentCancelApi(ApiMixin, generics.GenericAPIView):
         return Response(PaymentOutputSerializer(payment).data)
 
 
-class PaymentRefundApi(ApiMixin, generics.GenericAPIView):
+class PaymentRefundApi(_PaymentsApi):
     required_scopes = {"POST": "payments:write"}
     required_permissions = {"POST": "payments.add_refund"}
     serializer_class = RefundOutputSerializer
-
-    def get_queryset(self) -> Any:
-        return selectors.payment_list_api(merchant_id=merchant_scope(self.request))
 
     @extend_schema(
         request=RefundCreateInputSerializer,
@@ -261,15 +262,12 @@ class PaymentRefundApi(ApiMixin, generics.GenericAPIView):
 # --- Chargebacks -------------------------------------------------------------------------------
 
 
-class ChargebackListApi(ApiMixin, generics.GenericAPIView):
+class ChargebackListApi(_ChargebacksApi):
     required_scopes = {"GET": "payments:read"}
     pagination_class = IdCursorPagination
     filter_backends = [DjangoFilterBackend]
     filterset_class = ChargebackFilter
     serializer_class = ChargebackOutputSerializer
-
-    def get_queryset(self) -> Any:
-        return selectors.chargeback_list_api(merchant_id=merchant_scope(self.request))
 
     @extend_schema(responses=ChargebackOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -277,24 +275,18 @@ class ChargebackListApi(ApiMixin, generics.GenericAPIView):
         return self.get_paginated_response(ChargebackOutputSerializer(page, many=True).data)
 
 
-class ChargebackDetailApi(ApiMixin, generics.GenericAPIView):
+class ChargebackDetailApi(_ChargebacksApi):
     required_scopes = {"GET": "payments:read"}
     serializer_class = ChargebackOutputSerializer
-
-    def get_queryset(self) -> Any:
-        return selectors.chargeback_list_api(merchant_id=merchant_scope(self.request))
 
     def get(self, request: Request, pk: int) -> Response:
         chargeback = get_object_or_404(self.get_queryset(), pk=pk)
         return Response(ChargebackOutputSerializer(chargeback).data)
 
 
-class ChargebackEvidenceApi(ApiMixin, generics.GenericAPIView):
+class ChargebackEvidenceApi(_ChargebacksApi):
     required_scopes = {"POST": "payments:write"}
     serializer_class = EvidenceOutputSerializer
-
-    def get_queryset(self) -> Any:
-        return selectors.chargeback_list_api(merchant_id=merchant_scope(self.request))
 
     @extend_schema(
         request=EvidenceInputSerializer,
@@ -434,13 +426,10 @@ class PayoutAccountConfirmApi(ApiMixin, generics.GenericAPIView):
         return idempotent(request, self, run)
 
 
-class MerchantPayoutsApi(ApiMixin, generics.GenericAPIView):
+class MerchantPayoutsApi(_MerchantsApi):
     required_scopes = {"POST": "merchants:write"}
     staff_only = True
     serializer_class = MerchantPayoutsOutputSerializer
-
-    def get_queryset(self) -> Any:
-        return selectors.merchant_list_api()
 
     @extend_schema(
         request=MerchantPayoutsInputSerializer,

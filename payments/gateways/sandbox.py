@@ -165,18 +165,40 @@ def new_reference(prefix: str) -> str:
     return _new_reference(prefix)
 
 
+def disabled(what: str) -> str | None:
+    """Why the sandbox `what` (gateway, rail) may not be used, or None when it may.
+    SANDBOX_ENABLED cannot be on without DEBUG: the settings refuse to start."""
+    if settings.SANDBOX_ENABLED:
+        return None
+    return (
+        f"The sandbox {what} is disabled: SANDBOX_ENABLED is off (it is never on in "
+        "production settings)."
+    )
+
+
+def webhook_delay() -> int:
+    """Seconds between a change and its event (SANDBOX_WEBHOOK_DELAY_SECONDS)."""
+    return max(int(settings.SANDBOX_WEBHOOK_DELAY_SECONDS), 0)
+
+
+def first_with_key(kind: str, idempotency_key: str) -> SandboxObject | None:
+    """The row a first call with this idempotency key made, locked; the same key gets the
+    first answer again, as at Stripe."""
+    return (
+        SandboxObject.objects.select_for_update()
+        .filter(kind=kind, idempotency_key=idempotency_key)
+        .first()
+    )
+
+
 class SandboxGateway:
     name = NAME
 
     @classmethod
     def from_settings(cls) -> SandboxGateway:
-        # SANDBOX_ENABLED cannot be on without DEBUG: the settings refuse to start.
-        if not settings.SANDBOX_ENABLED:
-            raise GatewayNotConfigured(
-                "The sandbox gateway is disabled: SANDBOX_ENABLED is off (it is never on in "
-                "production settings).",
-                gateway=NAME,
-            )
+        refusal = disabled("gateway")
+        if refusal is not None:
+            raise GatewayNotConfigured(refusal, gateway=NAME)
         return cls()
 
     # -- the sandbox's own records ---------------------------------------------------------
@@ -219,12 +241,8 @@ class SandboxGateway:
     ) -> GatewayPayment:
         card = card_for(payment_method)  # an unknown method is refused before any write
         with transaction.atomic():
-            row = (
-                SandboxObject.objects.select_for_update()
-                .filter(kind=SandboxObject.Kind.PAYMENT, idempotency_key=idempotency_key)
-                .first()
-            )
-            if row is None:  # else: the same key gets the first answer again, as at Stripe
+            row = first_with_key(SandboxObject.Kind.PAYMENT, idempotency_key)
+            if row is None:
                 declined = card.outcome in (DECLINED, INSUFFICIENT_FUNDS)
                 status = "failed" if declined else "captured" if capture else "authorized"
                 row = _payment_row(
@@ -235,15 +253,12 @@ class SandboxGateway:
                     payment_id=payment_id,
                     idempotency_key=idempotency_key,
                 )
-                self._emit(f"payment.{status}", row, delay=self._delay(), change={})
+                self._emit(f"payment.{status}", row, delay=webhook_delay(), change={})
                 if status == "captured":
                     self._open_dispute_later(row)
         if row.data["status"] == "failed":
             raise GatewayDeclined(card.decline_message, gateway=NAME, code=card.decline_code)
         return self._payment(row)
-
-    def _delay(self) -> int:
-        return max(int(settings.SANDBOX_WEBHOOK_DELAY_SECONDS), 0)
 
     def _open_dispute_later(self, payment: SandboxObject) -> None:
         """The disputed test card: the cardholder disputes the whole amount a moment after
@@ -260,7 +275,7 @@ class SandboxGateway:
         self._emit(
             "dispute.created",
             dispute,
-            delay=2 * self._delay() + 1,
+            delay=2 * webhook_delay() + 1,
             change={"status": "needs_response"},
         )
 
@@ -280,7 +295,7 @@ class SandboxGateway:
                     )
                 data.update(status="captured", captured=captured)
                 row.save()
-                self._emit("payment.captured", row, delay=self._delay(), change={})
+                self._emit("payment.captured", row, delay=webhook_delay(), change={})
                 self._open_dispute_later(row)
             elif data["status"] != "captured":  # a second capture gets the first's answer
                 raise GatewayError(
@@ -296,7 +311,7 @@ class SandboxGateway:
             if row.data["status"] in ("authorized", "failed"):
                 row.data["status"] = "canceled"
                 row.save()
-                self._emit("payment.canceled", row, delay=self._delay(), change={})
+                self._emit("payment.canceled", row, delay=webhook_delay(), change={})
             elif row.data["status"] != "canceled":
                 raise GatewayError(
                     f"This payment is {row.data['status']}: it can no longer be canceled.",
@@ -353,7 +368,7 @@ class SandboxGateway:
                 self._emit(
                     "refund.failed" if fails else "refund.succeeded",
                     row,
-                    delay=self._delay(),
+                    delay=webhook_delay(),
                     change={"status": "failed", "failure_reason": "expired_or_canceled_card"}
                     if fails
                     else {"status": "succeeded"},
@@ -450,7 +465,7 @@ class SandboxGateway:
             row = self._open_dispute(dispute_reference, "answered")
             row.data.update(status="under_review", evidence_key=idempotency_key)
             row.save()
-            self._emit("dispute.updated", row, delay=self._delay(), change={})
+            self._emit("dispute.updated", row, delay=webhook_delay(), change={})
             verdict = (
                 "won" if "winning_evidence" in text else "lost" if "losing_evidence" in text else ""
             )
@@ -458,7 +473,7 @@ class SandboxGateway:
                 self._emit(
                     "dispute.closed",
                     row,
-                    delay=2 * self._delay() + 1,
+                    delay=2 * webhook_delay() + 1,
                     change={"status": verdict},
                 )
 
@@ -470,7 +485,7 @@ class SandboxGateway:
             row = self._open_dispute(dispute_reference, "accepted")
             row.data["status"] = "accepted"
             row.save()
-            self._emit("dispute.closed", row, delay=self._delay(), change={})
+            self._emit("dispute.closed", row, delay=webhook_delay(), change={})
 
 
 # -- history already at the gateway (the demo's 90 days) ------------------------------------

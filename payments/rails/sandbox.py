@@ -10,10 +10,9 @@ amount and the account's last four, never the account number.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
 
-from ..gateways.sandbox import emit_event, new_reference
+from ..gateways.sandbox import disabled, emit_event, first_with_key, new_reference, webhook_delay
 from ..models import SandboxObject
 from .base import BankAccount, RailCredit, RailError, RailNotConfigured
 
@@ -29,16 +28,10 @@ class SandboxRail:
 
     @classmethod
     def from_settings(cls) -> SandboxRail:
-        if not settings.SANDBOX_ENABLED:
-            raise RailNotConfigured(
-                "The sandbox rail is disabled: SANDBOX_ENABLED is off (it is never on in "
-                "production settings).",
-                rail=NAME,
-            )
+        refusal = disabled("rail")
+        if refusal is not None:
+            raise RailNotConfigured(refusal, rail=NAME)
         return cls()
-
-    def _delay(self) -> int:
-        return max(int(settings.SANDBOX_WEBHOOK_DELAY_SECONDS), 0)
 
     def send_credit(
         self, *, account: BankAccount, amount: int, description: str, idempotency_key: str
@@ -47,12 +40,8 @@ class SandboxRail:
             raise RailError(f"Cannot send {amount}.", rail=NAME, code="amount_invalid")
         last4 = account.account_number[-4:]
         with transaction.atomic():
-            row = (
-                SandboxObject.objects.select_for_update()
-                .filter(kind=SandboxObject.Kind.CREDIT, idempotency_key=idempotency_key)
-                .first()
-            )
-            if row is None:  # else: the same key gets the first answer again
+            row = first_with_key(SandboxObject.Kind.CREDIT, idempotency_key)
+            if row is None:
                 row = SandboxObject.objects.create(
                     kind=SandboxObject.Kind.CREDIT,
                     reference=new_reference("cr"),
@@ -66,12 +55,12 @@ class SandboxRail:
                         "return_reason": "",
                     },
                 )
-                emit_event("credit.sent", row, delay=self._delay(), change={"status": "sent"})
+                emit_event("credit.sent", row, delay=webhook_delay(), change={"status": "sent"})
                 reason = RETURNING_ACCOUNTS.get(last4)
                 emit_event(
                     "credit.returned" if reason else "credit.settled",
                     row,
-                    delay=2 * self._delay() + 1,
+                    delay=2 * webhook_delay() + 1,
                     change={"status": "returned", "return_reason": reason}
                     if reason
                     else {"status": "settled"},

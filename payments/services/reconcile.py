@@ -87,9 +87,10 @@ def reconcile(
     run = ReconcileRun.objects.create(gateway=gateway, since=since)
     report = ReconcileReport(run_id=run.pk)
     passes = (_unreferenced_payments, _open_payments, _refunds, _disputes)
+    one_run = _Run(adapter, gateway, since, report, progress)
     with context.bind(source="reconcile", detail=f"reconcile {gateway}"):
         for one_pass in passes:
-            one_pass(adapter, gateway, since, report, progress)
+            one_pass(one_run)
     run.checked = report.checked
     run.fixed, run.differences, run.errors = report.fixed, report.differences, report.errors
     run.finished_at = timezone.now()
@@ -97,31 +98,34 @@ def reconcile(
     return report
 
 
-def _walk(
-    label: str, items: Any, report: ReconcileReport, progress: Progress | None
-) -> Iterable[Any]:
-    """Yield each item, counting it checked and telling `progress` how far the pass is."""
-    total = items.count()
-    for done, item in enumerate(items.iterator(chunk_size=500), start=1):
-        yield item
-        report.checked += 1
-        if progress and (done % PROGRESS_EVERY == 0 or done == total):
-            progress(label, done, total)
-    if progress and total == 0:
-        progress(label, 0, 0)
+@dataclass(frozen=True)
+class _Run:
+    """What each pass of one run works with."""
+
+    adapter: Any
+    gateway: str
+    since: datetime.datetime
+    report: ReconcileReport
+    progress: Progress | None
+
+    def walk(self, label: str, items: Any) -> Iterable[Any]:
+        """Yield each item, counting it checked and telling `progress` how far the pass is."""
+        total = items.count()
+        for done, item in enumerate(items.iterator(chunk_size=500), start=1):
+            yield item
+            self.report.checked += 1
+            if self.progress and (done % PROGRESS_EVERY == 0 or done == total):
+                self.progress(label, done, total)
+        if self.progress and total == 0:
+            self.progress(label, 0, 0)
 
 
-def _unreferenced_payments(
-    adapter: Any,
-    gateway: str,
-    since: datetime.datetime,
-    report: ReconcileReport,
-    progress: Progress | None,
-) -> None:
+def _unreferenced_payments(run: _Run) -> None:
+    adapter, gateway, since, report = run.adapter, run.gateway, run.since, run.report
     payments = Payment.objects.filter(
         gateway=gateway, created_at__gte=since, status=Payment.Status.PENDING, gateway_reference=""
     ).order_by("pk")
-    for payment in _walk("payments without a gateway reference", payments, report, progress):
+    for payment in run.walk("payments without a gateway reference", payments):
         label = f"payment {payment.pk} (no gateway reference)"
         try:
             found = adapter.find_payment(
@@ -161,19 +165,14 @@ def _hours(delta: datetime.timedelta) -> str:
     return f"{hours:g} hour" + ("" if hours == 1 else "s")
 
 
-def _open_payments(
-    adapter: Any,
-    gateway: str,
-    since: datetime.datetime,
-    report: ReconcileReport,
-    progress: Progress | None,
-) -> None:
+def _open_payments(run: _Run) -> None:
+    adapter, gateway, since, report = run.adapter, run.gateway, run.since, run.report
     payments = (
         Payment.objects.filter(gateway=gateway, created_at__gte=since, status__in=OPEN_STATES)
         .exclude(gateway_reference="")
         .order_by("pk")
     )
-    for payment in _walk("open payments", payments, report, progress):
+    for payment in run.walk("open payments", payments):
 
         def apply(theirs: Any, payment: Payment = payment) -> bool:
             return payment_apply_gateway_state(
@@ -216,13 +215,8 @@ def _follow(
         report.differences.append(label + " (not a forward move; left for a person)")
 
 
-def _refunds(
-    adapter: Any,
-    gateway: str,
-    since: datetime.datetime,
-    report: ReconcileReport,
-    progress: Progress | None,
-) -> None:
+def _refunds(run: _Run) -> None:
+    adapter, gateway, since, report = run.adapter, run.gateway, run.since, run.report
     pending = Refund.objects.filter(status=Refund.Status.PENDING).values("payment_id")
     payments = (
         Payment.objects.filter(gateway=gateway)
@@ -232,7 +226,7 @@ def _refunds(
         .exclude(gateway_reference="")
         .order_by("pk")
     )
-    for payment in _walk("refunds of captured payments", payments, report, progress):
+    for payment in run.walk("refunds of captured payments", payments):
         try:
             theirs = adapter.list_refunds(
                 reference=payment.gateway_reference, currency=payment.currency
@@ -336,20 +330,15 @@ def _refunds_of_payment(
             )
 
 
-def _disputes(
-    adapter: Any,
-    gateway: str,
-    since: datetime.datetime,
-    report: ReconcileReport,
-    progress: Progress | None,
-) -> None:
+def _disputes(run: _Run) -> None:
+    adapter, gateway, report = run.adapter, run.gateway, run.report
     # Every open dispute, however old: its outcome can come months after it was opened.
     chargebacks = (
         Chargeback.objects.filter(gateway=gateway, status__in=Chargeback.OPEN)
         .select_related("payment")
         .order_by("pk")
     )
-    for chargeback in _walk("open disputes", chargebacks, report, progress):
+    for chargeback in run.walk("open disputes", chargebacks):
 
         def apply(theirs: Any, chargeback: Chargeback = chargeback) -> bool:
             if theirs.status not in chargeback.allowed_targets(chargeback.status):

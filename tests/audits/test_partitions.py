@@ -220,6 +220,18 @@ def test_a_forged_row_in_an_old_partition_is_caught(history: dict[str, PaymentAu
     assert str(victim.id) in err.getvalue()
 
 
+def test_a_partition_s_disabled_trigger_fails_the_compliance_check() -> None:
+    from audits.compliance import checks
+
+    table = partitions.partition_name(CURRENT)
+    assert checks.audit_rows_protected().status == checks.PASS
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {table}_no_truncate")
+    finding = checks.audit_rows_protected()
+    assert finding.status == checks.FAIL
+    assert f"{table}: {table}_no_truncate (disabled)" in finding.evidence
+
+
 # Detaching to cold storage
 
 
@@ -344,3 +356,20 @@ def test_a_forged_detachment_record_cannot_skip_rows(months: dict[str, PaymentAu
     )
     with pytest.raises(CommandError, match="detach boundary beyond the signed checkpoint"):
         _verify()
+
+
+def test_generated_history_lands_in_month_partitions_not_default() -> None:
+    """generate_data COPYs a year of audit rows into the partitioned table: it makes a
+    partition for each month first, so DEFAULT stays empty, and the rows verify."""
+    call_command(
+        "generate_data",
+        *("--merchants", "2", "--payments", "50", "--kyc-cases", "0"),
+        *("--audit-rows", "600", "--batch-size", "300"),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    assert partitions.default_rows() == 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(DISTINCT tableoid) FROM payment_audits")
+        assert cursor.fetchone()[0] >= 12
+    assert _verify("--full").count("OK: every chain verifies") == 1

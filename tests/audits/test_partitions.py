@@ -109,6 +109,9 @@ def test_rows_of_several_months_land_in_their_partitions(history: dict[str, Paym
     assert _where(history["current"]) == partitions.partition_name(CURRENT)
     assert _where(history["default"]) == partitions.DEFAULT
     assert partitions.default_rows() == 1
+    from config import metrics
+
+    assert metrics.gauges_read()["audit_default_rows"] == 1
     out = io.StringIO()
     err = io.StringIO()
     call_command("audit_partitions", stdout=out, stderr=err)

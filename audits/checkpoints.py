@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .boundary import floor_from, starts_above_floor
 from .chain import GENESIS_HASH
 from .crypto import signing
 from .models import AuditChainHead, AuditCheckpoint
@@ -106,11 +107,23 @@ def checkpoint_latest_good() -> tuple[SignedHeads | None, list[str]]:
 
 
 def verify_from(
-    signed: SignedHeads | None, progress: Progress | None = None, workers: int | None = None
+    signed: SignedHeads | None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    *,
+    manifest: Path | None = None,
 ) -> ChainReport:
-    """Verify the rows after `signed`'s heads (every row when None)."""
-    report = verify_database(progress, starts=signed.starts() if signed else None, workers=workers)
-    report.started_from = signed.label if signed else "genesis"
+    """Verify the rows after `signed`'s heads (every row when None), none below the boundary of
+    months detached to cold storage (recorded in the database, or `manifest`'s)."""
+    floor, floor_label = floor_from(manifest)
+    starts, unanchored, problems = starts_above_floor(
+        signed.starts() if signed else {}, floor, signed=signed is not None
+    )
+    report = verify_database(
+        progress, starts=starts or None, workers=workers, unanchored=unanchored
+    )
+    report.problems[:0] = problems
+    report.started_from = signed.label if signed else floor_label or "genesis"
     return report
 
 

@@ -103,6 +103,34 @@ class AuditCheckpoint(models.Model):
         return f"Checkpoint {self.pk} at {self.created_at:%Y-%m-%d %H:%M} UTC ({self.rows} rows)"
 
 
+class AuditDetachment(models.Model):
+    """One month partition of payment_audits detached to cold storage (audits.cold_storage):
+    its rows are in an exported file, and each chain's head at the detach point is where the
+    verification of the rows still attached starts. Append-only like the rows."""
+
+    month = models.DateField(unique=True, help_text="the first day of the month detached")
+    partition = models.CharField(max_length=63)
+    rows = models.PositiveBigIntegerField()
+    file_name = models.CharField(max_length=255, help_text="the exported rows (evidence format)")
+    file_sha256 = models.CharField(max_length=64)
+    boundary = models.JSONField(
+        help_text='{"chain": [seq, row_hash]}: every chain\'s last row in cold storage'
+    )
+    # Its id, not a foreign key: the checkpoints table must stay truncatable by nobody but
+    # its triggers (a foreign key would refuse TRUNCATE with a different reason).
+    checkpoint_pk = models.PositiveBigIntegerField(
+        help_text="the signed checkpoint that covered every row detached"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "payment_audit_detachments"
+        ordering = ["-month"]
+
+    def __str__(self) -> str:
+        return f"{self.partition} detached ({self.rows} rows)"
+
+
 class ChainVerificationSource(models.TextChoices):
     COMMAND = "command"
     TASK = "task"

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from config.querying import narrowed
 
+from . import partitions
 from .models import PaymentAudit
 
 User = get_user_model()
@@ -45,7 +46,7 @@ def audit_search(
         device_id=(device_id or "").strip(),
         # Bounds on the column itself (no cast to a date), so the created_at index serves them.
         created_at__gte=_day_start(date_from),
-        created_at__lt=_day_start(date_to, days_after=1),
+        created_at__lt=_day_start(date_to, days_after=1) or partitions.search_upper_bound(),
     )
     return rows.order_by("-created_at", "-id")
 

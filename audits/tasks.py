@@ -39,3 +39,17 @@ def audit_chain_verify() -> bool:
     report = checkpoints.verify_from(signed, None, 1)
     verification_record(report, source=ChainVerification.Source.TASK, refused=refused)
     return report.ok and not refused
+
+
+@shared_task
+def audit_partitions_ensure() -> list[str]:
+    """Daily from beat: the payment_audits partitions of this month and the next ones exist
+    before a row needs them (PostgreSQL; nothing elsewhere). Returns the partitions created."""
+    from .partitions import ensure_ahead, is_partitioned
+
+    if not is_partitioned():
+        return []
+    result = ensure_ahead()
+    if result.refused:
+        raise RuntimeError("; ".join(result.refused))
+    return result.created

@@ -129,13 +129,16 @@ def _reader() -> tuple[Callable[..., Iterator[list[tuple[Any, ...]]]], Callable[
     return _pages_portable, _digest_portable
 
 
-def verify_chain(chain: int, start: tuple[int, str], until: tuple[int, str]) -> ChainResult:
+def verify_chain(
+    chain: int, start: tuple[int, str], until: tuple[int, str], anchored: bool = True
+) -> ChainResult:
     """Verify `chain` from `start` (seq, hash: genesis or a checkpoint's head) up to `until`
-    (the head read before verifying). The row at a non-zero start is checked too."""
+    (the head read before verifying). The row at a non-zero start is checked too, unless not
+    `anchored`: it was detached to cold storage (audits/cold_storage.py)."""
     start_seq, prev_hash = start
     pages, digest = _reader()
     result = ChainResult(chain, 0, (start_seq, prev_hash))
-    if start_seq > 0:
+    if start_seq > 0 and anchored:
         anchor = next((page[0] for page in pages(chain, start_seq - 1, start_seq)), None)
         if (
             anchor is None
@@ -180,9 +183,11 @@ def verify_chain(chain: int, start: tuple[int, str], until: tuple[int, str]) -> 
     return result
 
 
-def _verify_in_worker(chain: int, start: tuple[int, str], until: tuple[int, str]) -> ChainResult:
+def _verify_in_worker(
+    chain: int, start: tuple[int, str], until: tuple[int, str], anchored: bool = True
+) -> ChainResult:
     try:
-        return verify_chain(chain, start, until)
+        return verify_chain(chain, start, until, anchored)
     finally:
         connections.close_all()
 
@@ -199,10 +204,12 @@ def verify_database(
     *,
     starts: dict[int, tuple[int, str]] | None = None,
     workers: int | None = None,
+    unanchored: frozenset[int] = frozenset(),
 ) -> ChainReport:
     """Verify every chain from `starts` (chain -> (seq, hash); genesis where absent) up to the
-    heads stored now. `workers` > 1 verifies chains in parallel processes (PostgreSQL, outside
-    a transaction only: other connections could not see its rows)."""
+    heads stored now; the start rows of `unanchored` chains are detached, not read. `workers`
+    > 1 verifies chains in parallel processes (PostgreSQL, outside a transaction only: other
+    connections could not see its rows)."""
     report = ChainReport()
     starts = starts or {}
     heads = {h.chain: (h.seq, h.last_hash) for h in AuditChainHead.objects.all()}
@@ -211,10 +218,15 @@ def verify_database(
         # From genesis every row is read anyway: rows in a chain without a head show too.
         chains |= _chains_with_rows()
     jobs = [
-        (chain, starts.get(chain, (0, GENESIS_HASH)), heads.get(chain, (0, GENESIS_HASH)))
+        (
+            chain,
+            starts.get(chain, (0, GENESIS_HASH)),
+            heads.get(chain, (0, GENESIS_HASH)),
+            chain not in unanchored,
+        )
         for chain in sorted(chains)
     ]
-    total = sum(max(until[0] - start[0], 0) for _, start, until in jobs)
+    total = sum(max(until[0] - start[0], 0) for _, start, until, _ in jobs)
     workers = min(workers or default_workers(), max(len(jobs), 1))
     if workers > 1 and (connection.vendor != "postgresql" or connection.in_atomic_block):
         workers = 1

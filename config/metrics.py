@@ -128,8 +128,23 @@ class BackofficeCollector(Collector):
                 "1 when the last verification of the audit hash chains found them intact",
                 values["verified_ok"],
             ),
+            (
+                "backoffice_audit_default_partition_rows",
+                "Audit rows in payment_audits' DEFAULT partition, whose month had no partition "
+                "(counted up to 100,000; 0 on a plain table)",
+                values["audit_default_rows"],
+            ),
         ):
             yield GaugeMetricFamily(name, documentation, value=value)
+
+
+# The DEFAULT partition's rows (audits/partitions.py), in the same statement even where the
+# table does not exist (a plain payment_audits): query_to_xml plans its query only when run.
+_DEFAULT_PARTITION_ROWS = (
+    "CASE WHEN to_regclass('payment_audits_default') IS NULL THEN 0 ELSE "
+    "(xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM (SELECT 1 FROM "
+    "payment_audits_default LIMIT 100000) AS capped', false, true, '')))[1]::text::bigint END"
+)
 
 
 def gauges_read() -> dict[str, float]:
@@ -165,7 +180,8 @@ def gauges_read() -> dict[str, float]:
         f"(SELECT COUNT(*) FROM {cases} WHERE status IN ({placeholders}) "
         f"AND sla_paused_at IS NULL AND due_at < %s), "
         f"(SELECT created_at FROM {runs} ORDER BY created_at DESC LIMIT 1), "
-        f"(SELECT ok FROM {runs} ORDER BY created_at DESC LIMIT 1)"
+        f"(SELECT ok FROM {runs} ORDER BY created_at DESC LIMIT 1), "
+        f"{_DEFAULT_PARTITION_ROWS if connection.vendor == 'postgresql' else '0'}"
     )
     params: list[Any] = [
         WebhookEvent.Status.FAILED,
@@ -175,7 +191,9 @@ def gauges_read() -> dict[str, float]:
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        backlog, oldest, failed, waiting, breaches, verified_at, verified_ok = cursor.fetchone()
+        (backlog, oldest, failed, waiting, breaches, verified_at, verified_ok, default_rows) = (
+            cursor.fetchone()
+        )
     oldest = _as_datetime(oldest)
     verified_at = _as_datetime(verified_at)
     return {
@@ -186,6 +204,7 @@ def gauges_read() -> dict[str, float]:
         "kyc_breaches": float(breaches),
         "verified_at": verified_at.timestamp() if verified_at else 0.0,
         "verified_ok": 1.0 if verified_ok else 0.0,
+        "audit_default_rows": float(default_rows or 0),
     }
 
 

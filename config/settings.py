@@ -382,6 +382,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 24 * 3600.0,
     },
     "audit-checkpoint": {"task": "audits.tasks.audit_checkpoint", "schedule": 3600.0},
+    # payment_audits' monthly partitions made ahead (audits/partitions.py).
+    "audit-partitions-ensure": {
+        "task": "audits.tasks.audit_partitions_ensure",
+        "schedule": 24 * 3600.0,
+    },
     "payment-rollups-nightly": {
         "task": "payments.tasks.payment_rollups_refresh",
         "schedule": 24 * 3600.0,

@@ -190,6 +190,28 @@ def _postgresql_trigger_states() -> dict[str, str]:
         return dict(cursor.fetchall())
 
 
+def _partition_trigger_states() -> dict[str, str]:
+    """'partition: trigger' -> tgenabled, for each partition of a partitioned trail table:
+    the cloned row trigger and the partition's own TRUNCATE trigger."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT part.relname, parent.relname, t.tgname, t.tgenabled FROM pg_inherits i "
+            "JOIN pg_class part ON part.oid = i.inhrelid "
+            "JOIN pg_class parent ON parent.oid = i.inhparent "
+            "LEFT JOIN pg_trigger t ON t.tgrelid = part.oid AND NOT t.tgisinternal "
+            "WHERE parent.relname = ANY(%s)",
+            [list(triggers.TRAIL_TABLES)],
+        )
+        rows = cursor.fetchall()
+    states: dict[str, str] = {}
+    for part, parent, name, enabled in rows:
+        for wanted in (f"{parent}_append_only", f"{part}_no_truncate"):
+            states.setdefault(f"{part}: {wanted}", "")
+        if name:
+            states[f"{part}: {name}"] = enabled
+    return states
+
+
 def _sqlite_trigger_names() -> set[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
@@ -201,11 +223,13 @@ def audit_rows_protected() -> Finding:
     fix = "Reinstall them: manage.py migrate audits 0001 && manage.py migrate (or see README)."
     if connection.vendor == "postgresql":
         states = _postgresql_trigger_states()
+        partition_states = _partition_trigger_states()
+        states.update(partition_states)
         expected = [
             f"{table}_{name}"
             for table in triggers.AUDIT_TABLES
             for name in ("append_only", "no_truncate")
-        ]
+        ] + sorted(partition_states)
         wrong = [
             f"{name} ({TRIGGER_STATES.get(states.get(name, ''), 'missing')})"
             for name in expected
@@ -217,7 +241,8 @@ def audit_rows_protected() -> Finding:
             "10.3.2",
             title,
             PASS,
-            f"{len(expected)} triggers on {', '.join(triggers.AUDIT_TABLES)} are ENABLE ALWAYS "
+            f"{len(expected)} triggers on {', '.join(triggers.AUDIT_TABLES)} and the trail's "
+            "partitions are ENABLE ALWAYS "
             "(they fire for replication sessions too).",
         )
     if connection.vendor == "sqlite":

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from audits import checkpoints
+from audits.boundary import read_manifest
 from audits.chain import parse_head
 from audits.crypto.signing import SignatureRefused
 from audits.models import ChainVerification
@@ -43,6 +45,12 @@ class Command(BaseCommand):
             help="verify from this exported checkpoint file (its signature is checked first)",
         )
         parser.add_argument(
+            "--from-manifest",
+            metavar="FILE",
+            help="start no lower than the boundary of this exported partition's manifest "
+            "(audit_partitions --detach) instead of the one recorded in the database",
+        )
+        parser.add_argument(
             "--workers",
             type=int,
             default=None,
@@ -66,23 +74,29 @@ class Command(BaseCommand):
         def progress(done: int, total: int) -> None:
             self.stdout.write(f"  checked {done:,} of {total:,} rows")
 
+        manifest = Path(options["from_manifest"]) if options.get("from_manifest") else None
+        if manifest is not None:
+            try:
+                read_manifest(manifest)
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"cannot read {manifest}: {exc}") from exc
         started = time.perf_counter()
         refused: list[str] = []
         signed: checkpoints.SignedHeads | None
         if options.get("checkpoint"):
             signed = self._signed_file(options["checkpoint"])
             self.stdout.write(f"Verifying payment_audits hash chains from {signed.label}...")
-            report = checkpoints.verify_from(signed, progress, workers)
+            report = checkpoints.verify_from(signed, progress, workers, manifest=manifest)
         elif options.get("full"):
             self.stdout.write("Verifying payment_audits hash chains from genesis...")
-            report = checkpoints.verify_from(None, progress, workers)
+            report = checkpoints.verify_from(None, progress, workers, manifest=manifest)
         else:
             signed, refused = checkpoints.checkpoint_latest_good()
             for message in refused:
                 self.stderr.write(f"REFUSED {message}")
             where = signed.label if signed else "genesis (no signed checkpoint yet)"
             self.stdout.write(f"Verifying payment_audits hash chains from {where}...")
-            report = checkpoints.verify_from(signed, progress, workers)
+            report = checkpoints.verify_from(signed, progress, workers, manifest=manifest)
         check_expected_heads(report, expected)
         verification_record(report, source=ChainVerification.Source.COMMAND, refused=refused)
         self._print(report, time.perf_counter() - started)
@@ -108,6 +122,10 @@ class Command(BaseCommand):
 
     def _print(self, report: ChainReport, seconds: float) -> None:
         rate = report.rows_checked / seconds if seconds > 0 else 0.0
+        if "detach boundary" in report.started_from:
+            self.stdout.write(
+                f"Started from {report.started_from}: older rows are in cold storage."
+            )
         self.stdout.write(
             f"Checked {report.rows_checked:,} rows in {len(report.heads)} chains "
             f"in {seconds:.2f}s ({rate:,.0f} rows/s)."

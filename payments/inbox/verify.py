@@ -152,8 +152,9 @@ def _signed_with_one_of(text: str, signature_header: str, secrets: list[str]) ->
     for secret in secrets:
         if not secret.strip():
             continue
-        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-        if any(hmac.compare_digest(expected, value) for value in sent):
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
+        # As bytes: compare_digest refuses a str with other than ASCII in it (a header can).
+        if any(hmac.compare_digest(expected, value.encode()) for value in sent):
             return True
     return False
 

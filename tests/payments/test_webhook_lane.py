@@ -113,6 +113,7 @@ def test_any_of_several_v1_signatures_may_match() -> None:
         pytest.param("t={now},v1=", id="an empty v1"),
         pytest.param("t={now},v1={good}0", id="a longer signature"),
         pytest.param("t={now}x,v1={good}", id="a timestamp that is not a number"),
+        pytest.param("t={now},v1=\u00e9{good}", id="a signature that is not ASCII"),
     ],
 )
 def test_a_header_that_does_not_sign_the_body_is_refused(header: str) -> None:

@@ -26,6 +26,19 @@ def _source_for(path: str) -> str:
     return "web"
 
 
+def request_context_for(request: HttpRequest, *, device_id: str | None) -> context.AuditContext:
+    """The audit context of a request: where it came from (its source by path, the client's
+    address), on which device, and the request id config.request_id gave it (when it ran
+    first). The user is read from the request only when a row is written (context.py)."""
+    return context.AuditContext(
+        source=_source_for(request.path),
+        ip_address=client_ip(request),
+        device_id=device_id,
+        request_id=getattr(request, "request_id", None) or uuid.uuid4().hex,
+        request=request,
+    )
+
+
 class RequestContextMiddleware:
     """Binds the audit context (user, client IP, device id) for the length of the request.
 
@@ -40,14 +53,7 @@ class RequestContextMiddleware:
         header_device = device_id_from_header(request)
         cookie_device = device_id_from_cookie(request)
         device_id = header_device or cookie_device or new_device_id()
-        request_context = context.AuditContext(
-            source=_source_for(request.path),
-            ip_address=client_ip(request),
-            device_id=device_id,
-            # The id config.request_id gave the request (X-Request-ID), when it ran first.
-            request_id=getattr(request, "request_id", None) or uuid.uuid4().hex,
-            request=request,
-        )
+        request_context = request_context_for(request, device_id=device_id)
         request.audit_context = request_context  # type: ignore[attr-defined]
         token = context.push(request_context)
         try:

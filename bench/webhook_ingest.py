@@ -1,11 +1,15 @@
 """Webhook ingest over HTTP under gunicorn, against /healthz on the same server in the same run.
 
-gunicorn with 3 sync workers and production-like settings (DEBUG off, persistent database
-connections: CONN_MAX_AGE=60 with health checks, a Redis broker so the hand-off after each
-response is a real publish), on a throwaway test database. 8 concurrent clients (processes, so
-that the client is not one GIL) post distinct, correctly signed Stripe events for a fixed time,
-then GET /healthz for the same time; twice, alternating. Printed: requests/s, p50 and p99 of
-each, and the ratios (target: webhooks >= 0.4x /healthz's throughput, p99 <= 3x /healthz's).
+The production server (gunicorn with config/gunicorn.conf.py, as `make serve` and compose run
+it: threaded workers, the JSON access log, multiprocess metrics) with 3 workers and production
+settings (DEBUG off, persistent database connections: CONN_MAX_AGE=60 with health checks, a
+Redis broker so the hand-off after each response is a real publish), on a throwaway test
+database; its output (the access log) goes to a file, shown if it fails to start. `--threads`
+overrides the threads per worker (1: the sync server this bench measured before). 8 concurrent
+clients (processes, so that the client is not one GIL) post distinct, correctly signed Stripe
+events for a fixed time, then GET /healthz for the same time; twice, alternating. Printed:
+requests/s, p50 and p99 of each, and the ratios (target: webhooks >= 0.4x /healthz's
+throughput, p99 <= 3x /healthz's).
 
     make bench     # or: .venv/bin/python bench/webhook_ingest.py --seconds 10 --rounds 3
     BENCH_REDIS_URL=redis://127.0.0.1:6379/15 (default) is the broker; its queue is emptied.
@@ -28,8 +32,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,6 +44,7 @@ os.environ.setdefault("DEBUG", "1")
 BROKER = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "whsec_bench_ingest"  # noqa: S105 - a throwaway secret for the bench's own server  # nosec B105
 CLIENTS = 8
+WORKERS = 3
 
 
 def _free_port() -> int:
@@ -111,7 +118,9 @@ def _load(port: int, kind: str, seconds: float) -> dict[str, float]:
     }
 
 
-def _server(database: str, port: int) -> subprocess.Popen[bytes]:
+def _server(
+    database: str, port: int, threads: int | None, output: IO[bytes]
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DEBUG": "0",
@@ -128,13 +137,23 @@ def _server(database: str, port: int) -> subprocess.Popen[bytes]:
         "CELERY_BROKER_URL": BROKER,
         "STRIPE_WEBHOOK_SECRET": SECRET,
         "LOG_LEVEL": "WARNING",
+        "WEB_CONCURRENCY": str(WORKERS),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "PROMETHEUS_MULTIPROC_DIR": str(Path(output.name).parent / "metrics"),
+        # No recycling of workers: a restart every ~2,000 requests costs whichever measure is
+        # running a second of imports, the same for every endpoint but landing on one.
+        "GUNICORN_MAX_REQUESTS": "0",
     }
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--workers", "3",
-         "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+    if threads is not None:
+        env["GUNICORN_THREADS"] = str(threads)
+    # Our own interpreter and arguments.
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.conf.py"],
         cwd=ROOT,
         env=env,
-    )  # fmt: skip
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _up(port: int) -> bool:
@@ -152,6 +171,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5, help="per measure and round")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="per worker (default: the configuration's)"
+    )
     args = parser.parse_args()
 
     import django
@@ -172,11 +194,15 @@ def main() -> None:
     connection.close()
     queue = redis.Redis.from_url(BROKER)
     port = _free_port()
-    server = _server(database, port)
+    scratch = tempfile.TemporaryDirectory(prefix="bench-ingest-")
+    output = open(Path(scratch.name) / "server.log", "w+b")  # noqa: SIM115 - closed below
+    server = _server(database, port, args.threads, output)
     try:
         deadline = time.monotonic() + 60
         while not _up(port):
             if time.monotonic() > deadline or server.poll() is not None:
+                output.seek(0)
+                sys.stderr.write(output.read()[-4000:].decode(errors="replace"))
                 raise SystemExit("gunicorn did not start")
             time.sleep(0.2)
         _load(port, "webhook", 1)  # warm: every worker has its connection and its imports
@@ -198,7 +224,8 @@ def main() -> None:
         }
         web, health = summary["webhook"], summary["healthz"]
         print(
-            f"\nWebhook ingest under gunicorn (3 workers, {CLIENTS} clients, CONN_MAX_AGE=60), "
+            f"\nWebhook ingest under gunicorn ({WORKERS} workers x {args.threads or 'default'} "
+            f"threads, {CLIENTS} clients, CONN_MAX_AGE=60), "
             f"median of {args.rounds} rounds of {args.seconds:g}s:"
         )
         print("| measure | requests/s | p50 | p99 |\n| --- | --- | --- | --- |")
@@ -213,6 +240,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        output.close()
+        scratch.cleanup()
         queue.delete("celery")
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

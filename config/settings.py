@@ -70,6 +70,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     # Before anything reads the body: 413 for an oversized one, 400 for NUL bytes.
     "config.middleware.RequestGuardMiddleware",
+    # Then a webhook goes straight to its view: none of what follows is for gateways.
+    "config.webhook_lane.WebhookLaneMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -3,9 +3,10 @@ process, after the response, a message per batch of events rather than per event
 
 The request only puts the new row's id on an in-process queue (no broker round trip, not even
 after the response: a sync server's worker would still wait for it before its next request).
-The publisher thread takes whatever has gathered and sends one `process_webhook_event`
-message per BATCH_SIZE events: a worker's message applies a whole batch of waiting events
-anyway (webhook_events_process_batch), so a message per event would mostly find nothing left.
+The publisher thread takes whatever has gathered (GATHER_SECONDS after the first) and sends one
+`process_webhook_event` message per BATCH_SIZE events: a worker's message applies a whole batch
+of waiting events anyway (webhook_events_process_batch), so a message per event would mostly
+find nothing left.
 
 Nothing is lost if the process dies with ids still queued, or the broker refuses the message:
 each row's next_attempt_at (ENQUEUE_GRACE after receipt) brings it to the sweep.
@@ -18,6 +19,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from config import request_id
@@ -89,9 +91,17 @@ def publish_pending(first: tuple[int, str] | None = None) -> int:
     return sent
 
 
+# Once an id arrives, the thread waits this long for others before it sends: under load one
+# message then stands for many events, not one each (each message costs this process about half
+# a millisecond of CPU with Redis, taken from the requests). Processing starts that much later.
+GATHER_SECONDS = 0.05
+
+
 def _publish_forever() -> None:
     while True:
-        publish_pending(_pending.get())
+        first = _pending.get()
+        time.sleep(GATHER_SECONDS)
+        publish_pending(first)
 
 
 @atexit.register

@@ -19,11 +19,11 @@ import copy
 import dataclasses
 import datetime
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from auditlog.models import LogEntry
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -143,9 +143,7 @@ def webhook_event_store(event: VerifiedEvent, *, source_ip: str | None = None) -
             f"SELECT {', '.join(selected)}, stored.id::text, stored.id FROM stored) "
             "SELECT id FROM stored"
         )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, *log_values.values()])
-            found = cursor.fetchone()
+        found = _execute_without_health_check(connection, sql, [*params, *log_values.values()])
         pk = found[0] if found else None
     else:
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
@@ -156,6 +154,40 @@ def webhook_event_store(event: VerifiedEvent, *, source_ip: str | None = None) -
                 row.pk = pk
                 create_entry(row).save(using=connection.alias)
     return Stored(pk=pk, event_id=event.event_id, created=pk is not None)
+
+
+def _execute_without_health_check(
+    # Any: django-stubs do not know the wrapper's health-check attributes.
+    connection: Any,
+    sql: str,
+    params: list[Any],
+) -> Any:
+    """Run the inbox's statement and fetch its one row, without the health check a kept
+    connection gets before its first query in a request (CONN_HEALTH_CHECKS: a `SELECT 1`, a
+    round trip that would double the request's). The statement can be sent twice
+    (`ON CONFLICT DO NOTHING`), so a kept connection that turns out to be dead is replaced and
+    the statement sent again, which is what the check was for. If the first one had committed
+    before the connection died, the second finds the row: the answer says duplicate, the event
+    is not handed off, and its next_attempt_at brings it to the sweep."""
+    unchecked = (
+        connection.connection is not None
+        and connection.health_check_enabled
+        and not connection.health_check_done
+        and not connection.in_atomic_block
+    )
+    if unchecked:
+        connection.health_check_done = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+        except (OperationalError, InterfaceError):
+            if connection.is_usable():
+                raise  # the statement failed, not the connection
+            connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 def webhook_event_receive(

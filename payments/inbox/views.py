@@ -26,12 +26,13 @@ from .store import (
     webhook_processing_in_process,
 )
 from .verify import (
+    SANDBOX,
+    STRIPE,
+    SignedLikeStripe,
     VerifiedEvent,
     WebhookNotConfigured,
     WebhookRejected,
     verify_braintree,
-    verify_sandbox,
-    verify_stripe,
 )
 
 log = logging.getLogger(__name__)
@@ -114,16 +115,14 @@ def _refuse(provider: str, request: HttpRequest, reason: str) -> JsonResponse:
     return JsonResponse({"error": reason}, status=400)
 
 
+def _signed_like_stripe(gateway: SignedLikeStripe) -> Callable[[HttpRequest], VerifiedEvent]:
+    return lambda r: gateway.verify(body=r.body, signature_header=r.headers.get(gateway.header, ""))
+
+
 @csrf_exempt
 @require_POST
 def stripe_webhook(request: HttpRequest) -> JsonResponse:
-    return _receive(
-        request,
-        "stripe",
-        lambda r: verify_stripe(
-            body=r.body, signature_header=r.headers.get("Stripe-Signature", "")
-        ),
-    )
+    return _receive(request, "stripe", _signed_like_stripe(STRIPE))
 
 
 @csrf_exempt
@@ -144,10 +143,4 @@ def braintree_webhook(request: HttpRequest) -> JsonResponse:
 @require_POST
 def sandbox_webhook(request: HttpRequest) -> JsonResponse:
     """The sandbox gateway's events (DEBUG only: 503 when the sandbox is off)."""
-    return _receive(
-        request,
-        "sandbox",
-        lambda r: verify_sandbox(
-            body=r.body, signature_header=r.headers.get("Sandbox-Signature", "")
-        ),
-    )
+    return _receive(request, "sandbox", _signed_like_stripe(SANDBOX))

@@ -10,11 +10,10 @@ SQLite they are verified one after another on this connection.
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +23,9 @@ from .chain import (
     CONTENT_COLUMNS,
     GENESIS_HASH,
     ChainProblem,
-    canonical_json,
+    canonical_json_of_text,
     content_digest_of,
+    content_json,
     link_digest,
 )
 from .models import AuditChainHead, ChainVerification, PaymentAudit
@@ -36,7 +36,7 @@ Progress = Callable[[int, int], None]
 BATCH = 5000
 _COLUMNS = ("seq", "prev_hash", "row_hash", *CONTENT_COLUMNS)
 _ID = 3  # the position of "id" in _COLUMNS
-_loads = json.loads
+_sha256 = hashlib.sha256
 
 
 @dataclass
@@ -93,34 +93,46 @@ LIMIT %s
 def _pages_postgresql(
     chain: int, after_seq: int, until_seq: int
 ) -> Iterator[list[tuple[Any, ...]]]:
-    last = after_seq
-    with connection.cursor() as cursor:
-        while last < until_seq:
-            cursor.execute(_PG_PAGE, [chain, last, until_seq, BATCH])
-            page = cursor.fetchall()
+    """_PG_PAGE's pages. A thread reads the next page while the caller checks this one, so
+    PostgreSQL's work and the transfer overlap the hashing (psycopg waits without the GIL);
+    the cursor is used by one thread at a time."""
+    if after_seq >= until_seq:
+        return
+    with connection.cursor() as cursor, ThreadPoolExecutor(1) as reader:
+
+        def read(after: int) -> list[tuple[Any, ...]]:
+            cursor.execute(_PG_PAGE, [chain, after, until_seq, BATCH])
+            return cursor.fetchall()
+
+        pending: Future[list[tuple[Any, ...]]] | None = reader.submit(read, after_seq)
+        while pending is not None:
+            page = pending.result()
             if not page:
                 return
-            yield page
             last = page[-1][0]
+            # A short page is the last one: no query that could only come back empty.
+            more = len(page) == BATCH and last < until_seq
+            pending = reader.submit(read, last) if more else None
+            yield page
 
 
 def _digest_postgresql(values: tuple[Any, ...]) -> str:
     """content_digest_of, from _PG_PAGE's text columns (the same canonical JSON)."""
     _, _, _, row_id, user_id, action, otype, oid, before, after, ip, device, request, at = values
-    content = {
-        "id": row_id,
-        "user_id": user_id,
-        "action_type": action,
-        "object_type": otype,
-        "object_id": oid,
-        "before_state": None if before is None else _loads(before),
-        "after_state": None if after is None else _loads(after),
-        "ip_address": ip,
-        "device_id": device,
-        "request_id": request,
-        "created_at": at,
-    }
-    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+    content = content_json(
+        row_id,
+        user_id,
+        action,
+        otype,
+        oid,
+        canonical_json_of_text(before),
+        canonical_json_of_text(after),
+        ip,
+        device,
+        request,
+        at,
+    )
+    return _sha256(content.encode()).hexdigest()
 
 
 def _reader() -> tuple[Callable[..., Iterator[list[tuple[Any, ...]]]], Callable[..., str]]:

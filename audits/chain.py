@@ -144,11 +144,19 @@ def canonical_json_of_text(text: str | None) -> str:
 
 
 def _scalar_json(value: Any) -> str:
+    if value is None:
+        return "null"
     if value.__class__ is str:
         return _string_json(value)
     if value.__class__ is int:
         return int.__repr__(value)
     return canonical_json(value)
+
+
+# {"action_type":{},"after_state":{},...}: the keys in sorted order, a "{}" for each value.
+_content_format = (
+    "{{" + ",".join(f'"{key}":{{}}' for key in sorted(CONTENT_COLUMNS)) + "}}"
+).format
 
 
 def content_json(
@@ -165,17 +173,39 @@ def content_json(
     created_at: str,
 ) -> str:
     """What content_digest hashes: canonical_json of the dict of CONTENT_COLUMNS (the id and
-    the UTC time as text), here from the states already in canonical JSON. Written out key by
-    key in sorted order, the same text without building the dict and sorting it on every row
+    the UTC time as text), here from the states already in canonical JSON. Filled into the
+    keys in sorted order: the same text without building the dict and sorting it on every row
     (verification runs this for each of millions of rows)."""
-    s = _scalar_json
-    return (
-        f'{{"action_type":{s(action_type)},"after_state":{after_json},'
-        f'"before_state":{before_json},"created_at":{s(created_at)},'
-        f'"device_id":{s(device_id)},"id":{s(row_id)},"ip_address":{s(ip_address)},'
-        f'"object_id":{s(object_id)},"object_type":{s(object_type)},'
-        f'"request_id":{s(request_id)},"user_id":{s(user_id)}}}'
-    )
+    text = _string_json
+    try:  # every stored row: text columns are str, user_id an int, device_id text or None
+        return _content_format(
+            text(action_type),
+            after_json,
+            before_json,
+            text(created_at),
+            "null" if device_id is None else text(device_id),
+            text(row_id),
+            text(ip_address),
+            text(object_id),
+            text(object_type),
+            text(request_id),
+            int.__repr__(user_id) if user_id.__class__ is int else _scalar_json(user_id),
+        )
+    except TypeError:  # a value of another type where text was expected
+        value = _scalar_json
+        return _content_format(
+            value(action_type),
+            after_json,
+            before_json,
+            value(created_at),
+            value(device_id),
+            value(row_id),
+            value(ip_address),
+            value(object_id),
+            value(object_type),
+            value(request_id),
+            value(user_id),
+        )
 
 
 def link_digest(prev_hash: str, content_hash: str) -> str:

@@ -60,13 +60,13 @@ def test_the_content_hashed_is_the_canonical_json_of_the_content_dict_as_always(
         )
         columns = {
             "id": row_id,
-            "user_id": rng.choice([None, 1, 2**70]),
+            "user_id": rng.choice([None, 1, 2**70, True, 1.5]),
             "action_type": rng.choice(AWKWARD),
             "object_type": rng.choice(AWKWARD),
-            "object_id": rng.choice(AWKWARD),
+            "object_id": rng.choice([*AWKWARD, 42]),
             "before_state": _value(rng),
             "after_state": _value(rng),
-            "ip_address": rng.choice(["127.0.0.1", "::1"]),
+            "ip_address": rng.choice(["127.0.0.1", "::1", None]),
             "device_id": rng.choice([None, *AWKWARD]),
             "request_id": rng.choice(AWKWARD),
             "created_at": at + datetime.timedelta(microseconds=rng.randrange(10**12)),

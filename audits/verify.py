@@ -97,16 +97,23 @@ _CHAIN = 14  # the position of "chain" in _PG_WINDOW's rows
 _RANGE = "(chain = %s AND seq > %s AND seq <= %s)"
 
 
-def _windows_postgresql(ranges: dict[int, tuple[int, int]]) -> Iterator[list[tuple[Any, ...]]]:
+def _windows_postgresql(
+    ranges: dict[int, tuple[int, int]], closed: set[int] | None = None
+) -> Iterator[list[tuple[Any, ...]]]:
     """The rows of each chain from its (after, until] range, ordered by chain and seq, in
     windows of about BATCH rows. A thread reads the next window while the caller checks this
     one, so PostgreSQL's work and the transfer overlap the hashing (psycopg waits without the
-    GIL); the cursor is used by one thread at a time. Windows depend on nothing read, so a
-    chain whose rows stop (deleted) only gives empty windows up to its head."""
+    GIL); the cursor is used by one thread at a time. Chains the caller adds to `closed` are
+    read no further."""
     positions = {chain: after for chain, (after, until) in ranges.items() if after < until}
+    closed = closed if closed is not None else set()
 
     def windows() -> Iterator[tuple[str, list[int]]]:
-        while positions:
+        while True:
+            for chain in closed:
+                positions.pop(chain, None)
+            if not positions:
+                return
             width = max(BATCH // len(positions), 1)
             params: list[int] = []
             for chain, after in list(positions.items()):
@@ -238,17 +245,46 @@ def _walk_postgresql(walks: dict[int, _Walk], on_rows: Callable[[int], None] | N
         walks[chain].anchor(found.get(chain), digest)
     open_walks = {c: w for c, w in walks.items() if w.result.problem is None}
     ranges = {c: (w.expected - 1, w.until[0]) for c, w in open_walks.items()}
-    for rows in _windows_postgresql(ranges):
+    closed: set[int] = set()
+    for rows in _windows_postgresql(ranges, closed):
+        seen = set()
         for chain, chain_rows in groupby(rows, key=itemgetter(_CHAIN)):
             walk = open_walks.get(chain)
-            if walk is not None and walk.result.problem is None:
+            if walk is not None:
                 walk.check(list(chain_rows), digest)
-                if walk.result.problem is not None:
-                    del open_walks[chain]
+                seen.add(chain)
+        for chain, walk in list(open_walks.items()):
+            if chain not in seen and walk.expected <= walk.until[0]:
+                # Windows follow on from each other: a chain's window without its expected
+                # row means that row is gone.
+                _missing(walk)
+            if walk.result.problem is not None or walk.expected > walk.until[0]:
+                del open_walks[chain]
+                closed.add(chain)
         if on_rows:
             on_rows(len(rows))
         if not open_walks:
-            return  # every chain has its problem: the windows left are not read
+            return
+
+
+def _missing(walk: _Walk) -> None:
+    """The expected row is gone: name the next one present, as a keyset read would reach it;
+    with none before the head, end() says where the rows end."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min(seq) FROM payment_audits WHERE chain = %s AND seq > %s AND seq <= %s",
+            [walk.result.chain, walk.expected, walk.until[0]],
+        )
+        (present,) = cursor.fetchone()
+    if present is not None:
+        walk.result.problem = ChainProblem(
+            walk.result.chain,
+            walk.expected,
+            None,
+            f"missing; next row present is seq {present}",
+        )
+    else:
+        walk.expected = walk.until[0] + 1  # nothing more to read; end() names the gap
 
 
 def _walk_portable(walks: dict[int, _Walk], on_rows: Callable[[int], None] | None) -> None:

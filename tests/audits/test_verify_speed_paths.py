@@ -171,3 +171,25 @@ def test_two_rows_swapped_are_caught(small_pages, awkward_chain) -> None:
     assert [(p.seq, p.message) for p in report.problems] == [
         (first.seq, "does not link to the previous row")
     ]
+
+
+def test_rows_deleted_over_several_pages_name_the_next_row_present(
+    small_pages, awkward_chain
+) -> None:
+    first = awkward_chain[1]
+    for victim in awkward_chain[1:5]:
+        with_triggers_lifted("DELETE FROM payment_audits WHERE id = %s", [_pk(victim)])
+    report = verify.verify_database(workers=1)
+    assert [(p.seq, p.message) for p in report.problems] == [
+        (first.seq, f"missing; next row present is seq {awkward_chain[5].seq}")
+    ]
+
+
+def test_a_cut_tail_shows_against_the_stored_head(small_pages, awkward_chain) -> None:
+    for victim in awkward_chain[-3:]:
+        with_triggers_lifted("DELETE FROM payment_audits WHERE id = %s", [_pk(victim)])
+    kept, head = awkward_chain[-4], awkward_chain[-1]
+    report = verify.verify_database(workers=1)
+    assert [(p.seq, p.message) for p in report.problems] == [
+        (kept.seq, f"the stored chain head says seq {head.seq}; rows end at seq {kept.seq}")
+    ]

@@ -228,7 +228,7 @@ def verify_chains(
     """Verify each chain from its start (seq, hash: genesis or a checkpoint's head) up to its
     until (the head read before verifying). The row at a non-zero start is checked too. On
     PostgreSQL the chains are read together (see _PG_WINDOW), elsewhere one after another.
-    `on_rows` hears of the rows checked as verification goes."""
+    `on_rows` hears of the rows read as verification goes."""
     walks = {chain: _Walk(chain, start, until) for chain, start, until in jobs}
     if connection.vendor == "postgresql":
         _walk_postgresql(walks, on_rows)

@@ -162,9 +162,8 @@ def main() -> None:
         print(f"\nverify_audit_chain at {args.rows:,} rows ({connection.vendor}, {cores} cores):")
         print(f"  {'rows read only (floor):':<24} {floor[1] / floor[0]:>10,.0f} rows/s")
         for n, (seconds, rows) in full.items():
-            print(
-                f"  full, {n} process{'es' if n > 1 else '  '}:    {rows / seconds:>10,.0f} rows/s"
-            )
+            label = f"full, {n} process{'es' if n > 1 else ''}:"
+            print(f"  {label:<24} {rows / seconds:>10,.0f} rows/s")
         print(f"  incremental after a checkpoint (+{EXTRA_ROWS:,} rows): {incremental[0]:.3f}s")
         print(f"  (checkpoint {checkpoint.pk}, {checkpoint.rows:,} rows, key {checkpoint.key_id})")
         print(f"  load average at the end: {load()}")

@@ -11,27 +11,12 @@ from typing import Any
 
 from django.utils import timezone
 
-from .chain import row_digest
+from .chain import CONTENT_COLUMNS, row_digest
 from .models import AuditChainHead, PaymentAudit
 
 FORMAT = "backoffice-audit-evidence/1"
-FIELDS = [
-    "id",
-    "chain",
-    "seq",
-    "prev_hash",
-    "row_hash",
-    "user_id",
-    "action_type",
-    "object_type",
-    "object_id",
-    "before_state",
-    "after_state",
-    "ip_address",
-    "device_id",
-    "request_id",
-    "created_at",
-]
+# The chain position, then the content the row hash covers (CONTENT_COLUMNS begins with "id").
+FIELDS = ["id", "chain", "seq", "prev_hash", "row_hash", *CONTENT_COLUMNS[1:]]
 
 
 def row_as_dict(row: PaymentAudit) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """Applying a batch of claimed events in few statements (issue 14, point 3).
 
 A batch first runs all its events together under one savepoint: the payments they name are
-read and locked in one query (in id order, so two batches never wait on each other in a
-cycle), the services' own atomic blocks open no savepoint of their own, and the audit rows
-are gathered and appended per chain when the last event is done. When an event raises, that
-savepoint is rolled back, the events before it run together again, the failing event runs
-alone in its own savepoint as a single run would (its outcome, failed or not, is the one it
-gets there), and the events after it run together again. So a failing event never loses the
-others, and nothing it did half-way is kept.
+read and locked in one query, the refunds in another (in id order, so two batches never wait
+on each other in a cycle), the services' own atomic blocks open no savepoint of their own,
+check constraints are left to the database, and the audit rows are gathered and appended per
+chain when the last event is done. When an event raises, that savepoint is rolled back, the
+events before it run together again, the failing event runs alone in its own savepoint as a
+single run would (its outcome, failed or not, is the one it gets there), and the events after
+it run together again. So a failing event never loses the others, and nothing it did half-way
+is kept.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from contextlib import contextmanager
 from django.db import connection, transaction
 
 from audits import chain
+from audits.constraints import checks_left_to_database
 
 from ..models import WebhookEvent
-from ..services.gateway_reports import payments_held
-from .handlers import handler_for, payment_named
+from ..services.gateway_reports import rows_held
+from .handlers import handler_for, payment_named, refund_named
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,9 @@ def _run_together(events: list[WebhookEvent]) -> int | None:
         with (
             transaction.atomic(),
             _savepoints_skipped(),
-            payments_held(filter(None, map(payment_named, events))),
+            rows_held(filter(None, map(payment_named, events)), map(refund_named, events)),
             chain.appends_gathered(),
+            checks_left_to_database(),
         ):
             for position, event in enumerate(events):  # noqa: B007
                 handler = handler_for(event)

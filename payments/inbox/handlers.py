@@ -130,6 +130,18 @@ def payment_named(event: WebhookEvent) -> tuple[str, str] | None:
     return None
 
 
+def refund_named(event: WebhookEvent) -> str:
+    """The gateway's reference of the refund an event reports, when its payload names it
+    directly ("" otherwise), for a batch to look for up front."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    obj = (payload.get("data") or {}).get("object") if event.provider != "braintree" else None
+    if not isinstance(obj, dict):
+        return ""
+    if (event.provider, event.event_type) in REFUND_EVENTS:
+        return str(obj.get("id") or "")
+    return ""
+
+
 STRIPE_INTENT_EVENTS = [
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
@@ -548,6 +560,13 @@ SANDBOX_HANDLERS: dict[str, Handler] = {
     **dict.fromkeys(["dispute.created", "dispute.updated", "dispute.closed"], sandbox_dispute),
     **dict.fromkeys(["credit.sent", "credit.settled", "credit.returned"], sandbox_credit),
 }
+
+
+# The events whose object is one refund (its id the gateway's refund reference).
+REFUND_EVENTS = frozenset(
+    [("stripe", kind) for kind in STRIPE_REFUND_EVENTS]
+    + [("sandbox", "refund.succeeded"), ("sandbox", "refund.failed")]
+)
 
 
 HANDLERS: dict[str, dict[str, Handler]] = {

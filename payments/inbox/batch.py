@@ -44,6 +44,9 @@ def events_apply(events: list[WebhookEvent]) -> dict[int, Exception | None]:
         if failed_at is None:
             outcomes.update(dict.fromkeys((event.pk for event in rest), None))
             return outcomes
+        if failed_at == _NO_EVENT:
+            outcomes.update({event.pk: run_alone(event) for event in rest})
+            return outcomes
         if failed_at > 0:
             outcomes.update(events_apply(rest[:failed_at]))
         failing = rest[failed_at]
@@ -69,9 +72,15 @@ def run_alone(event: WebhookEvent) -> Exception | None:
     return None
 
 
+# What _run_together answers when what failed is no event's: locking the rows up front, or
+# appending the gathered audit rows.
+_NO_EVENT = -1
+
+
 def _run_together(events: list[WebhookEvent]) -> int | None:
     """Run the events under one savepoint. None when all took effect; else the position of
-    the first that raised, with the savepoint rolled back (nothing of any of them kept)."""
+    the first that raised (or _NO_EVENT), with the savepoint rolled back (nothing of any of
+    them kept)."""
     position: int | None = None
     try:
         # The savepoint first, while savepoints are still made.
@@ -93,10 +102,12 @@ def _run_together(events: list[WebhookEvent]) -> int | None:
         if transaction.get_rollback():
             raise  # the connection is gone: nothing can be recorded
         if position is None:
-            # Appending the gathered audit rows failed, which no single event did: run each
-            # event alone, as a single run would.
-            log.warning("batch of %s events: audit append failed, each runs alone", len(events))
-            return 0
+            log.warning(
+                "batch of %s events: could not run them together, each runs alone",
+                len(events),
+                exc_info=True,
+            )
+            return _NO_EVENT
         return position
     return None
 

@@ -137,7 +137,9 @@ def refund_named(event: WebhookEvent) -> str:
     obj = (payload.get("data") or {}).get("object") if event.provider != "braintree" else None
     if not isinstance(obj, dict):
         return ""
-    if (event.provider, event.event_type) in REFUND_EVENTS:
+    named = payment_named(event)
+    if (event.provider, event.event_type) in REFUND_EVENTS and named is not None and named[1]:
+        # Only with its payment, which the batch locks first, as every service does.
         return str(obj.get("id") or "")
     return ""
 

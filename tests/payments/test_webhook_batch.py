@@ -199,3 +199,62 @@ def test_two_reports_of_one_refund_in_a_batch_make_one_refund_in_its_last_state(
     assert (payment.status, payment.refunded_amount) == ("partially_refunded", REFUND)
     updates = PaymentAudit.objects.filter(object_type="payments.refund", object_id=stored.pk)
     assert sorted(row.action_type.rsplit(".", 1)[1] for row in updates) == ["create", "update"]
+
+
+def test_when_the_audit_rows_cannot_be_appended_together_each_event_runs_alone(
+    monkeypatch,
+) -> None:
+    from audits import chain
+
+    def refused(rows: list[Any]) -> None:
+        raise RuntimeError("appending refused")
+
+    monkeypatch.setattr(chain, "_append_gathered", refused)
+    payments = _payments(3)
+    for n, payment in enumerate(payments):
+        _capture(payment, n)
+    assert [o.status for o in webhook_events_process_batch()] == ["processed"] * 3
+    for payment in payments:
+        payment.refresh_from_db()
+        assert payment.status == "captured"
+        assert (
+            PaymentAudit.objects.filter(
+                object_id=payment.pk, action_type__endswith=".update"
+            ).count()
+            == 1
+        )
+    assert verify_database().ok
+
+
+def test_a_handler_that_swallows_a_database_error_runs_again_alone(monkeypatch) -> None:
+    """Together, a caught database error leaves the transaction unusable (what the handler
+    wrote before it would be lost): the event runs again alone, where its own atomic block
+    rolls back to a savepoint as it always did, and what it wrote is kept."""
+    from django.db import DatabaseError, transaction
+
+    from payments.inbox.handlers import STRIPE_HANDLERS
+    from payments.services.payments import payment_apply_gateway_state
+
+    first, second = _payments(2)
+
+    def careless(event: WebhookEvent) -> None:
+        payment_apply_gateway_state(payment=first, status=Payment.Status.CAPTURED)
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT 1 / 0")
+        except DatabaseError:
+            pass
+
+    monkeypatch.setitem(STRIPE_HANDLERS, "customer.updated", careless)
+    ids = [
+        _store("customer.updated", {"id": "cus_1"}, "evt_careless", 1_700_000_000),
+        _capture(second, 1),
+    ]
+    outcomes = webhook_events_process_batch()
+    assert [(o.event_id, o.status) for o in outcomes] == [
+        (ids[0], "processed"),
+        (ids[1], "processed"),
+    ]
+    for payment in (first, second):
+        payment.refresh_from_db()
+        assert payment.status == "captured"

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
@@ -317,6 +319,10 @@ def append(row: PaymentAudit, *, log_entry: models.Model | None = None) -> Payme
     django-auditlog `log_entry` if given (on PostgreSQL in the same statement). Call inside the
     change's transaction."""
     row.chain = chain_for(row.object_type, row.object_id)
+    gathered = _gathered.get()
+    if gathered is not None:
+        gathered.append((row, log_entry))
+        return row
     content_hash = content_digest(row)
     write = _append_postgresql if connection.vendor == "postgresql" else _append_portable
     if not write(row, content_hash, log_entry):
@@ -325,6 +331,87 @@ def append(row: PaymentAudit, *, log_entry: models.Model | None = None) -> Payme
         ensure_heads()
         write(row, content_hash, None)
     return row
+
+
+# The rows append() gathers inside appends_gathered(), with their change-log entries.
+_gathered: ContextVar[list[tuple[PaymentAudit, models.Model | None]] | None] = ContextVar(
+    "audit_appends_gathered", default=None
+)
+
+
+@contextmanager
+def appends_gathered() -> Iterator[None]:
+    """Inside the block, append() gathers its rows; when the block ends without an exception
+    they are appended, each chain's in the order they came, in three statements however many
+    there are (their change-log entries; the heads of their chains, locked in chain order; the
+    heads moved on and the rows inserted). Each row is still one row of its chain with the
+    same hash, computed here instead of in SQL. An exception drops the gathered rows: the
+    caller rolls back the changes they describe. PostgreSQL only; elsewhere appends at once."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    rows: list[tuple[PaymentAudit, models.Model | None]] = []
+    token = _gathered.set(rows)
+    try:
+        yield
+    finally:
+        _gathered.reset(token)
+    if rows:
+        _append_gathered(rows)
+
+
+def _locked_heads(chains: list[int]) -> dict[int, tuple[int, str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT chain, seq, prev_hash, last_hash FROM payment_audit_chain_heads "
+            "WHERE chain = ANY(%s) ORDER BY chain FOR UPDATE",
+            [chains],
+        )
+        return {chain: (seq, prev, last) for chain, seq, prev, last in cursor.fetchall()}
+
+
+_ROW_COLUMNS = (*CONTENT_COLUMNS, "chain", "seq", "prev_hash", "row_hash")
+
+
+def _append_gathered(rows: list[tuple[PaymentAudit, models.Model | None]]) -> None:
+    from psycopg.types.json import Jsonb
+
+    entries = [entry for _, entry in rows if entry is not None]
+    if entries:
+        type(entries[0])._default_manager.bulk_create(entries)
+    chains = sorted({row.chain for row, _ in rows})
+    heads = _locked_heads(chains)
+    if len(heads) < len(chains):
+        ensure_heads()  # a chain added by raising AUDIT_CHAIN_SHARDS since the last migrate
+        heads = _locked_heads(chains)
+    values: list[str] = []
+    row_params: list[Any] = []
+    for row, _ in rows:
+        seq, _, last_hash = heads[row.chain]
+        row.seq, row.prev_hash = seq + 1, last_hash
+        row.row_hash = link_digest(last_hash, content_digest(row))
+        heads[row.chain] = (row.seq, row.prev_hash, row.row_hash)
+        values.append("(%s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s, %s, %s, %s, %s, %s)")
+        for column in _ROW_COLUMNS:
+            value = getattr(row, column)
+            row_params.append(
+                Jsonb(value) if column.endswith("_state") and value is not None else value
+            )
+    moved: list[str] = []
+    head_params: list[Any] = []
+    for chain in chains:
+        moved.append("(%s, %s, %s, %s)")
+        head_params.extend([chain, *heads[chain]])
+    # Table names are constants and every value is a bound parameter.
+    sql = (
+        "WITH moved AS (UPDATE payment_audit_chain_heads AS head "  # noqa: S608  # nosec B608
+        "SET seq = v.seq, prev_hash = v.prev_hash, last_hash = v.last_hash "
+        f"FROM (VALUES {', '.join(moved)}) AS v(chain, seq, prev_hash, last_hash) "
+        "WHERE head.chain = v.chain::smallint) "
+        f"INSERT INTO payment_audits ({', '.join(_ROW_COLUMNS)}) VALUES {', '.join(values)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*head_params, *row_params])
 
 
 @dataclass

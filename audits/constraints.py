@@ -9,7 +9,9 @@ Q.check(): a condition that is NULL (unknown) passes, as the database itself let
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from typing import Any
 
 from django.core.exceptions import FieldError, ValidationError
@@ -22,6 +24,23 @@ from django.db.models.sql.constants import SINGLE
 log = logging.getLogger(__name__)
 
 
+# Set where a broken check is left to the database's own constraint (see checks_left_to_database).
+_left_to_database: ContextVar[bool] = ContextVar("checks_left_to_database", default=False)
+
+
+@contextmanager
+def checks_left_to_database() -> Iterator[None]:
+    """Inside the block full_clean() does not ask the database about check constraints: the
+    write itself is refused by the same constraints. Only for a caller that runs again, with
+    the checks, whatever raised inside (the webhook batch runs a failing event again alone),
+    so that a bad value still ends as the ValidationError naming the field."""
+    token = _left_to_database.set(True)
+    try:
+        yield
+    finally:
+        _left_to_database.reset(token)
+
+
 def failing_checks(
     instance: models.Model,
     model_class: type[models.Model],
@@ -31,7 +50,7 @@ def failing_checks(
     using: str,
 ) -> list[models.CheckConstraint]:
     """The constraints among `checks` that the instance's values break."""
-    if not checks:
+    if not checks or _left_to_database.get():
         return []
     meta = model_class._meta
     against = instance._get_field_expression_map(meta=meta, exclude=exclude)  # type: ignore[attr-defined]

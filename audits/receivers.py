@@ -109,6 +109,43 @@ def _seal_changes(
             ]
 
 
+def _log_fields(
+    instance: models.Model,
+    *,
+    action: int,
+    before: models.Model | None,
+    after: models.Model | None,
+    changed_fields: frozenset[str] | None,
+) -> dict[str, Any] | None:
+    """The change-log entry's fields for a change, or None for an update that changed nothing."""
+    changes = model_instance_diff(
+        before, after, fields_to_check=changed_fields, use_json_for_changes=True
+    )
+    if action == LogEntry.Action.UPDATE and not changes:
+        return None
+    _seal_changes(instance, changes, before, after)
+    return {"action": action, "changes": changes, **context_columns(context.current())}
+
+
+def update_entry(
+    instance: models.Model, *, before: models.Model, changed_fields: frozenset[str]
+) -> LogEntry | None:
+    """The unsaved change-log entry after_save would write for saving `instance` (a model
+    without payment_audits rows) with `update_fields=changed_fields`; None if nothing changed.
+    For a path that writes several such rows in one statement of its own."""
+    options = options_for(type(instance))
+    if options is not None and options.payment_audit:
+        raise ValueError(f"{type(instance).__name__} is written to payment_audits: save it")
+    fields = _log_fields(
+        instance,
+        action=LogEntry.Action.UPDATE,
+        before=before,
+        after=instance,
+        changed_fields=changed_fields,
+    )
+    return None if fields is None else _log_entry(instance, **fields)
+
+
 _ACTION_NAMES = {
     LogEntry.Action.CREATE: "create",
     LogEntry.Action.UPDATE: "update",
@@ -124,20 +161,13 @@ def _record(
     after: models.Model | None,
     changed_fields: frozenset[str] | None,
 ) -> None:
-    changes = model_instance_diff(
-        before, after, fields_to_check=changed_fields, use_json_for_changes=True
+    log_fields = _log_fields(
+        instance, action=action, before=before, after=after, changed_fields=changed_fields
     )
-    if action == LogEntry.Action.UPDATE and not changes:
+    if log_fields is None:
         return  # a save that changed nothing is not a change
-    _seal_changes(instance, changes, before, after)
     ctx = context.current()
-    source = ctx.source
-    log_fields: dict[str, Any] = {
-        "action": action,
-        "changes": changes,
-        **context_columns(ctx),
-    }
-    actor_id = log_fields["actor_id"]
+    actor_id, source = log_fields["actor_id"], ctx.source
     options = options_for(type(instance))
     if options is None or not options.payment_audit:
         LogEntry.objects.log_create(instance, **log_fields)

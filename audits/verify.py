@@ -235,9 +235,7 @@ def verify_chains(
     until (the head read before verifying). The row at a non-zero start is checked too. On
     PostgreSQL the chains are read together (see _PG_WINDOW), elsewhere one after another.
     `on_rows` hears of the rows read as verification goes."""
-    walks = {
-        chain: _Walk(chain, start, until, anchored) for chain, start, until, anchored in jobs
-    }
+    walks = {chain: _Walk(chain, start, until, anchored) for chain, start, until, anchored in jobs}
     if connection.vendor == "postgresql":
         _walk_postgresql(walks, on_rows)
     else:

@@ -125,6 +125,16 @@ def _pending() -> int:
     return WebhookEvent.objects.exclude(status__in=["processed", "ignored"]).count()
 
 
+def _round_trips_per_second(count: int = 1000) -> float:
+    """What one statement costs on this machine now: the floor under any statement count."""
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        for _ in range(count):
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    return count / (time.perf_counter() - started)
+
+
 def _wait(condition, timeout: float) -> float:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -173,6 +183,7 @@ def main() -> None:
         process_webhook_event.delay(warm.pk)
         _wait(lambda: _pending() == 0, timeout=120)
 
+        floor_before = _round_trips_per_second()
         events = _events(payments, int(time.time()) - 3600)
         print(f"Storing {len(events)} events (captures and refunds) as the webhook views do...")
         stored = [webhook_event_store(event) for event in events]
@@ -196,6 +207,10 @@ def main() -> None:
         )
         print(f"  broker queue empty after {drained - started:.2f}s")
         print(f"  payments captured and refunded: {ok} of {args.payments}; refunds: {refunds}")
+        floor = (floor_before + _round_trips_per_second()) / 2
+        per_event = floor / (len(events) / (applied - started))
+        print(f"  floor, same run: {floor:.0f} round trips/s (SELECT 1 here, before and after)")
+        print(f"  the time of {per_event:.1f} round trips per event applied")
         if ok != args.payments or refunds != args.payments:
             raise SystemExit("not every event took effect")
     finally:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from payments.services.disputes import chargeback_apply_gateway_state
-from payments.services.gateway_reports import GatewayStateNeedsAttention
+from payments.services.gateway_reports import GatewayStateNeedsAttention, payment_held
 from payments.services.payments import (
     payment_apply_gateway_state,
     payment_set_charge_reference,
@@ -82,6 +82,66 @@ def _refuse_taken_money_for_lost_payment(payment: Payment, status: str, gateway:
             f"but it is {payment.status} here: the money was taken. It stays {payment.status} "
             "until a person decides (refund it at the gateway, or correct our record)."
         )
+
+
+def _apply_payment_report(
+    event: WebhookEvent,
+    payment: Payment,
+    status: str,
+    *,
+    captured: Any,
+    charge_reference: str = "",
+) -> None:
+    """Apply the status (and captured amount, when the report gives a positive one) a gateway
+    reports for a payment, unless it says money was taken for a payment lost here."""
+    _refuse_taken_money_for_lost_payment(payment, status, event.provider)
+    payment_apply_gateway_state(
+        payment=payment,
+        status=status,
+        captured_amount=captured if isinstance(captured, int) and captured > 0 else None,
+        event_at=event_time(event),
+        charge_reference=charge_reference,
+    )
+
+
+def _payment(gateway: str, reference: str) -> Payment:
+    """The payment a gateway's reference names: the row a batch holds locked, else read."""
+    held = payment_held(gateway=gateway, reference=reference)
+    return held or payment_by_gateway_reference(gateway=gateway, reference=reference)
+
+
+def payment_named(event: WebhookEvent) -> tuple[str, str] | None:
+    """(gateway, reference) of the payment an event is about, when the payload names it
+    directly, for a batch to lock up front; None when only its handler can tell."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    obj = (payload.get("data") or {}).get("object") if event.provider != "braintree" else None
+    if not isinstance(obj, dict):
+        return None
+    if event.provider == "stripe":
+        if event.event_type == "charge.refunded":
+            return None  # its handler may ask Stripe first, before the payment is locked
+        if event.event_type in STRIPE_INTENT_EVENTS:
+            return ("stripe", str(obj.get("id") or ""))
+        return ("stripe", object_id(obj.get("payment_intent")))
+    if event.provider == "sandbox":
+        if event.event_type.startswith("payment."):
+            return ("sandbox", str(obj.get("id") or ""))
+        return ("sandbox", str(obj.get("payment") or ""))
+    return None
+
+
+def refund_named(event: WebhookEvent) -> str:
+    """The gateway's reference of the refund an event reports, when its payload names it
+    directly ("" otherwise), for a batch to look for up front."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    obj = (payload.get("data") or {}).get("object") if event.provider != "braintree" else None
+    if not isinstance(obj, dict):
+        return ""
+    named = payment_named(event)
+    if (event.provider, event.event_type) in REFUND_EVENTS and named is not None and named[1]:
+        # Only with its payment, which the batch locks first, as every service does.
+        return str(obj.get("id") or "")
+    return ""
 
 
 STRIPE_INTENT_EVENTS = [
@@ -164,7 +224,7 @@ def _stripe_payment(obj: dict[str, Any], *, charge: str = "") -> Payment:
     intent = object_id(obj.get("payment_intent"))
     charge = charge or object_id(obj.get("charge"))
     if intent:
-        payment = payment_by_gateway_reference(gateway="stripe", reference=intent)
+        payment = _payment("stripe", intent)
     elif charge:
         found = Payment.objects.filter(gateway="stripe", charge_reference=charge).first()
         if found is not None:
@@ -179,7 +239,7 @@ def _stripe_payment(obj: dict[str, Any], *, charge: str = "") -> Payment:
             raise PaymentNotFound(gateway="stripe", reference=charge) from exc
         if not intent:
             raise PaymentNotFound(gateway="stripe", reference=charge)
-        payment = payment_by_gateway_reference(gateway="stripe", reference=intent)
+        payment = _payment("stripe", intent)
     else:
         raise ValueError("the event names neither a payment_intent nor a charge")
     if charge and not payment.charge_reference:
@@ -189,19 +249,17 @@ def _stripe_payment(obj: dict[str, Any], *, charge: str = "") -> Payment:
 
 def stripe_payment_intent(event: WebhookEvent) -> None:
     intent = _object(event)
-    payment = payment_by_gateway_reference(gateway="stripe", reference=intent["id"])
+    payment = _payment("stripe", intent["id"])
     status = stripe_intent_status(intent)
     # Stripe documents no failure after success, so a failed report for a captured payment is
     # always an older attempt's: the machine refuses it and nothing changes. A newer success
     # after a failed attempt is applied; a success for a payment we hold as canceled is money
     # taken: that needs a person.
-    _refuse_taken_money_for_lost_payment(payment, status, "stripe")
-    received = intent.get("amount_received")
-    payment_apply_gateway_state(
-        payment=payment,
-        status=status,
-        captured_amount=received if isinstance(received, int) and received > 0 else None,
-        event_at=event_time(event),
+    _apply_payment_report(
+        event,
+        payment,
+        status,
+        captured=intent.get("amount_received"),
         charge_reference=_intent_charge(intent),
     )
 
@@ -314,7 +372,7 @@ def braintree_transaction(event: WebhookEvent) -> None:
     if event.event_type == "refund_failed" or getattr(transaction, "type", None) == "credit":
         braintree_refund(event, transaction)
         return
-    payment = payment_by_gateway_reference(gateway="braintree", reference=transaction.id)
+    payment = _payment("braintree", transaction.id)
     status = PAYMENT_STATUS.get(transaction.status, Payment.Status.PENDING)
     _refuse_taken_money_for_lost_payment(payment, status, "braintree")
     if status == Payment.Status.FAILED and payment.status in MONEY_TAKEN:
@@ -357,7 +415,7 @@ def braintree_refund(event: WebhookEvent, transaction: Any) -> None:
                 f"No Braintree refund {transaction.id} here, and the notification names "
                 "neither our refund (order id) nor the transaction it refunds."
             )
-        payment = payment_by_gateway_reference(gateway="braintree", reference=refunded)
+        payment = _payment("braintree", refunded)
     refund_apply_gateway_state(
         payment=payment,
         gateway_reference=transaction.id,
@@ -372,7 +430,7 @@ def braintree_dispute(event: WebhookEvent) -> None:
     from ..gateways.braintree import to_minor
 
     dispute = _notification(event).dispute
-    payment = payment_by_gateway_reference(gateway="braintree", reference=dispute.transaction.id)
+    payment = _payment("braintree", dispute.transaction.id)
     # The older dispute shape carries only `amount`; the current one `amount_disputed` too.
     amount = getattr(dispute, "amount_disputed", None) or dispute.amount
     due = getattr(dispute, "reply_by_date", None)
@@ -424,7 +482,7 @@ def _sandbox_payment(reference: str, payment_id: str = "") -> Payment:
     from ..gateways import get_gateway
 
     try:
-        return payment_by_gateway_reference(gateway="sandbox", reference=reference)
+        return _payment("sandbox", reference)
     except PaymentNotFound:
         if not payment_id.isdigit():
             raise
@@ -448,14 +506,7 @@ def sandbox_payment(event: WebhookEvent) -> None:
     payment_obj = _object(event)
     payment = _sandbox_payment(payment_obj["id"], _metadata_id(payment_obj, "payment_id"))
     status = str(payment_obj.get("status") or Payment.Status.PENDING)
-    _refuse_taken_money_for_lost_payment(payment, status, "sandbox")
-    captured = payment_obj.get("amount_captured")
-    payment_apply_gateway_state(
-        payment=payment,
-        status=status,
-        captured_amount=captured if isinstance(captured, int) and captured > 0 else None,
-        event_at=event_time(event),
-    )
+    _apply_payment_report(event, payment, status, captured=payment_obj.get("amount_captured"))
 
 
 def sandbox_refund(event: WebhookEvent) -> None:
@@ -511,6 +562,13 @@ SANDBOX_HANDLERS: dict[str, Handler] = {
     **dict.fromkeys(["dispute.created", "dispute.updated", "dispute.closed"], sandbox_dispute),
     **dict.fromkeys(["credit.sent", "credit.settled", "credit.returned"], sandbox_credit),
 }
+
+
+# The events whose object is one refund (its id the gateway's refund reference).
+REFUND_EVENTS = frozenset(
+    [("stripe", kind) for kind in STRIPE_REFUND_EVENTS]
+    + [("sandbox", "refund.succeeded"), ("sandbox", "refund.failed")]
+)
 
 
 HANDLERS: dict[str, dict[str, Handler]] = {

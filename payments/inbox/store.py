@@ -29,9 +29,11 @@ from django.utils import timezone
 
 from audits import context
 from audits.entries import create_entry, entry_columns, remember_stored_before
+from audits.receivers import update_entry
 
 from ..exceptions import PaymentsError
 from ..models import WebhookEvent
+from .batch import events_apply, run_alone
 from .handlers import handler_for
 from .verify import VerifiedEvent, storable_text
 
@@ -275,28 +277,37 @@ class Outcome:
 def webhook_events_process_batch(*, limit: int = BATCH_SIZE) -> list[Outcome]:
     """Apply up to `limit` events that are waiting (received, or failed and due), oldest first,
     in one transaction: one query claims them (`FOR UPDATE SKIP LOCKED`: events another batch
-    or a single run holds are left to it), and each runs in its own savepoint, so one bad event
-    is recorded as failed without undoing the others.
+    or a single run holds are left to it), their handlers run together (batch.py: one query
+    locks the payments they name, the audit rows are appended per chain at the end) and one
+    bad event is recorded as failed without undoing the others; one statement then records
+    every attempt on the event rows, one more their change-log entries.
 
     The guarantees of webhook_event_process hold for each event: its row is locked while it
     runs, a finished event is never claimed (it has no next attempt), a failed one only when
     due, and a connection lost mid-batch rolls the whole batch back, not counted: every claimed
     row is as it was, still due."""
-    outcomes = []
     with transaction.atomic():
         now = timezone.now()
         waiting = Q(status=WebhookEvent.Status.RECEIVED) | Q(next_attempt_at__lte=now + DUE_SLACK)
-        claimed = (
+        claimed = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
             # The partial index webhook_next_attempt_idx holds exactly the unfinished events.
             .filter(waiting, next_attempt_at__isnull=False)
             .order_by("pk")[:limit]
         )
+        failures = events_apply(claimed)
+        befores = [copy.copy(event) for event in claimed]
         for event in claimed:
-            _attempt(event, now)
-            retry_at = event.next_attempt_at if event.status == WebhookEvent.Status.FAILED else None
-            outcomes.append(Outcome(event.pk, event.status, retry_at))
-    return outcomes
+            _record_attempt(event, failures.get(event.pk), now, handled=event.pk in failures)
+        _save_attempts(claimed, befores)
+    return [
+        Outcome(
+            event.pk,
+            event.status,
+            event.next_attempt_at if event.status == WebhookEvent.Status.FAILED else None,
+        )
+        for event in claimed
+    ]
 
 
 # What an attempt changes on the event row: saved alone, the payload and raw body (up to
@@ -308,46 +319,73 @@ def _attempt(event: WebhookEvent, now: datetime.datetime) -> Exception | None:
     """One attempt at a locked, due event, inside the caller's transaction: the handler in its
     own savepoint, the outcome on the row (and in its change log). Returns the handler's
     failure, if any."""
-    from ..tasks import backoff_seconds
-
     # The row as locked is the change log's before-state: the receiver need not read it again.
     remember_stored_before(event, copy.copy(event))
-    failure: Exception | None = None
+    failure = run_alone(event)
+    _record_attempt(event, failure, now, handled=handler_for(event) is not None)
+    event.save(update_fields=ATTEMPT_FIELDS)
+    return failure
+
+
+def _record_attempt(
+    event: WebhookEvent, failure: Exception | None, now: datetime.datetime, *, handled: bool
+) -> None:
+    """An attempt's outcome on the event row (not saved): processed, ignored (no handler), or
+    failed with its error and its next attempt (none once the attempts are spent)."""
+    from ..tasks import backoff_seconds
+
     event.attempts += 1
-    handler = handler_for(event)
-    if handler is None:
-        event.status = WebhookEvent.Status.IGNORED
-    else:
-        try:
-            with transaction.atomic():
-                handler(event)
-        except Exception as exc:  # any failure is kept on the row and retried
-            if transaction.get_rollback():
-                # Not even the savepoint could be rolled back: the connection is gone, so
-                # nothing of this attempt can be recorded. Not counted; retried as is.
-                raise
-            failure = exc
     if failure is None:
-        event.status = event.status if handler is None else WebhookEvent.Status.PROCESSED
+        event.status = WebhookEvent.Status.PROCESSED if handled else WebhookEvent.Status.IGNORED
         event.processed_at = timezone.now()
         event.last_error = ""
         event.next_attempt_at = None
-    else:
-        event.status = WebhookEvent.Status.FAILED
-        event.last_error = storable_text(f"{type(failure).__name__}: {failure}")[:2000]
-        spent = event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
-        event.next_attempt_at = (
-            None if spent else now + datetime.timedelta(seconds=backoff_seconds(event.attempts - 1))
-        )
-        log.log(
-            logging.ERROR if spent else logging.WARNING,
-            "webhook %s %s failed (attempt %s of %s%s): %s",
-            event.provider,
-            event.event_id,
-            event.attempts,
-            settings.WEBHOOK_MAX_ATTEMPTS,
-            ", attempts spent: replay it from the console or /payments/webhooks/" if spent else "",
-            event.last_error,
-        )
-    event.save(update_fields=ATTEMPT_FIELDS)
-    return failure
+        return
+    event.status = WebhookEvent.Status.FAILED
+    event.last_error = storable_text(f"{type(failure).__name__}: {failure}")[:2000]
+    spent = event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+    event.next_attempt_at = (
+        None if spent else now + datetime.timedelta(seconds=backoff_seconds(event.attempts - 1))
+    )
+    log.log(
+        logging.ERROR if spent else logging.WARNING,
+        "webhook %s %s failed (attempt %s of %s%s): %s",
+        event.provider,
+        event.event_id,
+        event.attempts,
+        settings.WEBHOOK_MAX_ATTEMPTS,
+        ", attempts spent: replay it from the console or /payments/webhooks/" if spent else "",
+        event.last_error,
+    )
+
+
+def _save_attempts(events: list[WebhookEvent], befores: list[WebhookEvent]) -> None:
+    """Write the attempts on the event rows in one UPDATE and their change-log entries (the
+    ones a save of each with update_fields=ATTEMPT_FIELDS writes) in one INSERT."""
+    if not events:
+        return
+    connection = connections[WebhookEvent.objects.db]
+    quote = connection.ops.quote_name
+    fields = [f for f in WebhookEvent._meta.concrete_fields if f.name in ATTEMPT_FIELDS]
+    columns = [quote(f.column or f.attname) for f in fields]
+    casts = [str(f.db_type(connection)) for f in fields]
+    row = "(%s::bigint, " + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+    params: list[Any] = []
+    for event in events:
+        params.append(event.pk)
+        params.extend(f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields)
+    table = quote(WebhookEvent._meta.db_table)
+    # Table and column names come from the model; every value is a bound parameter.
+    sql = (
+        f"UPDATE {table} AS event SET "  # noqa: S608  # nosec B608
+        + ", ".join(f"{column} = v.{column}" for column in columns)
+        + f" FROM (VALUES {', '.join([row] * len(events))}) AS v(id, {', '.join(columns)}) "
+        "WHERE event.id = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    entries = [
+        update_entry(event, before=before, changed_fields=frozenset(ATTEMPT_FIELDS))
+        for event, before in zip(events, befores, strict=True)
+    ]
+    LogEntry.objects.bulk_create([entry for entry in entries if entry is not None])

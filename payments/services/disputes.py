@@ -27,7 +27,7 @@ from ..models import (
     Merchant,
     Payment,
 )
-from .gateway_reports import is_newer, is_stale
+from .gateway_reports import is_newer, is_stale, payment_locked
 from .merchants import merchant_flag_for_review
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def chargeback_apply_gateway_state(
     event_at: Any = None,
 ) -> Chargeback:
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        payment = payment_locked(payment.pk)
         chargeback = (
             Chargeback.objects.select_for_update()
             .filter(gateway=payment.gateway, gateway_reference=gateway_reference)

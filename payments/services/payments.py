@@ -181,7 +181,7 @@ def payment_set_charge_reference(*, payment: Payment, charge_reference: str) -> 
     """Remember the gateway's charge id once we learn it: disputes (and refunds of old API
     versions) may name only the charge."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        payment = payment_locked(payment.pk)
         if charge_reference and not payment.charge_reference:
             payment.charge_reference = charge_reference
             payment.save()
@@ -256,7 +256,7 @@ def payment_settle_from_gateway(
     our create (or what reconcile found for it). A row another path settled meanwhile keeps
     its state; only a forward move is made."""
     with transaction.atomic(), context.acting(actor):
-        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        payment = payment_locked(payment.pk)
         payment.gateway_reference = result.reference
         payment.card_brand, payment.card_last4 = result.card_brand[:20], result.card_last4
         if result.charge_reference and not payment.charge_reference:

@@ -30,7 +30,14 @@ from ..models import (
     Payment,
     Refund,
 )
-from .gateway_reports import GatewayStateNeedsAttention, is_newer, is_stale, payment_locked
+from .gateway_reports import (
+    GatewayStateNeedsAttention,
+    is_newer,
+    is_stale,
+    payment_locked,
+    refund_held,
+    refund_now_held,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -136,6 +143,7 @@ def refund_apply_gateway_state(
         refund = _refund_for_gateway_report(payment, gateway_reference, refund_id)
         if refund is None:
             return _refund_made_at_gateway(payment, gateway_reference, amount, status, event_at)
+        refund_now_held(refund, gateway_reference)
         changed = False
         if refund.gateway_reference is None:
             # The webhook came before refund_submit stored the reference: this is that refund.
@@ -166,11 +174,15 @@ def _refund_for_gateway_report(
     payment: Payment, gateway_reference: str, refund_id: int | None
 ) -> Refund | None:
     refunds = Refund.objects.select_for_update()
+    looked, found = refund_held(gateway_reference)
     if refund_id is not None:
+        if found is not None and (found.pk, found.payment_id) == (refund_id, payment.pk):
+            return found  # the instance a batch holds: never a second one of the same row
         ours = refunds.filter(pk=refund_id, payment=payment).first()
         if ours is not None and ours.gateway_reference in (None, gateway_reference):
             return ours
-    found = refunds.filter(gateway_reference=gateway_reference).first()
+    if not looked:
+        found = refunds.filter(gateway_reference=gateway_reference).first()
     if found is not None and found.payment_id != payment.pk:
         raise PaymentsError(
             f"Refund {gateway_reference} belongs to payment {found.payment_id}, "
@@ -186,6 +198,8 @@ def _refund_made_at_gateway(
         raise RefundExceedsCaptured(
             payment_id=payment.pk, requested=amount, refundable=payment.refundable_amount
         )
+    # The payment is the row locked above, and the reference was just looked for: neither is
+    # asked again (the unique index refuses a refund recorded meanwhile by another worker).
     refund = create_valid(
         Refund(
             payment=payment,
@@ -195,8 +209,10 @@ def _refund_made_at_gateway(
             gateway_event_at=event_at,
             reason=Refund.Reason.OTHER,
             reason_detail="made at the gateway, recorded from its webhook",
-        )
+        ),
+        exclude=["payment", "gateway_reference"],
     )
+    refund_now_held(refund, gateway_reference)
     _settle_refunded_amount(payment)
     fraud_score_refund(refund=refund, payment=payment)
     return refund

@@ -129,6 +129,22 @@ def main() -> None:
         print(f"  full, {cores} processes:     {parallel[1] / parallel[0]:>10,.0f} rows/s")
         print(f"  incremental after a checkpoint (+{EXTRA_ROWS:,} rows): {incremental[0]:.3f}s")
         print(f"  (checkpoint {checkpoint.pk}, {checkpoint.rows:,} rows, key {checkpoint.key_id})")
+        from measuring import Figure, report  # make bench's summary
+
+        report(
+            "audit_verify",
+            [
+                Figure("verify, full, 1 process", serial[1] / serial[0], "rows/s"),
+                Figure(
+                    f"verify, full, {cores} processes",
+                    parallel[1] / parallel[0],
+                    "rows/s",
+                    target=">= 100000",
+                ),
+                Figure("verify, incremental", incremental[0], "s", target="<= 1"),
+            ],
+            details={"rows": args.rows, "extra_rows": EXTRA_ROWS, "cores": cores},
+        )
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

@@ -107,7 +107,9 @@ def lists(depth_ids: dict[str, list[Any]], object_id: str) -> list[tuple[str, st
         ("console: payment audits", "/admin/audits/paymentaudit/", False),
         ("/payments/ first page", "/payments/", False),
         ("/payments/ at 99% depth", f"/payments/?after={depth_ids['payments'][1]}", False),
-        ("KYC queue", "/kyc/", False),
+        ("KYC queue, mine", "/kyc/", False),
+        ("KYC queue, all cases", "/kyc/?tab=all", False),
+        ("KYC queue, overdue", "/kyc/?tab=overdue", False),
         ("audit search, no filter", "/audits/", False),
         (
             "audit search by object",
@@ -176,6 +178,9 @@ def measure_all(repeat: int) -> tuple[Timings, dict[str, Timings]]:
 @contextlib.contextmanager
 def database(keep: bool) -> Iterator[None]:
     if keep:
+        from django.test.utils import setup_test_environment
+
+        setup_test_environment()  # the test client's host allowed, as on a test database
         yield
     else:
         with measuring.throwaway_database():

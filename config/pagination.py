@@ -14,6 +14,11 @@ from django.db.models import QuerySet
 EXACT_COUNT_LIMIT = 10_000
 
 
+def count_label(count: int) -> str:
+    """A count taken no further than EXACT_COUNT_LIMIT + 1, as a badge shows it."""
+    return f"{EXACT_COUNT_LIMIT:,}+" if count > EXACT_COUNT_LIMIT else str(count)
+
+
 class LargeTablePaginator(Paginator):
     @cached_property
     def count(self) -> int:

@@ -85,6 +85,8 @@ def plot_lists(doc: dict[str, Any]) -> Path | None:
         label = f"{int(size):,} payments"
         axes.barh(ys, p95, height, alpha=0.35, color=f"C{n}", label=f"{label}, p95")
         axes.barh(ys, p50, height, color=f"C{n}", label=f"{label}, p50")
+    floor = max(m["floor"]["p50"] for m in sizes.values())
+    axes.axvline(floor, color="grey", linestyle=":", label=f"/healthz p50 ({floor:.0f} ms)")
     axes.axvline(TARGET_MS["p50"], color="green", linestyle="--", label="target p50 (50 ms)")
     axes.axvline(TARGET_MS["p95"], color="red", linestyle="--", label="target p95 (100 ms)")
     axes.set_yticks([i + height * (len(sizes) - 1) / 2 for i in range(len(names))], names)
@@ -96,10 +98,12 @@ def plot_lists(doc: dict[str, Any]) -> Path | None:
 
 
 def plot_floors(documents: list[dict[str, Any]]) -> Path | None:
-    """Each measure that has a floor, as a multiple of it, with the target's multiple."""
+    """Each measure that has a floor, as a multiple of it, with the target's multiple (the
+    lists have their own plot)."""
     bars = [
         (f"{doc['bench']}: {f['name']}", f["value"] / f["floor"], f.get("target") or "")
         for doc in documents
+        if doc["bench"] != "lists_at_volume"
         for f in doc["figures"]
         if f.get("floor")
     ]

@@ -168,8 +168,8 @@ def measure_all(repeat: int) -> tuple[Timings, dict[str, Timings]]:
         results[name] = time_get(client, url, repeat=repeat, **headers)
         t = results[name]
         print(
-            f"  {name:<34} p50 {t.p50:7.1f}  p95 {t.p95:7.1f}  p99 {t.p99:7.1f} ms  "
-            f"{t.queries:3d} queries",
+            f"  {name:<42} p50 {t.p50:6.1f}  p95 {t.p95:6.1f}  p99 {t.p99:6.1f} ms  "
+            f"{t.queries:2d} queries, in the database p50 {t.db_p50:5.1f} p95 {t.db_p95:5.1f} ms",
             flush=True,
         )
     return floor, results

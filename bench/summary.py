@@ -85,6 +85,8 @@ def plot_lists(doc: dict[str, Any]) -> Path | None:
         label = f"{int(size):,} payments"
         axes.barh(ys, p95, height, alpha=0.35, color=f"C{n}", label=f"{label}, p95")
         axes.barh(ys, p50, height, color=f"C{n}", label=f"{label}, p50")
+        in_db = [measured["lists"].get(name, {}).get("db_p50", 0) for name in names]
+        axes.scatter(in_db, ys, marker="|", s=120, color="black", zorder=3)
     floor = max(m["floor"]["p50"] for m in sizes.values())
     axes.axvline(floor, color="grey", linestyle=":", label=f"/healthz p50 ({floor:.0f} ms)")
     axes.axvline(TARGET_MS["p50"], color="green", linestyle="--", label="target p50 (50 ms)")
@@ -92,7 +94,9 @@ def plot_lists(doc: dict[str, Any]) -> Path | None:
     axes.set_yticks([i + height * (len(sizes) - 1) / 2 for i in range(len(names))], names)
     axes.invert_yaxis()
     axes.set_xlabel("milliseconds (warm requests through the test client)")
-    axes.set_title("Lists and searches by size: p50 (solid) and p95 (light)")
+    axes.set_title(
+        "Lists and searches by size: p50 (solid), p95 (light), the database's p50 (black mark)"
+    )
     axes.legend(loc="lower right", fontsize="small")
     return _save(figure, "lists_at_volume.png")
 

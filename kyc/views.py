@@ -71,7 +71,8 @@ def queue(request: HttpRequest) -> HttpResponse:
         {
             "tab": tab,
             "tabs": [
-                (t, selectors.TAB_LABELS[t], count_label(counts[t])) for t in selectors.QUEUE_TABS
+                (t, selectors.TAB_LABELS[t], count_label(counts[t], selectors.TAB_COUNT_LIMIT))
+                for t in selectors.QUEUE_TABS
             ],
             "form": form,
             "page": page,

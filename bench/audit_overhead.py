@@ -9,28 +9,22 @@ threads at once (each its own connection and its own payments), as two web worke
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DEBUG", "1")
+import measuring
 
-import django
-
-django.setup()
+measuring.setup_django()
 
 from django.db import connection, connections, transaction  # noqa: E402
 from django.db.models.signals import post_delete, post_save, pre_save  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
+from measuring import Figure, throwaway_database  # noqa: E402
 
 from audits import receivers  # noqa: E402
-from payments.models import Merchant, Payment  # noqa: E402
-from payments.services.merchants import merchant_create  # noqa: E402
+from payments.models import Payment  # noqa: E402
 from payments.services.payments import payment_record  # noqa: E402
 
 
@@ -90,15 +84,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="the concurrent measure's threads")
     args = parser.parse_args()
 
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        merchant = merchant_create(
-            legal_name="Bench Ltd", country="GB", contact_email="bench@example.com"
-        )
-        # Bench data: the merchant is saved active directly (no KYC case to approve).
-        merchant.status = Merchant.Status.ACTIVE
-        with transaction.atomic():
-            merchant.save()
+    with throwaway_database():
+        merchant = measuring.bench_merchant()
         print(f"Creating {args.changes} payments on {connection.vendor}...")
         payments = [
             payment_record(
@@ -155,18 +142,32 @@ def main() -> None:
         )
         for query in queries.captured_queries:
             print(f"    {query['sql'][:110]}")
+        figures = [Figure("audited change, 1 thread", audited_ms, "ms", plain_ms, "plain save")]
         if not plain_n:
             print(f"\n{args.threads} threads at once: PostgreSQL only (SQLite has one writer).")
-            return
-        plain_n_ms = statistics.median(plain_n) / args.changes * 1000
-        audited_n_ms = statistics.median(audited_n) / args.changes * 1000
-        print(f"\nThe same by {args.threads} threads at once (wall time per change):")
-        print(f"  without audit: {plain_n_ms:.3f} ms per change")
-        print(
-            f"  with audit:    {audited_n_ms:.3f} ms per change ({audited_n_ms / plain_n_ms:.2f}x)"
+        else:
+            plain_n_ms = statistics.median(plain_n) / args.changes * 1000
+            audited_n_ms = statistics.median(audited_n) / args.changes * 1000
+            print(f"\nThe same by {args.threads} threads at once (wall time per change):")
+            print(f"  without audit: {plain_n_ms:.3f} ms per change")
+            print(
+                f"  with audit:    {audited_n_ms:.3f} ms per change "
+                f"({audited_n_ms / plain_n_ms:.2f}x)"
+            )
+            figures.append(
+                Figure(
+                    f"audited change, {args.threads} threads",
+                    audited_n_ms,
+                    "ms",
+                    plain_n_ms,
+                    "plain save",
+                )
+            )
+        measuring.report(
+            "audit_overhead",
+            [dataclasses.replace(f, target="<= 2.5x") for f in figures],
+            details={"changes": args.changes, "queries_per_change": len(queries)},
         )
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 if __name__ == "__main__":

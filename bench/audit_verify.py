@@ -167,6 +167,25 @@ def main() -> None:
         print(f"  incremental after a checkpoint (+{EXTRA_ROWS:,} rows): {incremental[0]:.3f}s")
         print(f"  (checkpoint {checkpoint.pk}, {checkpoint.rows:,} rows, key {checkpoint.key_id})")
         print(f"  load average at the end: {load()}")
+        from measuring import Figure, report  # make bench's summary
+
+        floor_rate = floor[1] / floor[0]
+        report(
+            "audit_verify",
+            [
+                Figure(
+                    f"verify, full, {n} process{'es' if n > 1 else ''}",
+                    rows / seconds,
+                    "rows/s",
+                    floor=floor_rate,
+                    floor_name="rows read only",
+                    target=">= 100000",
+                )
+                for n, (seconds, rows) in full.items()
+            ]
+            + [Figure("verify, incremental", incremental[0], "s", target="<= 1")],
+            details={"rows": args.rows, "extra_rows": EXTRA_ROWS, "cores": cores},
+        )
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

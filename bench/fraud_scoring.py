@@ -174,5 +174,25 @@ def main() -> None:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
+# make bench's summary (bench/measuring.py): each scoring timed, by rounds of _score, reported.
+from measuring import CallTimer, Figure, report  # noqa: E402
+
+_scored = CallTimer(fraud_score_payment)
+fraud_score_payment, _score = _scored, _scored.rounds_of(_score, size=Payment.objects.count)
+_main = main
+
+
+def main() -> None:
+    _main()
+    report(
+        "fraud_scoring",
+        [
+            Figure(f"scoring, {r['size']:,} stored, p50", statistics.median(r["ms"]), "ms/payment")
+            for r in _scored.rounds
+        ],
+        details={"rounds": [{"stored": r["size"], "ms": r["ms"]} for r in _scored.rounds]},
+    )
+
+
 if __name__ == "__main__":
     main()

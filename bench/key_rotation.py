@@ -12,20 +12,15 @@ import argparse
 import base64
 import contextlib
 import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DEBUG", "1")
+import measuring
 
-import django
-
-django.setup()
+measuring.setup_django()
 
 from django.conf import settings  # noqa: E402
 from django.db import connection, models, transaction  # noqa: E402
+from measuring import Figure, throwaway_database  # noqa: E402
 
 from audits.crypto import envelope, rotation  # noqa: E402
 from audits.crypto.fields import StoredEnvelope  # noqa: E402
@@ -75,8 +70,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args()
     merchants = max(1, args.values // len(FIELDS))
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    with throwaway_database():
         print(f"Encrypting {merchants * len(FIELDS)} values on {connection.vendor}...")
         _fill(merchants)
         new_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
@@ -107,8 +101,11 @@ def main() -> None:
         print(f"Rotation of {total} values (interrupted after {total - moved}, then resumed):")
         print(f"  {total / (first + second):,.0f} values per second, {first + second:.1f} s")
         print(f"  all {on_newest} on the new key, and they read back")
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        measuring.report(
+            "key_rotation",
+            [Figure("key rotation", total / (first + second), "values/s")],
+            details={"values": total},
+        )
 
 
 if __name__ == "__main__":

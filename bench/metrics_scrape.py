@@ -12,31 +12,21 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DEBUG", "1")
+import measuring
 
-import django
-
-django.setup()
+measuring.setup_django()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.db.models import QuerySet  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from measuring import measure  # noqa: E402
+from measuring import Figure, throwaway_database, time_get  # noqa: E402
 
 from kyc.models import KycCase  # noqa: E402
 from payments.models import ApprovalRequest, Merchant, WebhookEvent  # noqa: E402
-from payments.services.merchants import merchant_create  # noqa: E402
 
 BATCH = 20_000
 WAITING, SPENT, OVERDUE, APPROVALS = 1_000, 100, 500, 200
@@ -68,9 +58,7 @@ def fill(rows: int) -> None:
             ]
         )
         print(f"  inserted {min(start + BATCH, rows):,} of {rows:,} webhook events")
-    merchant = merchant_create(
-        legal_name="Bench Ltd", country="GB", contact_email="bench@example.com"
-    )
+    merchant = measuring.bench_merchant(active=False)
     cases = rows // 10
     for start in range(0, cases, BATCH):
         QuerySet(KycCase).bulk_create(
@@ -99,33 +87,36 @@ def fill(rows: int) -> None:
             for n in range(APPROVALS)
         ]
     )
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            for model in (WebhookEvent, KycCase, ApprovalRequest, Merchant):
-                cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+    measuring.analyze(
+        *(m._meta.db_table for m in (WebhookEvent, KycCase, ApprovalRequest, Merchant))
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        print(f"Filling {args.rows:,} webhook events on {connection.vendor}...")
+    with throwaway_database():
+        print(f"Filling {args.rows:,} webhook events...")
         fill(args.rows)
         settings.METRICS_TOKEN = "bench"  # noqa: S105
         client = Client(HTTP_AUTHORIZATION="Bearer bench")
         started = time.perf_counter()
-        floor_ms, floor_queries = measure(client, "/healthz", repeat=21)
-        metrics_ms, metrics_queries = measure(client, "/metrics", repeat=21)
+        floor = time_get(client, "/healthz", repeat=21)
+        metrics = time_get(client, "/metrics", repeat=21)
         elapsed = time.perf_counter() - started
         print(f"\n{args.rows:,} webhook events, {args.rows // 10:,} KYC cases (median of 21):")
-        print(f"  {'/healthz (the floor)':<40} {floor_ms:8.2f} ms  {floor_queries:3d} queries")
-        print(f"  {'/metrics':<40} {metrics_ms:8.2f} ms  {metrics_queries:3d} queries")
-        print(f"  {'ratio':<40} {metrics_ms / floor_ms:8.1f}x   ({elapsed:.1f} s measuring)")
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        print(f"  {'/healthz (the floor)':<40} {floor.p50:8.2f} ms  {floor.queries:3d} queries")
+        print(f"  {'/metrics':<40} {metrics.p50:8.2f} ms  {metrics.queries:3d} queries")
+        print(f"  {'ratio':<40} {metrics.p50 / floor.p50:8.1f}x   ({elapsed:.1f} s measuring)")
+        measuring.report(
+            "metrics_scrape",
+            [
+                Figure("/metrics scrape, p50", metrics.p50, "ms", floor.p50, "/healthz"),
+                Figure("/metrics scrape, p99", metrics.p99, "ms", floor.p99, "/healthz p99"),
+            ],
+            details={"webhook_events": args.rows, "queries": metrics.queries},
+        )
 
 
 if __name__ == "__main__":

@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DEBUG", "1")
+import measuring
 
-import django
+measuring.setup_django()
 
-django.setup()
-
-from django.contrib.auth.models import User  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
 from django.db.models import QuerySet  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from measuring import analyze_payments, measure  # noqa: E402
+from measuring import Figure, throwaway_database, time_get  # noqa: E402
 
-from payments.models import Merchant, Payment  # noqa: E402
-from payments.services.merchants import merchant_create  # noqa: E402
+from payments.models import Payment  # noqa: E402
 from payments.services.rollups import rollups_refresh, rollups_refresh_recent  # noqa: E402
 
 DAYS = 30
@@ -40,16 +28,7 @@ STATUSES = ["captured"] * 7 + ["failed", "canceled", "pending", "refunded", "par
 
 
 def fill(rows: int) -> None:
-    merchants = []
-    for n in range(6):
-        merchant = merchant_create(
-            legal_name=f"Bench {n} Ltd", country="GB", contact_email=f"bench{n}@example.com"
-        )
-        # Bench data: the merchant is saved active directly (no KYC case to approve).
-        merchant.status = Merchant.Status.ACTIVE
-        with transaction.atomic():
-            merchant.save()
-        merchants.append(merchant)
+    merchants = [measuring.bench_merchant(n) for n in range(1, 7)]
     today = timezone.now().date()
     batch = 20_000
     for start in range(0, rows, batch):
@@ -75,17 +54,15 @@ def fill(rows: int) -> None:
             created_at=datetime.datetime.combine(day, datetime.time(12), tzinfo=datetime.UTC)
         )
         print(f"  inserted {min(start + batch, rows):,} of {rows:,} payments")
-    analyze_payments()
+    measuring.analyze_payments()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        print(f"Filling {args.rows:,} payments over {DAYS} days on {connection.vendor}...")
+    with throwaway_database():
+        print(f"Filling {args.rows:,} payments over {DAYS} days...")
         fill(args.rows)
         started = time.perf_counter()
         rollups_refresh(day=timezone.now().date())
@@ -93,18 +70,25 @@ def main() -> None:
         started = time.perf_counter()
         rollups_refresh_recent(days=DAYS)
         all_days = time.perf_counter() - started
-        admin_user = User.objects.create_superuser("bench", "bench@example.com", "x" * 16)
-        client = Client()
-        client.force_login(admin_user)
-        ms, queries = measure(client, "/overview/")
+        client = measuring.staff_client()
+        floor = time_get(client, "/healthz")
+        page = time_get(client, "/overview/")
         print(f"\n{args.rows:,} payments over {DAYS} days:")
         print(f"  {'roll-ups, refresh one day':<48} {one_day:8.1f} ms")
         print(f"  {f'roll-ups, refresh {DAYS} days':<48} {all_days * 1000:8.1f} ms")
         print(
-            f"  {'/overview/ (administrator), median of 5':<48} {ms:8.1f} ms  {queries:3d} queries"
+            f"  {'/overview/ (administrator), median of 5':<48} {page.p50:8.1f} ms  "
+            f"{page.queries:3d} queries"
         )
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        measuring.report(
+            "overview",
+            [
+                Figure("roll-ups, refresh one day", one_day, "ms"),
+                Figure(f"roll-ups, refresh {DAYS} days", all_days * 1000, "ms"),
+                Figure("/overview/ (administrator), p50", page.p50, "ms", floor.p50, "/healthz"),
+            ],
+            details={"rows": args.rows, "queries": page.queries},
+        )
 
 
 if __name__ == "__main__":

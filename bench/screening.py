@@ -17,28 +17,21 @@ and written to var/bench/screening.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import re
 import statistics
-import sys
 import tempfile
 import time
 from difflib import SequenceMatcher
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DEBUG", "1")
+import measuring
 
-import django
-
-django.setup()
+measuring.setup_django()
 
 from django.db import connection  # noqa: E402
 from django.db.models import QuerySet  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
+from measuring import Figure, percentile, throwaway_database  # noqa: E402
 
 from audits.crypto import subjects  # noqa: E402
 from kyc.models import ScreeningListFormat  # noqa: E402
@@ -47,7 +40,6 @@ from kyc.screening_lists import parse_list_file  # noqa: E402
 from kyc.services import merchants_rescreen, screening_list_replace  # noqa: E402
 from payments.models import Merchant  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "var" / "bench"
 # Enough syllables that unrelated names seldom come near each other, as in a real list.
 SYLLABLES = re.findall(
     r"[a-z]+",
@@ -102,11 +94,6 @@ def old_difflib_screen(name: str, rows: list[tuple[str, list[str]]], threshold: 
     return hits
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=20_000)
@@ -116,10 +103,8 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(14)  # noqa: S311 (bench data, the same each run)
     rows = synthetic_list(rng, args.entries)
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     figures: dict[str, float | int | str] = {"database": connection.vendor}
-    try:
+    with throwaway_database():
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "list.csv"
             write_csv(rows, path)
@@ -193,8 +178,6 @@ def main() -> None:
         figures["rescreen_new_hits"] = tally.new_hits
         figures["rescreen_per_s"] = tally.merchants / seconds
         figures["rescreen_20000_extrapolated_s"] = 20_000 / figures["rescreen_per_s"]
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
     print(f"\nScreening, list of {figures['list_entries']:,} entries / {index_size:,} names:")
     lines = [
@@ -221,9 +204,29 @@ def main() -> None:
     ]
     for label, value in lines:
         print(f"  {label:<62} {value:>16}")
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "screening.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    print(f"  (written to {OUT / 'screening.json'})")
+    measuring.report(
+        "screening",
+        [
+            Figure(
+                "one name vs the list, p50",
+                figures["one_name_p50_ms"],
+                "ms",
+                # The matcher alone is the floor: what the list-version query adds to it.
+                figures["matcher_p50_ms"],
+                "the matcher alone",
+                "<= 5",
+            ),
+            Figure("one name vs the list, p99", figures["one_name_p99_ms"], "ms"),
+            Figure("difflib pair by pair, one name", figures["difflib_one_name_ms"], "ms"),
+            Figure(
+                "20,000 merchants re-screened (extrapolated)",
+                figures["rescreen_20000_extrapolated_s"],
+                "s",
+                target="<= 120",
+            ),
+        ],
+        details=figures,
+    )
 
 
 if __name__ == "__main__":

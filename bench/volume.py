@@ -9,28 +9,18 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DEBUG", "1")
+import measuring
 
-import django
-
-django.setup()
+measuring.setup_django()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
+from measuring import Figure, throwaway_database  # noqa: E402
 
 from audits.verify import verify_database  # noqa: E402
 from kyc.demo import volume  # noqa: E402
-
-OUT = Path(__file__).resolve().parent.parent / "var" / "bench"
 
 
 def main() -> None:
@@ -40,8 +30,6 @@ def main() -> None:
     parser.add_argument("--kyc-cases", type=int, default=10_000)
     parser.add_argument("--audit-rows", type=int, default=200_000)
     args = parser.parse_args()
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     timings: dict[str, float] = {}
     # Time each stage through the command's own progress calls.
     real = {
@@ -60,24 +48,24 @@ def main() -> None:
         return run
 
     try:
-        for name in real:
-            setattr(volume, name, timed(name))
-        call_command(
-            "generate_data",
-            f"--merchants={args.merchants}",
-            f"--payments={args.payments}",
-            f"--kyc-cases={args.kyc_cases}",
-            f"--audit-rows={args.audit_rows}",
-            stdout=io.StringIO(),
-        )
-        started = time.perf_counter()
-        report = verify_database()
-        verify_s = time.perf_counter() - started
-        assert report.ok, [str(p) for p in report.problems]
+        with throwaway_database():
+            for name in real:
+                setattr(volume, name, timed(name))
+            call_command(
+                "generate_data",
+                f"--merchants={args.merchants}",
+                f"--payments={args.payments}",
+                f"--kyc-cases={args.kyc_cases}",
+                f"--audit-rows={args.audit_rows}",
+                stdout=io.StringIO(),
+            )
+            started = time.perf_counter()
+            report = verify_database()
+            verify_s = time.perf_counter() - started
+            assert report.ok, [str(p) for p in report.problems]
     finally:
         for name, function in real.items():
             setattr(volume, name, function)
-        connection.creation.destroy_test_db(old_name, verbosity=0)
     figures = {
         "database": connection.vendor,
         "payments": args.payments,
@@ -103,9 +91,21 @@ def main() -> None:
         ),
     ]:
         print(f"  {label:<52} {value:>16}")
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "volume.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    print(f"  (written to {OUT / 'volume.json'})")
+    measuring.report(
+        "volume",
+        [
+            Figure("generate_data, payments", figures["payments_per_s"], "rows/s"),
+            Figure("generate_data, KYC cases", figures["kyc_cases_per_s"], "rows/s"),
+            Figure("generate_data, chained audit rows", figures["audit_rows_per_s"], "rows/s"),
+            Figure(
+                "verify_audit_chain, every row",
+                figures["verify_rows_per_s"],
+                "rows/s",
+                target=">= 100000",
+            ),
+        ],
+        details=figures,
+    )
 
 
 if __name__ == "__main__":

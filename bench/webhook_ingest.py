@@ -237,6 +237,17 @@ def main() -> None:
             f"p99 {web['p99'] / health['p99']:.2f}x /healthz's (target <= 3x)"
         )
         print(f"events stored: {stored} (plus 1 s of warm-up) of {sent} acknowledged in rounds")
+        from measuring import Figure, report  # make bench's summary
+
+        report(
+            "webhook_ingest",
+            [
+                Figure("webhook ingest", web["rps"], "req/s", health["rps"], "/healthz", ">= 0.4x"),
+                Figure("webhook ingest, p99", web["p99"], "ms", health["p99"], "/healthz", "<= 3x"),
+                Figure("webhook ingest, p50", web["p50"], "ms", health["p50"], "/healthz"),
+            ],
+            details={"rounds": rounds, "stored": stored, "acknowledged": sent},
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

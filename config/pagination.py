@@ -14,6 +14,11 @@ from django.db.models import QuerySet
 EXACT_COUNT_LIMIT = 10_000
 
 
+def count_label(count: int, limit: int) -> str:
+    """A count taken no further than limit + 1, as a badge shows it: "1,000+" past it."""
+    return f"{limit:,}+" if count > limit else str(count)
+
+
 class LargeTablePaginator(Paginator):
     @cached_property
     def count(self) -> int:

@@ -48,9 +48,12 @@ class KycCaseAdmin(RecordAdmin):
         "created_at",
     ]
     list_select_related = ["merchant", "assignee"]
-    list_filter = ["status", "kind", "risk_level", "due_at"]
+    list_filter = ["status", "kind", "risk_level", "due_at", "created_at"]
     search_fields = ["=reference", "merchant__legal_name", "merchant__trading_name"]
-    date_hierarchy = "created_at"
+    # No date hierarchy: on every page it reads MIN, MAX and the DISTINCT days, months or years
+    # of created_at over every case (58 ms at 100,000 cases, growing with them). The created_at
+    # filter offers the usual ranges without a query (as the audit trail's console list does).
+    date_hierarchy = None
     inlines = [KycDocumentInline, CaseNoteInline]
 
     # The console only reads a case: the workflow (assignee, prepared by, due date, SLA pause,

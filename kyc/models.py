@@ -169,6 +169,11 @@ class KycCase(StatusMachineMixin, AuditedModel):
             models.Index(fields=["status", "due_at"], name="kyc_case_status_due_idx"),
             models.Index(fields=["assignee", "status"], name="kyc_case_assignee_status_idx"),
             models.Index(fields=["merchant", "-created_at"], name="kyc_case_merchant_idx"),
+            # The queue's "all" tab and the console list in their order (Meta.ordering): the
+            # first page read from the index, not every case sorted.
+            models.Index(fields=["due_at", "id"], name="kyc_case_due_idx"),
+            # The console's date hierarchy starts from MIN and MAX of created_at.
+            models.Index(fields=["created_at"], name="kyc_case_created_idx"),
         ]
 
     def __str__(self) -> str:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from audits.crypto.fields import ErasedStr
-from config.pagination import LargeTablePaginator
+from config.pagination import LargeTablePaginator, count_label
 from config.permissions import permission_required
 from config.request_types import AuthenticatedHttpRequest
 from payments import selectors as payment_selectors
@@ -70,7 +70,10 @@ def queue(request: HttpRequest) -> HttpResponse:
         "kyc/queue.html",
         {
             "tab": tab,
-            "tabs": [(t, selectors.TAB_LABELS[t], counts[t]) for t in selectors.QUEUE_TABS],
+            "tabs": [
+                (t, selectors.TAB_LABELS[t], count_label(counts[t], selectors.TAB_COUNT_LIMIT))
+                for t in selectors.QUEUE_TABS
+            ],
             "form": form,
             "page": page,
             "now": now,

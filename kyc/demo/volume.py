@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from audits import partitions
 from audits.chain import CONTENT_COLUMNS, chain_for, content_digest, ensure_heads, link_digest
-from audits.context import LOOPBACK, system_user_id
+from audits.context import system_user_id
 from audits.crypto import subjects
 from audits.models import AuditChainHead, PaymentAudit, SubjectKey
 from kyc.models import KycCase
@@ -187,8 +187,10 @@ def _audit_row(
         object_id=str(payment_id),
         before_state={"status": before},
         after_state={"status": after},
-        ip_address=LOOPBACK,
-        device_id=None,
+        # Many client addresses and devices, as staff and merchants have: the audit search by
+        # either then finds rows, as it would in production.
+        ip_address=f"10.{rng.randrange(4)}.{rng.randrange(250)}.1",
+        device_id=f"dev-{rng.randrange(5000)}" if rng.random() < 0.8 else None,
         request_id=uuid.uuid4().hex,
         created_at=moment,
     )

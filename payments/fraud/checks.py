@@ -50,6 +50,21 @@ class Candidate:
     amount_history: tuple[int, float, float] | None = None
 
 
+# What a candidate and its stored signal (FraudSignal) both hold, under the same names.
+SIGNAL_FIELDS = (
+    "kind",
+    "merchant_id",
+    "payment_id",
+    "currency",
+    "amount",
+    "at",
+    "card",
+    "email",
+    "ip",
+    "device",
+)
+
+
 @dataclass(frozen=True)
 class Finding:
     figures: dict[str, Any]

@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -112,36 +112,35 @@ def _remember_devices(merchant_id: int) -> None:
     devices.device_seen(subject=f"payments.merchant:{merchant_id}", fp=fp)
 
 
-def payment_candidate(payment: Payment, *, card: str = "") -> Candidate:
+def _candidate(payment: Payment, **fields: Any) -> Candidate:
+    """The payment's side of a candidate (merchant, currency, customer, client) with the
+    fields that make it a payment or a refund."""
     ip, device = _client()
     return Candidate(
-        kind=SignalKind.PAYMENT,
         merchant_id=payment.merchant_id,
         payment_id=payment.pk,
         currency=payment.currency,
-        amount=payment.amount,
-        at=payment.created_at,
-        card=card,
         email=email_key(payment.customer_email),
         ip=ip,
         device=device,
+        **fields,
+    )
+
+
+def payment_candidate(payment: Payment, *, card: str = "") -> Candidate:
+    return _candidate(
+        payment, kind=SignalKind.PAYMENT, amount=payment.amount, at=payment.created_at, card=card
     )
 
 
 def refund_candidate(payment: Payment, *, amount: int, card: str = "") -> Candidate:
-    ip, device = _client()
     original = FraudSignal.objects.filter(payment=payment, kind=SignalKind.PAYMENT).first()
-    return Candidate(
+    return _candidate(
+        payment,
         kind=SignalKind.REFUND,
-        merchant_id=payment.merchant_id,
-        payment_id=payment.pk,
-        currency=payment.currency,
         amount=amount,
         at=timezone.now(),
         card=card or (original.card if original else ""),
-        email=email_key(payment.customer_email),
-        ip=ip,
-        device=device,
         payment_at=payment.created_at,
         payment_amount=payment.captured_amount or payment.amount,
     )

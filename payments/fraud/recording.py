@@ -14,7 +14,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from .checks import Candidate, Finding
+from .checks import SIGNAL_FIELDS, Candidate, Finding
 from .models import FraudEvaluation, FraudRule, FraudRuleHit, FraudSignal, MerchantAmountStats
 from .statements import fetch_one
 
@@ -34,19 +34,9 @@ class Recording:
 
 
 def _signal_row(r: Recording) -> dict[str, Any]:
-    c = r.candidate
     return {
-        "kind": c.kind,
-        "merchant_id": c.merchant_id,
-        "payment_id": c.payment_id,
+        **{name: getattr(r.candidate, name) for name in SIGNAL_FIELDS},
         "refund_id": r.refund_id,
-        "currency": c.currency,
-        "amount": c.amount,
-        "card": c.card,
-        "email": c.email,
-        "ip": c.ip,
-        "device": c.device,
-        "at": c.at,
     }
 
 

@@ -66,17 +66,25 @@ def _hit_rows(r: Recording) -> list[dict[str, Any]]:
     ]
 
 
-def _history_row(r: Recording) -> dict[str, Any] | None:
+def _history_upsert(r: Recording) -> tuple[str, list[Any]] | None:
+    """The merchant's amount history as learned, inserted or replaced (PostgreSQL and SQLite
+    share the syntax)."""
     if r.amount_history is None:
         return None
     count, mean_log, m2_log = r.amount_history
-    return {
+    row = {
         "merchant_id": r.candidate.merchant_id,
         "currency": r.candidate.currency,
         "count": count,
         "mean_log": mean_log,
         "m2_log": m2_log,
     }
+    sql, params = _insert(MerchantAmountStats._meta.db_table, row)
+    sql += (
+        " ON CONFLICT (merchant_id, currency) DO UPDATE SET count = EXCLUDED.count, "
+        "mean_log = EXCLUDED.mean_log, m2_log = EXCLUDED.m2_log"
+    )
+    return sql, params
 
 
 def _insert(table: str, row: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -116,14 +124,9 @@ def _one_statement(r: Recording, evaluation: dict[str, Any]) -> int:
                 ],
             )
         )
-    history = _history_row(r)
+    history = _history_upsert(r)
     if history is not None:
-        sql, params = _insert(MerchantAmountStats._meta.db_table, history)
-        sql += (
-            " ON CONFLICT (merchant_id, currency) DO UPDATE SET count = EXCLUDED.count, "
-            "mean_log = EXCLUDED.mean_log, m2_log = EXCLUDED.m2_log"
-        )
-        parts.append(("history", sql, params))
+        parts.append(("history", *history))
     statement = "WITH " + ", ".join(f"{name} AS ({sql})" for name, sql, _ in parts)
     row = fetch_one(
         statement + " SELECT id FROM evaluation",  # noqa: S608  # nosec B608
@@ -139,13 +142,10 @@ def _statement_each(r: Recording, evaluation: dict[str, Any]) -> int:
     FraudRuleHit.objects.bulk_create(
         FraudRuleHit(evaluation_id=evaluation_id, **hit) for hit in _hit_rows(r)
     )
-    history = _history_row(r)
+    history = _history_upsert(r)
     if history is not None:
-        MerchantAmountStats.objects.update_or_create(
-            merchant_id=history.pop("merchant_id"),
-            currency=history.pop("currency"),
-            defaults=history,
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(*history)
     return evaluation_id
 
 

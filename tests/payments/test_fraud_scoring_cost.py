@@ -62,11 +62,13 @@ def test_a_scored_payment_costs_two_statements_whatever_the_number_of_rules(
 
     payment = Payment.objects.order_by("-pk").first()
     assert payment is not None
-    with client(), django_assert_num_queries(2) as captured:
+    postgres = connection.vendor == "postgresql"
+    # SQLite writes the signal, the evaluation and the amount history a statement each
+    with client(), django_assert_num_queries(2 if postgres else 4) as captured:
         fraud_score_payment(payment=payment, card_fingerprint="fp")
-    measures, writes = (q["sql"] for q in captured.captured_queries)
+    measures, *writes = (q["sql"] for q in captured.captured_queries)
     assert measures.count("payments_fraudsignal") == 6  # the six windows, one subquery each
-    assert writes.startswith("WITH signal AS (INSERT")
+    assert writes[0].startswith("WITH signal AS (INSERT") or not postgres
 
 
 def _reads(captured: CaptureQueriesContext) -> tuple[int, int]:

@@ -13,11 +13,13 @@ filled with generate_series).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -103,12 +105,13 @@ def _insert(count: int, *, first_day: int, last_day: int, offset: int) -> None:
         cursor.execute("ANALYZE payments_fraudsignal")
 
 
-def _score(merchants: list[Merchant], label: str) -> None:
+def _score_share(merchants: list[Merchant], first: int) -> tuple[list[float], int]:
     """Score SCORED new payments, one transaction each, as payment_record does (the merchant's
-    row locked, the payment inserted, then scored)."""
+    row locked, the payment inserted, then scored): (seconds each scoring took, queries of the
+    last one)."""
     timings = []
     queries = 0
-    for n in range(SCORED):
+    for n in range(first, first + SCORED):
         merchant = merchants[n % len(merchants)]
         with transaction.atomic():
             Merchant.objects.select_for_update().get(pk=merchant.pk)
@@ -117,7 +120,7 @@ def _score(merchants: list[Merchant], label: str) -> None:
                 currency="EUR", customer_email=f"c{n % 30000}@example.com",
             )  # fmt: skip
             started = time.perf_counter()
-            if n == SCORED - 1:
+            if n == first + SCORED - 1:
                 reset_queries()  # DEBUG's query log is capped: count from empty
                 with CaptureQueriesContext(connection) as captured:
                     fraud_score_payment(payment=payment, card_fingerprint=f"card{n % 40000}")
@@ -125,19 +128,83 @@ def _score(merchants: list[Merchant], label: str) -> None:
             else:
                 fraud_score_payment(payment=payment, card_fingerprint=f"card{n % 40000}")
             timings.append(time.perf_counter() - started)
+    return timings, queries
+
+
+def _in_process(merchants: list[Merchant], first: int, out: Any) -> None:
+    connection.close()  # a connection of its own
+    started = time.perf_counter()
+    timings, queries = _score_share(merchants, first)
+    out.send((timings, queries, time.perf_counter() - started))
+    connection.close()
+
+
+_numbered = [0]  # payments numbered so far: each run's cards, emails and amounts are new
+
+
+def _score(merchants: list[Merchant], label: str, processes: int) -> None:
+    """Each process scores SCORED payments of its own merchants (a merchant's payments are
+    serialised by its row lock, as in production), all at once. payments/s: scorings per
+    second of scoring time, summed over the processes that ran side by side; end to end:
+    payments created and scored per second of wall time (the payment's insert, the merchant's
+    lock and the commit included)."""
+    first = _numbered[0]
+    _numbered[0] += SCORED * processes
+    started = time.perf_counter()
+    if processes == 1:
+        results = [(*_score_share(merchants, first), 0.0)]
+    else:
+        connection.close()  # not shared with the children
+        context = multiprocessing.get_context("fork")
+        pipes, children = [], []
+        for p in range(processes):
+            receive, send = context.Pipe(duplex=False)
+            share = merchants[p::processes]
+            child = context.Process(target=_in_process, args=(share, first + p * SCORED, send))
+            child.start()
+            pipes.append(receive)
+            children.append(child)
+        results = [pipe.recv() for pipe in pipes]
+        for child in children:
+            child.join()
+    wall = time.perf_counter() - started
+    timings = [t for result in results for t in result[0]]
+    rate = sum(len(result[0]) / sum(result[0]) for result in results)
     stored = Payment.objects.count()
     per_payment = statistics.mean(timings) * 1000
     print(
-        f"  {label:<34} {stored:>10,} stored  {per_payment:6.2f} ms/payment "
-        f"(median {statistics.median(timings) * 1000:5.2f})  {queries:2d} queries  "
-        f"{len(timings) / sum(timings):7.0f} payments/s"
+        f"  {label:<34} {stored:>10,} stored  {processes} process(es)  {per_payment:6.2f} "
+        f"ms/payment (median {statistics.median(timings) * 1000:5.2f})  "
+        f"{results[0][1]:2d} queries  {rate:7.0f} payments/s  "
+        f"(end to end {len(timings) / wall:5.0f}/s)  load {_load()}"
     )
+
+
+def _load() -> str:
+    return (
+        Path("/proc/loadavg").read_text().split(" ", 1)[0]
+        if Path("/proc/loadavg").exists()
+        else "?"
+    )
+
+
+def _floor() -> float:
+    """Milliseconds of one round trip (SELECT 1): what no statement can go below here."""
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        for _ in range(1000):
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    return time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=None, help="ignored (the other benches')")
+    parser.add_argument(
+        "--processes", type=int, nargs="+", default=[1, 2], help="scoring side by side"
+    )
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         print("bench/fraud_scoring.py: skipped, needs PostgreSQL (set DATABASE_URL).")
@@ -162,14 +229,18 @@ def main() -> None:
             merchants.append(merchant)
         print(f"Scoring {SCORED:,} new payments with {len(RULES)} rules on PostgreSQL:")
         _insert(RECENT, first_day=0, last_day=7, offset=0)
-        _score(merchants, f"{RECENT:,} stored (the last 7 days)")
+        print(f"  round trip floor (SELECT 1): {_floor():.3f} ms, load {_load()}")
+        for processes in args.processes:
+            _score(merchants, f"{RECENT:,} stored (the last 7 days)", processes)
         extra = max(args.large - RECENT - SCORED, 0)
         batch = 250_000
         for start in range(0, extra, batch):
             size = min(batch, extra - start)
             _insert(size, first_day=8, last_day=365, offset=RECENT + start)
             print(f"  inserted {start + size:,} of {extra:,} older payments and their signals")
-        _score(merchants, "plus history older than the windows")
+        print(f"  round trip floor (SELECT 1): {_floor():.3f} ms, load {_load()}")
+        for processes in args.processes:
+            _score(merchants, "plus history older than the windows", processes)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

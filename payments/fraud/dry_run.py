@@ -13,7 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from .checks import Candidate, Finding, run_check, validate_params
+from .checks import SIGNAL_FIELDS, Candidate, Finding, run_check, validate_params
 from .models import AlertStatus, FraudAlert, FraudSignal, RuleKind, SignalKind
 
 DRY_RUN_DAYS = 90
@@ -47,23 +47,13 @@ class DryRun:
 
 
 def _candidate(signal: FraudSignal) -> Candidate:
+    refund = signal.kind == SignalKind.REFUND
     payment = signal.payment
     return Candidate(
-        kind=signal.kind,
-        merchant_id=signal.merchant_id,
-        payment_id=signal.payment_id,
-        currency=signal.currency,
-        amount=signal.amount,
-        at=signal.at,
-        card=signal.card,
-        email=signal.email,
-        ip=signal.ip,
-        device=signal.device,
+        **{name: getattr(signal, name) for name in SIGNAL_FIELDS},
         signal_id=signal.pk,
-        payment_at=payment.created_at if signal.kind == SignalKind.REFUND else None,
-        payment_amount=(payment.captured_amount or payment.amount)
-        if signal.kind == SignalKind.REFUND
-        else None,
+        payment_at=payment.created_at if refund else None,
+        payment_amount=(payment.captured_amount or payment.amount) if refund else None,
     )
 
 

@@ -16,24 +16,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from audits import context, devices
 from audits.crypto import envelope
 
-from .checks import WINDOW_JUDGES, Candidate, Finding, run_check, window_sql
+from .checks import WINDOW_JUDGES, Candidate, Finding, run_check
+from .measures import measure
 from .models import (
     EvaluationOutcome,
     EvaluationSubject,
     FraudAlert,
     FraudEvaluation,
     FraudRule,
-    FraudRuleHit,
     FraudSignal,
-    MerchantAmountStats,
     SignalKind,
 )
+from .recording import Recording, evaluation_store
 
 if TYPE_CHECKING:
     from payments.models import Payment, Refund
@@ -54,36 +53,32 @@ class Scored:
         return "; ".join(f"{rule.name} (+{rule.score}): {f.explanation}" for rule, f in self.hits)
 
 
-def current_rules() -> list[FraudRule]:
-    return list(FraudRule.objects.filter(is_current=True, enabled=True).order_by("key"))
+def score(candidate: Candidate) -> Scored:
+    """Every live rule's check on the candidate (see _score)."""
+    return _score(candidate)[0]
 
 
-def score(candidate: Candidate, rules: list[FraudRule]) -> Scored:
-    """Every rule's check on the candidate. The window rules' measures are read in one
-    statement (a scalar subquery each), whatever their number; the other checks run their own."""
-    windows: list[tuple[FraudRule, str, list[Any]]] = []
+def _score(candidate: Candidate) -> tuple[Scored, Candidate]:
+    """(the score, the candidate with the merchant's amount history when it is a payment).
+    The window rules' measures, the history and the live rules' stamp are read in one
+    statement (measures.py), whatever the number of rules; the other checks run their own."""
+    history = candidate.kind == SignalKind.PAYMENT and candidate.amount_history is None
+    measured = measure(candidate, history=history)
+    if measured.history is not None:
+        candidate = dataclasses.replace(candidate, amount_history=measured.history)
     hits = []
-    for rule in rules:
-        if rule.kind in WINDOW_JUDGES:
-            query = window_sql(candidate, rule.params)
-            if query is not None:
-                windows.append((rule, *query))
-            continue
-        finding = run_check(rule.kind, candidate, rule.params)
-        if finding is not None:
-            hits.append((rule, finding))
-    if windows:
-        sql = "SELECT " + ", ".join(f"({part})" for _, part, _ in windows)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [value for _, _, params in windows for value in params])
-            measured = cursor.fetchone()
-        for (rule, _, _), stored in zip(windows, measured, strict=True):
-            finding = WINDOW_JUDGES[rule.kind](candidate, rule.params, int(stored))
+    for rule in measured.rules:
+        if rule.kind not in WINDOW_JUDGES:
+            finding = run_check(rule.kind, candidate, rule.params)
             if finding is not None:
                 hits.append((rule, finding))
+    for rule, stored in measured.windows:
+        finding = WINDOW_JUDGES[rule.kind](candidate, rule.params, stored)
+        if finding is not None:
+            hits.append((rule, finding))
     hits.sort(key=lambda hit: hit[0].key)
     total = min(100, sum(rule.score for rule, _ in hits))
-    return Scored(total, hits, len(rules))
+    return Scored(total, hits, len(measured.rules)), candidate
 
 
 def email_key(email: str) -> str:
@@ -117,105 +112,70 @@ def _remember_devices(merchant_id: int) -> None:
     devices.device_seen(subject=f"payments.merchant:{merchant_id}", fp=fp)
 
 
-def payment_candidate(payment: Payment, *, card: str = "") -> Candidate:
+def _candidate(payment: Payment, **fields: Any) -> Candidate:
+    """The payment's side of a candidate (merchant, currency, customer, client) with the
+    fields that make it a payment or a refund."""
     ip, device = _client()
     return Candidate(
-        kind=SignalKind.PAYMENT,
         merchant_id=payment.merchant_id,
         payment_id=payment.pk,
         currency=payment.currency,
-        amount=payment.amount,
-        at=payment.created_at,
-        card=card,
         email=email_key(payment.customer_email),
         ip=ip,
         device=device,
+        **fields,
+    )
+
+
+def payment_candidate(payment: Payment, *, card: str = "") -> Candidate:
+    return _candidate(
+        payment, kind=SignalKind.PAYMENT, amount=payment.amount, at=payment.created_at, card=card
     )
 
 
 def refund_candidate(payment: Payment, *, amount: int, card: str = "") -> Candidate:
-    ip, device = _client()
     original = FraudSignal.objects.filter(payment=payment, kind=SignalKind.PAYMENT).first()
-    return Candidate(
+    return _candidate(
+        payment,
         kind=SignalKind.REFUND,
-        merchant_id=payment.merchant_id,
-        payment_id=payment.pk,
-        currency=payment.currency,
         amount=amount,
         at=timezone.now(),
         card=card or (original.card if original else ""),
-        email=email_key(payment.customer_email),
-        ip=ip,
-        device=device,
         payment_at=payment.created_at,
         payment_amount=payment.captured_amount or payment.amount,
     )
 
 
-def _store_signal(candidate: Candidate, refund: Refund | None = None) -> None:
-    FraudSignal.objects.create(
-        kind=candidate.kind,
-        merchant_id=candidate.merchant_id,
-        payment_id=candidate.payment_id,
-        refund=refund,
-        currency=candidate.currency,
-        amount=candidate.amount,
-        card=candidate.card,
-        email=candidate.email,
-        ip=candidate.ip,
-        device=candidate.device,
-        at=candidate.at,
-    )
+def learned(history: tuple[int, float, float], amount: int) -> tuple[int, float, float]:
+    """Welford's update of the merchant's log-amount history (count, mean, m2) with one more
+    payment; stored after the scoring under the merchant's row lock (creating a payment takes
+    it), so two payments never update it at once."""
+    count, mean_log, m2_log = history
+    x = math.log(amount)
+    count += 1
+    delta = x - mean_log
+    mean_log += delta / count
+    m2_log += delta * (x - mean_log)
+    return count, mean_log, m2_log
 
 
-def _amount_history(candidate: Candidate) -> MerchantAmountStats:
-    stats, _ = MerchantAmountStats.objects.get_or_create(
-        merchant_id=candidate.merchant_id, currency=candidate.currency
-    )
-    return stats
+def _outcome(scored: Scored, *, flags: bool) -> str:
+    if flags and scored.score >= settings.FRAUD_HOLD_SCORE:
+        return EvaluationOutcome.FLAGGED
+    if scored.score >= settings.FRAUD_ALERT_SCORE:
+        return EvaluationOutcome.ALERTED
+    return EvaluationOutcome.PASSED
 
 
-def _learn_amount(candidate: Candidate, stats: MerchantAmountStats) -> None:
-    """Welford's update of the merchant's log-amount history; the caller holds the merchant's
-    row lock (creating a payment takes it), so two payments never update it at once."""
-    x = math.log(candidate.amount)
-    stats.count += 1
-    delta = x - stats.mean_log
-    stats.mean_log += delta / stats.count
-    stats.m2_log += delta * (x - stats.mean_log)
-    stats.save(update_fields=["count", "mean_log", "m2_log"])
-
-
-def _record(
-    *,
-    subject: str,
-    candidate: Candidate,
-    scored: Scored,
-    outcome: str,
-    refund: Refund | None = None,
-) -> FraudEvaluation:
-    evaluation = FraudEvaluation.objects.create(
+def _recording(subject: str, candidate: Candidate, scored: Scored, outcome: str) -> Recording:
+    return Recording(
         subject=subject,
-        merchant_id=candidate.merchant_id,
-        payment_id=candidate.payment_id,
-        refund=refund,
-        score=scored.score,
         outcome=outcome,
+        candidate=candidate,
+        score=scored.score,
         rules_checked=scored.rules_checked,
+        hits=scored.hits,
     )
-    if scored.hits:
-        FraudRuleHit.objects.bulk_create(
-            FraudRuleHit(
-                evaluation=evaluation,
-                rule=rule,
-                rule_key=rule.key,
-                score=rule.score,
-                figures=finding.figures,
-                explanation=f"{rule.name}: {finding.explanation}"[:500],
-            )
-            for rule, finding in scored.hits
-        )
-    return evaluation
 
 
 def _alert(evaluation: FraudEvaluation, scored: Scored) -> FraudAlert | None:
@@ -250,25 +210,20 @@ class PaymentScored:
 def fraud_score_payment(*, payment: Payment, card_fingerprint: str = "") -> PaymentScored:
     """Score a payment just created; the caller's transaction holds the merchant's row lock.
     An outcome FLAGGED asks the caller to flag the merchant for review (the payment services
-    do, through merchant_flag_for_review, with the answer's flag_reason)."""
-    candidate = payment_candidate(payment, card=card_fingerprint)
-    stats = _amount_history(candidate)
-    candidate = dataclasses.replace(
-        candidate, amount_history=(stats.count, stats.mean_log, stats.m2_log)
-    )
-    scored = score(candidate, current_rules())
-    _store_signal(candidate)
+    do, through merchant_flag_for_review, with the answer's flag_reason). Two statements while
+    the rules are unchanged: the measures, then the signal, the evaluation and the amount
+    history written together (recording.py)."""
+    scored, candidate = _score(payment_candidate(payment, card=card_fingerprint))
     _remember_devices(payment.merchant_id)
-    outcome = EvaluationOutcome.PASSED
-    if scored.score >= settings.FRAUD_HOLD_SCORE:
-        outcome = EvaluationOutcome.FLAGGED
-    elif scored.score >= settings.FRAUD_ALERT_SCORE:
-        outcome = EvaluationOutcome.ALERTED
-    evaluation = _record(
-        subject=EvaluationSubject.PAYMENT, candidate=candidate, scored=scored, outcome=outcome
+    outcome = _outcome(scored, flags=True)
+    evaluation = evaluation_store(
+        dataclasses.replace(
+            _recording(EvaluationSubject.PAYMENT, candidate, scored, outcome),
+            store_signal=True,
+            # Learned after scoring: a payment is judged against the history before it.
+            amount_history=learned(candidate.amount_history or (0, 0.0, 0.0), candidate.amount),
+        )
     )
-    # Learned after scoring: a payment is judged against the history before it.
-    _learn_amount(candidate, stats)
     if outcome != EvaluationOutcome.PASSED:
         _alert(evaluation, scored)
     return PaymentScored(evaluation, scored.explanation)
@@ -277,17 +232,16 @@ def fraud_score_payment(*, payment: Payment, card_fingerprint: str = "") -> Paym
 def fraud_score_refund(*, refund: Refund, payment: Payment) -> FraudEvaluation:
     """Score a refund just created (the caller holds the payment's row lock)."""
     candidate = refund_candidate(payment, amount=refund.amount)
-    scored = score(candidate, current_rules())
-    _store_signal(candidate, refund=refund)
-    alerting = scored.score >= settings.FRAUD_ALERT_SCORE
-    evaluation = _record(
-        subject=EvaluationSubject.REFUND,
-        candidate=candidate,
-        scored=scored,
-        outcome=EvaluationOutcome.ALERTED if alerting else EvaluationOutcome.PASSED,
-        refund=refund,
+    scored = score(candidate)
+    outcome = _outcome(scored, flags=False)
+    evaluation = evaluation_store(
+        dataclasses.replace(
+            _recording(EvaluationSubject.REFUND, candidate, scored, outcome),
+            refund_id=refund.pk,
+            store_signal=True,
+        )
     )
-    if alerting:
+    if outcome != EvaluationOutcome.PASSED:
         _alert(evaluation, scored)
     return evaluation
 
@@ -295,17 +249,14 @@ def fraud_score_refund(*, refund: Refund, payment: Payment) -> FraudEvaluation:
 def fraud_screen_refund_request(*, payment: Payment, amount: int) -> Scored:
     """Score a refund a person asks for, before it exists: refund_request holds it for a
     second person when the score reaches FRAUD_HOLD_SCORE. Nothing is written here."""
-    return score(refund_candidate(payment, amount=amount), current_rules())
+    return score(refund_candidate(payment, amount=amount))
 
 
 def fraud_record_hold(*, payment: Payment, amount: int, scored: Scored) -> FraudEvaluation:
     """Store the screening that held a refund request, and its alert."""
     candidate = refund_candidate(payment, amount=amount)
-    evaluation = _record(
-        subject=EvaluationSubject.REFUND_REQUEST,
-        candidate=candidate,
-        scored=scored,
-        outcome=EvaluationOutcome.HELD,
+    evaluation = evaluation_store(
+        _recording(EvaluationSubject.REFUND_REQUEST, candidate, scored, EvaluationOutcome.HELD)
     )
     _alert(evaluation, scored)
     return evaluation

@@ -4,6 +4,9 @@ and dry run. Thin: validate, call one service or selector, render."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -69,6 +72,13 @@ def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+def _valid(form: forms.Form, refusal: str) -> dict[str, Any]:
+    """The form's cleaned data; a DomainError saying what to fix when it is not valid."""
+    if not form.is_valid():
+        raise DomainError(refusal)
+    return form.cleaned_data
+
+
 @login_required
 @require_POST
 def alert_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
@@ -78,29 +88,17 @@ def alert_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> Htt
     try:
         if action == "assign":
             form = AssignForm(request.POST, reviewers=selectors.fraud_reviewers())
-            if not form.is_valid():
-                raise DomainError("Choose someone who reviews fraud alerts.")
-            services.fraud_alert_assign(
-                alert=alert, assignee=form.cleaned_data["assignee"], actor=request.user
-            )
+            data = _valid(form, "Choose someone who reviews fraud alerts.")
+            services.fraud_alert_assign(alert=alert, assignee=data["assignee"], actor=request.user)
             messages.success(request, "Assignee saved.")
         elif action == "note":
-            note = NoteForm(request.POST)
-            if not note.is_valid():
-                raise DomainError("Write the note first.")
-            services.fraud_alert_note(
-                alert=alert, text=note.cleaned_data["text"], actor=request.user
-            )
+            data = _valid(NoteForm(request.POST), "Write the note first.")
+            services.fraud_alert_note(alert=alert, text=data["text"], actor=request.user)
             messages.success(request, "Note added.")
         elif action == "close":
-            close = CloseForm(request.POST)
-            if not close.is_valid():
-                raise DomainError("Choose fraud or false positive, and say why.")
+            data = _valid(CloseForm(request.POST), "Choose fraud or false positive, and say why.")
             services.fraud_alert_close(
-                alert=alert,
-                outcome=close.cleaned_data["outcome"],
-                note=close.cleaned_data["note"],
-                actor=request.user,
+                alert=alert, outcome=data["outcome"], note=data["note"], actor=request.user
             )
             messages.success(request, f"Alert closed: {alert.pk}.")
         else:

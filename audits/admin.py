@@ -5,9 +5,14 @@ from typing import Any
 from auditlog.admin import LogEntryAdmin as UpstreamLogEntryAdmin
 from auditlog.models import LogEntry
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
+from django.db.models import Model
 from django.http import HttpRequest
+from django.utils.dateparse import parse_datetime
+from django.utils.http import urlencode
 
 from config.pagination import LargeTablePaginator
 
@@ -50,6 +55,18 @@ class ObjectTypeFilter(admin.SimpleListFilter):
         return queryset.filter(object_type=self.value()) if self.value() else queryset
 
 
+# A row's link carries its created_at: on PostgreSQL the lookup then reads the one partition of
+# that month instead of every partition's primary-key index (the trail is partitioned by month).
+CREATED_AT_PARAM = "created_at"
+
+
+class AuditChangeList(ChangeList):
+    def url_for_result(self, result: Model) -> str:
+        assert isinstance(result, PaymentAudit)  # nosec B101 (this changelist lists audit rows)
+        query = urlencode({CREATED_AT_PARAM: result.created_at.isoformat()})
+        return f"{super().url_for_result(result)}?{query}"
+
+
 @admin.register(PaymentAudit)
 class PaymentAuditAdmin(ReadOnlyAdmin):
     list_display = [
@@ -66,6 +83,31 @@ class PaymentAuditAdmin(ReadOnlyAdmin):
     search_fields = ["=object_id", "=ip_address", "=device_id", "=user__username", "action_type"]
     date_hierarchy = None
     readonly_fields = [f.name for f in PaymentAudit._meta.fields]
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return AuditChangeList
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> PaymentAudit | None:
+        """By id and created_at when the link gives it (one partition read); by id alone for
+        a link without it or with a created_at that does not match (every partition read)."""
+        try:
+            moment = parse_datetime(request.GET.get(CREATED_AT_PARAM, ""))
+        except ValueError:
+            moment = None
+        if from_field is None and moment is not None and moment.tzinfo is not None:
+            row = self._pruned(request, object_id, moment)
+            if row is not None:
+                return row
+        return super().get_object(request, object_id, from_field)
+
+    def _pruned(self, request: HttpRequest, object_id: str, moment: Any) -> PaymentAudit | None:
+        try:
+            pk = PaymentAudit._meta.pk.to_python(object_id)
+        except ValidationError:
+            return None
+        return self.get_queryset(request).filter(pk=pk, created_at=moment).first()
 
 
 @admin.register(AuditChainHead)

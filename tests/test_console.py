@@ -127,6 +127,23 @@ def test_audit_rows_are_read_only_in_the_console(admin_client) -> None:
     assert PaymentAudit.objects.filter(pk=row.pk, action_type=row.action_type).exists()
 
 
+def test_an_audit_row_s_link_carries_its_created_at_and_the_lookup_uses_it(admin_client) -> None:
+    RefundFactory()
+    row = PaymentAudit.objects.order_by("created_at").first()
+    changelist = admin_client.get(reverse("admin:audits_paymentaudit_changelist")).content.decode()
+    assert "?created_at=" in changelist
+    url = reverse("admin:audits_paymentaudit_change", args=[row.pk])
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(url, {"created_at": row.created_at.isoformat()})
+    assert page.status_code == 200 and row.action_type in page.content.decode()
+    lookups = [q["sql"] for q in queries if 'FROM "payment_audits"' in q["sql"]]
+    assert lookups and '"payment_audits"."created_at" =' in lookups[0], lookups
+    # A link without it, with another moment or with none at all still finds the row by id.
+    for created_at in ("", "2001-01-01T00:00:00+00:00", "not-a-date", "2026-13-45T00:00"):
+        page = admin_client.get(url, {"created_at": created_at} if created_at else {})
+        assert page.status_code == 200 and row.action_type in page.content.decode(), created_at
+
+
 class TestRoles:
     def test_auditor_reads_everything_and_changes_nothing(self, client, auditor) -> None:
         RefundFactory()

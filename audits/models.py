@@ -58,7 +58,9 @@ class PaymentAudit(models.Model):
             ),
             models.Index(fields=["user", "created_at"], name="payment_audit_user_idx"),
             models.Index(fields=["created_at"], name="payment_audit_created_idx"),
-            models.Index(fields=["ip_address"], name="payment_audit_ip_idx"),
+            # The search by IP, newest first: by (ip_address) alone a page merged every
+            # partition's rows by date and dropped those of other addresses.
+            models.Index(fields=["ip_address", "created_at"], name="payment_audit_ip_idx"),
             # The search by device, newest first. "Action contains" is served on PostgreSQL by
             # a trigram index, payment_audit_action_trgm (0005_audit_trail_at_scale).
             models.Index(fields=["device_id", "created_at"], name="payment_audit_device_idx"),

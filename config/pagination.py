@@ -13,6 +13,17 @@ from django.db.models import QuerySet
 # PostgreSQL's own estimate and a filtered one counts no further than this.
 EXACT_COUNT_LIMIT = 10_000
 
+# The planner's row estimate of a table; a partitioned table's own is -1 (autovacuum never
+# analyzes the parent), so its partitions' estimates are summed.
+ESTIMATE_SQL = """
+SELECT CASE WHEN c.relkind = 'p' THEN (
+           SELECT coalesce(sum(greatest(p.reltuples, 0)), 0)
+           FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid
+           WHERE i.inhparent = c.oid)
+       ELSE c.reltuples END::bigint
+FROM pg_class c WHERE c.oid = %s::regclass
+"""
+
 
 def count_label(count: int, limit: int) -> str:
     """A count taken no further than limit + 1, as a badge shows it: "1,000+" past it."""
@@ -20,6 +31,29 @@ def count_label(count: int, limit: int) -> str:
 
 
 class LargeTablePaginator(Paginator):
+    """`count_limit` is how far a filtered list counts for its first pages; a deeper page
+    asked for counts as far as it (never past EXACT_COUNT_LIMIT), so "next" goes on working."""
+
+    def __init__(
+        self,
+        object_list: Any,
+        per_page: int,
+        *args: Any,
+        count_limit: int = EXACT_COUNT_LIMIT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(object_list, per_page, *args, **kwargs)
+        self.count_limit = count_limit
+
+    def get_page(self, number: Any) -> Any:
+        try:
+            wanted = int(number)
+        except (TypeError, ValueError):
+            wanted = 1
+        deepest = min(max(wanted, 1) * int(self.per_page), EXACT_COUNT_LIMIT)
+        self.count_limit = max(self.count_limit, deepest)
+        return super().get_page(number)
+
     @cached_property
     def count(self) -> int:
         query = getattr(self.object_list, "query", None)
@@ -29,12 +63,9 @@ class LargeTablePaginator(Paginator):
         connection = connections[queryset.db]
         if connection.vendor == "postgresql" and not query.where:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                    [queryset.model._meta.db_table],
-                )
+                cursor.execute(ESTIMATE_SQL, [queryset.model._meta.db_table])
                 row = cursor.fetchone()
             if row and row[0] > EXACT_COUNT_LIMIT:
                 return int(row[0])
         # A sliced count becomes SELECT COUNT(*) FROM (... LIMIT n): it stops at the limit.
-        return queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+        return queryset.order_by()[: self.count_limit + 1].count()

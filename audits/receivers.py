@@ -19,11 +19,11 @@ from django.utils import timezone
 from django.utils.encoding import smart_str
 
 from . import chain, context
-from .crypto.fields import EncryptedMixin, envelope_of
+from .crypto.fields import BlindIndexField, EncryptedMixin, envelope_of
 from .entries import STORED_BEFORE, context_columns
 from .models import PaymentAudit
 from .options import options_for
-from .snapshot import snapshot
+from .snapshot import snapshot, snapshot_value
 
 
 class AuditOutsideTransaction(Exception):
@@ -52,6 +52,41 @@ def stored_before(instance: models.Model) -> models.Model | None:
 
 def forget_stored_before(instance: models.Model) -> None:
     instance.__dict__.pop(STORED_BEFORE, None)
+
+
+def fields_changed(instance: models.Model) -> list[str] | None:
+    """The fields a save of `instance` must write, for `save(update_fields=...)`: those whose
+    value, or whose audit record (snapshot), differs from the row as stored, plus the auto_now
+    fields and the blind index of a changed encrypted field, whose save computes them. Such a
+    save writes the same row and the same audit rows as a full one: the receivers' diff and
+    after-state then take the unchanged fields from the stored row, which holds exactly those
+    values. None (save everything) when the stored row is not known or nothing differs."""
+    before = instance.__dict__.get(STORED_BEFORE)
+    if before is None or instance._state.adding:
+        return None
+    changed: list[str] = []
+    sources: set[str] = set()
+    for field in instance._meta.concrete_fields:
+        if field.primary_key or isinstance(field, BlindIndexField):
+            continue
+        now, was = getattr(instance, field.attname), getattr(before, field.attname)
+        # A dict or list may have been changed in place, in the very object the stored
+        # row's copy shares: always written.
+        if (
+            isinstance(now, dict | list)
+            or now != was
+            or snapshot_value(field, now) != snapshot_value(field, was)
+        ):
+            changed.append(field.name)
+            sources.add(field.name)
+    if not changed:
+        return None
+    for field in instance._meta.concrete_fields:
+        if (isinstance(field, BlindIndexField) and field.source in sources) or getattr(
+            field, "auto_now", False
+        ):
+            changed.append(field.name)
+    return changed
 
 
 def before_save(

@@ -28,6 +28,11 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
+def snapshot_value(field: models.Field[Any, Any], value: Any) -> Any:
+    """A field's value as a snapshot records it, before masking."""
+    return _json_value(envelope_of(field, value))
+
+
 def snapshot(
     instance: models.Model,
     *,
@@ -41,7 +46,7 @@ def snapshot(
         if isinstance(field, BlindIndexField):
             continue  # derived from an encrypted field, and would outlive a person's erasure
         # An encrypted field is recorded as its envelope: already unreadable, nothing to mask.
-        value = _json_value(envelope_of(field, getattr(instance, field.attname)))
+        value = snapshot_value(field, getattr(instance, field.attname))
         encrypted = isinstance(field, EncryptedMixin)
         if field.name in mask_fields and not encrypted and isinstance(value, str) and value:
             value = mask_str(value)

@@ -29,10 +29,10 @@ from .models import (
     FraudAlert,
     FraudEvaluation,
     FraudRule,
-    FraudSignal,
     SignalKind,
 )
 from .recording import Recording, evaluation_store
+from .statements import fetch_one
 
 if TYPE_CHECKING:
     from payments.models import Payment, Refund
@@ -133,14 +133,25 @@ def payment_candidate(payment: Payment, *, card: str = "") -> Candidate:
     )
 
 
+# The card of the payment's own signal (the newest, in FraudSignal's ordering), NULL when it
+# has none: the one column a refund's candidate needs, in one prepared statement, where the
+# ORM built a query and a whole row for it on every refund the webhook worker records.
+_PAYMENT_CARD_SQL = (
+    "SELECT (SELECT card FROM payments_fraudsignal WHERE payment_id = %s AND kind = %s "
+    "ORDER BY at DESC, id DESC LIMIT 1)"
+)
+
+
 def refund_candidate(payment: Payment, *, amount: int, card: str = "") -> Candidate:
-    original = FraudSignal.objects.filter(payment=payment, kind=SignalKind.PAYMENT).first()
+    if not card:
+        (original,) = fetch_one(_PAYMENT_CARD_SQL, [payment.pk, str(SignalKind.PAYMENT)])
+        card = original or ""
     return _candidate(
         payment,
         kind=SignalKind.REFUND,
         amount=amount,
         at=timezone.now(),
-        card=card or (original.card if original else ""),
+        card=card,
         payment_at=payment.created_at,
         payment_amount=payment.captured_amount or payment.amount,
     )

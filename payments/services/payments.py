@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits import context
+from audits.receivers import fields_changed
 
 from ..core.records import create_valid
 from ..exceptions import (
@@ -173,7 +174,7 @@ def payment_apply_gateway_state(
         if (moved or payment.status == status) and is_newer(payment.gateway_event_at, event_at):
             payment.gateway_event_at, changed = event_at, True
         if changed:
-            payment.save()
+            payment.save(update_fields=fields_changed(payment))
         return moved
 
 

@@ -110,9 +110,10 @@ def test_a_batch_costs_a_fixed_number_of_statements_plus_what_each_change_writes
     # release.
     fixed = 10 + 2
     # Per capture: the payment's UPDATE. Per refund made at the gateway: the refund inserted,
-    # the payment's refunded total summed and saved, and its fraud scoring (the payment's
-    # signal, the current rules, the refund's signal and its evaluation stored).
-    per_pair = 1 + 7
+    # the payment's refunded total summed and saved, and its fraud scoring in three (the
+    # payment's card; every window with the live rules' stamp; the refund's signal and its
+    # evaluation stored in one statement: payments/fraud/statements.py).
+    per_pair = 1 + 6
     assert two == fixed + 2 * per_pair
     assert six == fixed + 6 * per_pair
 

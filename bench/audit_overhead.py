@@ -13,6 +13,7 @@ import dataclasses
 import statistics
 import threading
 import time
+from collections.abc import Callable
 
 import measuring
 
@@ -76,6 +77,25 @@ def _audit_receivers(connect: bool) -> None:
             signal.disconnect(sender=Payment, dispatch_uid=uid)
 
 
+def _plain_then_audited(
+    rounds: int, measure: Callable[[str], float], *, tag: str = "", heading: str = ""
+) -> tuple[list[float], list[float]]:
+    """The seconds of `rounds` rounds of `measure` without, then with the audit receivers:
+    alternated round by round, so that a change in the machine's load falls on both."""
+    plain: list[float] = []
+    audited: list[float] = []
+    for round_number in range(1, rounds + 1):
+        _audit_receivers(connect=False)
+        plain.append(measure(f"plain{tag} {round_number}"))
+        _audit_receivers(connect=True)
+        audited.append(measure(f"audited{tag} {round_number}"))
+        print(
+            f"  {heading}round {round_number}/{rounds}: plain {plain[-1]:.3f}s, "
+            f"audited {audited[-1]:.3f}s"
+        )
+    return plain, audited
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--changes", type=int, default=1000)
@@ -97,30 +117,16 @@ def main() -> None:
             )
             for n in range(args.changes)
         ]
-        plain, audited = [], []
-        for round_number in range(1, args.rounds + 1):
-            _audit_receivers(connect=False)
-            plain.append(_update(payments, f"plain {round_number}"))
-            _audit_receivers(connect=True)
-            audited.append(_update(payments, f"audited {round_number}"))
-            print(
-                f"  round {round_number}/{args.rounds}: plain {plain[-1]:.3f}s, "
-                f"audited {audited[-1]:.3f}s"
-            )
+        plain, audited = _plain_then_audited(args.rounds, lambda label: _update(payments, label))
         # The same changes by N threads at once: each thread its own half of the payments.
         # SQLite allows one writer at a time (its in-memory test database locks the table).
         parts = [payments[n :: args.threads] for n in range(args.threads)]
-        plain_n: list[float] = []
-        audited_n: list[float] = []
-        for round_number in range(1, args.rounds + 1 if connection.vendor != "sqlite" else 1):
-            _audit_receivers(connect=False)
-            plain_n.append(_update_in_threads(parts, f"plain x{args.threads} {round_number}"))
-            _audit_receivers(connect=True)
-            audited_n.append(_update_in_threads(parts, f"audited x{args.threads} {round_number}"))
-            print(
-                f"  {args.threads} threads, round {round_number}/{args.rounds}: plain "
-                f"{plain_n[-1]:.3f}s, audited {audited_n[-1]:.3f}s"
-            )
+        plain_n, audited_n = _plain_then_audited(
+            args.rounds if connection.vendor != "sqlite" else 0,
+            lambda label: _update_in_threads(parts, label),
+            tag=f" x{args.threads}",
+            heading=f"{args.threads} threads, ",
+        )
         if args.profile:
             import cProfile
             import pstats

@@ -96,6 +96,25 @@ def _plain_then_audited(
     return plain, audited
 
 
+def _per_change(
+    heading: str,
+    plain: list[float],
+    audited: list[float],
+    changes: int,
+    *,
+    label: str,
+    tail: str = "",
+) -> Figure:
+    """Prints the median milliseconds per change without and with the audit (`tail` ends the
+    second line); returns the audited one as a figure beside the plain save."""
+    plain_ms = statistics.median(plain) / changes * 1000
+    audited_ms = statistics.median(audited) / changes * 1000
+    print(heading)
+    print(f"  without audit: {plain_ms:.3f} ms per change")
+    print(f"  with audit:    {audited_ms:.3f} ms per change ({audited_ms / plain_ms:.2f}x){tail}")
+    return Figure(label, audited_ms, "ms", plain_ms, "plain save")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--changes", type=int, default=1000)
@@ -138,35 +157,28 @@ def main() -> None:
         with CaptureQueriesContext(connection) as queries, transaction.atomic():
             payments[0].description = "counted"
             payments[0].save()
-        plain_ms = statistics.median(plain) / args.changes * 1000
-        audited_ms = statistics.median(audited) / args.changes * 1000
-        print(f"\nPayment update, median of {args.rounds} rounds x {args.changes} changes:")
-        print(f"  without audit: {plain_ms:.3f} ms per change")
-        print(
-            f"  with audit:    {audited_ms:.3f} ms per change "
-            f"({audited_ms / plain_ms:.2f}x), {len(queries)} queries per change:"
-        )
+        figures = [
+            _per_change(
+                f"\nPayment update, median of {args.rounds} rounds x {args.changes} changes:",
+                plain,
+                audited,
+                args.changes,
+                label="audited change, 1 thread",
+                tail=f", {len(queries)} queries per change:",
+            )
+        ]
         for query in queries.captured_queries:
             print(f"    {query['sql'][:110]}")
-        figures = [Figure("audited change, 1 thread", audited_ms, "ms", plain_ms, "plain save")]
         if not plain_n:
             print(f"\n{args.threads} threads at once: PostgreSQL only (SQLite has one writer).")
         else:
-            plain_n_ms = statistics.median(plain_n) / args.changes * 1000
-            audited_n_ms = statistics.median(audited_n) / args.changes * 1000
-            print(f"\nThe same by {args.threads} threads at once (wall time per change):")
-            print(f"  without audit: {plain_n_ms:.3f} ms per change")
-            print(
-                f"  with audit:    {audited_n_ms:.3f} ms per change "
-                f"({audited_n_ms / plain_n_ms:.2f}x)"
-            )
             figures.append(
-                Figure(
-                    f"audited change, {args.threads} threads",
-                    audited_n_ms,
-                    "ms",
-                    plain_n_ms,
-                    "plain save",
+                _per_change(
+                    f"\nThe same by {args.threads} threads at once (wall time per change):",
+                    plain_n,
+                    audited_n,
+                    args.changes,
+                    label=f"audited change, {args.threads} threads",
                 )
             )
         measuring.report(

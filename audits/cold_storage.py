@@ -27,6 +27,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config.files import file_sha256
+
 from . import evidence, partitions
 from .boundary import MANIFEST_FORMAT, ChainSpan, Heads, boundary_recorded, read_manifest
 from .chain import GENESIS_HASH
@@ -223,14 +225,6 @@ def _write_manifest(
         handle.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_export(manifest_path: Path) -> tuple[int, list[str]]:
     """(rows checked, problems) of an exported month, on its own: the file's sha256 and row
     count against the manifest, every row's hash and link (verify_evidence), each chain's rows
@@ -241,7 +235,7 @@ def verify_export(manifest_path: Path) -> tuple[int, list[str]]:
         return 0, [f"cannot read {manifest_path}: {exc}"]
     data_path = manifest_path.parent / Path(manifest["file"]).name
     try:
-        actual = _sha256_of(data_path)
+        actual = file_sha256(data_path)
         with data_path.open(encoding="utf-8") as handle:
             document = json.load(handle)
     except (OSError, ValueError) as exc:

@@ -13,6 +13,7 @@ import dataclasses
 import statistics
 import threading
 import time
+from collections.abc import Callable
 
 import measuring
 
@@ -76,6 +77,44 @@ def _audit_receivers(connect: bool) -> None:
             signal.disconnect(sender=Payment, dispatch_uid=uid)
 
 
+def _plain_then_audited(
+    rounds: int, measure: Callable[[str], float], *, tag: str = "", heading: str = ""
+) -> tuple[list[float], list[float]]:
+    """The seconds of `rounds` rounds of `measure` without, then with the audit receivers:
+    alternated round by round, so that a change in the machine's load falls on both."""
+    plain: list[float] = []
+    audited: list[float] = []
+    for round_number in range(1, rounds + 1):
+        _audit_receivers(connect=False)
+        plain.append(measure(f"plain{tag} {round_number}"))
+        _audit_receivers(connect=True)
+        audited.append(measure(f"audited{tag} {round_number}"))
+        print(
+            f"  {heading}round {round_number}/{rounds}: plain {plain[-1]:.3f}s, "
+            f"audited {audited[-1]:.3f}s"
+        )
+    return plain, audited
+
+
+def _per_change(
+    heading: str,
+    plain: list[float],
+    audited: list[float],
+    changes: int,
+    *,
+    label: str,
+    tail: str = "",
+) -> Figure:
+    """Prints the median milliseconds per change without and with the audit (`tail` ends the
+    second line); returns the audited one as a figure beside the plain save."""
+    plain_ms = statistics.median(plain) / changes * 1000
+    audited_ms = statistics.median(audited) / changes * 1000
+    print(heading)
+    print(f"  without audit: {plain_ms:.3f} ms per change")
+    print(f"  with audit:    {audited_ms:.3f} ms per change ({audited_ms / plain_ms:.2f}x){tail}")
+    return Figure(label, audited_ms, "ms", plain_ms, "plain save")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--changes", type=int, default=1000)
@@ -97,30 +136,16 @@ def main() -> None:
             )
             for n in range(args.changes)
         ]
-        plain, audited = [], []
-        for round_number in range(1, args.rounds + 1):
-            _audit_receivers(connect=False)
-            plain.append(_update(payments, f"plain {round_number}"))
-            _audit_receivers(connect=True)
-            audited.append(_update(payments, f"audited {round_number}"))
-            print(
-                f"  round {round_number}/{args.rounds}: plain {plain[-1]:.3f}s, "
-                f"audited {audited[-1]:.3f}s"
-            )
+        plain, audited = _plain_then_audited(args.rounds, lambda label: _update(payments, label))
         # The same changes by N threads at once: each thread its own half of the payments.
         # SQLite allows one writer at a time (its in-memory test database locks the table).
         parts = [payments[n :: args.threads] for n in range(args.threads)]
-        plain_n: list[float] = []
-        audited_n: list[float] = []
-        for round_number in range(1, args.rounds + 1 if connection.vendor != "sqlite" else 1):
-            _audit_receivers(connect=False)
-            plain_n.append(_update_in_threads(parts, f"plain x{args.threads} {round_number}"))
-            _audit_receivers(connect=True)
-            audited_n.append(_update_in_threads(parts, f"audited x{args.threads} {round_number}"))
-            print(
-                f"  {args.threads} threads, round {round_number}/{args.rounds}: plain "
-                f"{plain_n[-1]:.3f}s, audited {audited_n[-1]:.3f}s"
-            )
+        plain_n, audited_n = _plain_then_audited(
+            args.rounds if connection.vendor != "sqlite" else 0,
+            lambda label: _update_in_threads(parts, label),
+            tag=f" x{args.threads}",
+            heading=f"{args.threads} threads, ",
+        )
         if args.profile:
             import cProfile
             import pstats
@@ -132,35 +157,28 @@ def main() -> None:
         with CaptureQueriesContext(connection) as queries, transaction.atomic():
             payments[0].description = "counted"
             payments[0].save()
-        plain_ms = statistics.median(plain) / args.changes * 1000
-        audited_ms = statistics.median(audited) / args.changes * 1000
-        print(f"\nPayment update, median of {args.rounds} rounds x {args.changes} changes:")
-        print(f"  without audit: {plain_ms:.3f} ms per change")
-        print(
-            f"  with audit:    {audited_ms:.3f} ms per change "
-            f"({audited_ms / plain_ms:.2f}x), {len(queries)} queries per change:"
-        )
+        figures = [
+            _per_change(
+                f"\nPayment update, median of {args.rounds} rounds x {args.changes} changes:",
+                plain,
+                audited,
+                args.changes,
+                label="audited change, 1 thread",
+                tail=f", {len(queries)} queries per change:",
+            )
+        ]
         for query in queries.captured_queries:
             print(f"    {query['sql'][:110]}")
-        figures = [Figure("audited change, 1 thread", audited_ms, "ms", plain_ms, "plain save")]
         if not plain_n:
             print(f"\n{args.threads} threads at once: PostgreSQL only (SQLite has one writer).")
         else:
-            plain_n_ms = statistics.median(plain_n) / args.changes * 1000
-            audited_n_ms = statistics.median(audited_n) / args.changes * 1000
-            print(f"\nThe same by {args.threads} threads at once (wall time per change):")
-            print(f"  without audit: {plain_n_ms:.3f} ms per change")
-            print(
-                f"  with audit:    {audited_n_ms:.3f} ms per change "
-                f"({audited_n_ms / plain_n_ms:.2f}x)"
-            )
             figures.append(
-                Figure(
-                    f"audited change, {args.threads} threads",
-                    audited_n_ms,
-                    "ms",
-                    plain_n_ms,
-                    "plain save",
+                _per_change(
+                    f"\nThe same by {args.threads} threads at once (wall time per change):",
+                    plain_n,
+                    audited_n,
+                    args.changes,
+                    label=f"audited change, {args.threads} threads",
                 )
             )
         measuring.report(

@@ -7,8 +7,6 @@ throwaway test database filled with N payments (PostgreSQL when DATABASE_URL poi
 
 from __future__ import annotations
 
-import argparse
-
 import measuring
 
 measuring.setup_django()
@@ -43,17 +41,15 @@ def fill(rows: int) -> None:
                 for n in range(start, min(start + batch, rows))
             ]
         )
-        print(f"  inserted {min(start + batch, rows):,} of {rows:,} payments")
+        measuring.print_inserted(start + batch, rows, "payments")
     measuring.analyze_payments()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=100_000)
-    args = parser.parse_args()
+    rows = measuring.rows_option()
     with throwaway_database():
-        print(f"Filling {args.rows:,} payments...")
-        fill(args.rows)
+        print(f"Filling {rows:,} payments...")
+        fill(rows)
         client = measuring.staff_client()
         floor = time_get(client, "/healthz")  # the same middleware, no work: the floor
         results = []
@@ -66,11 +62,11 @@ def main() -> None:
             ("console payments, LargeTablePaginator", time_get(client, "/admin/payments/payment/"))
         )
         results.append(("/payments/ first page", time_get(client, "/payments/")))
-        deep = Payment.objects.order_by("pk").values_list("pk", flat=True)[args.rows // 100]
+        deep = Payment.objects.order_by("pk").values_list("pk", flat=True)[rows // 100]
         results.append(
             ("/payments/ page at 99% depth (keyset)", time_get(client, f"/payments/?after={deep}"))
         )
-        print(f"\n{args.rows:,} payments, median of 5 requests:")
+        print(f"\n{rows:,} payments, median of 5 requests:")
         for label, timings in results:
             print(f"  {label:<48} {timings.p50:8.1f} ms  {timings.queries:3d} queries")
         measuring.report(
@@ -86,7 +82,7 @@ def main() -> None:
                 )
                 for label, timings in results
             ],
-            details={"rows": args.rows},
+            details={"rows": rows},
         )
 
 

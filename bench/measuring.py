@@ -8,6 +8,7 @@ timing and report helpers are safe to import before Django is set up.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -61,6 +62,18 @@ def throwaway_database() -> Iterator[None]:
         yield
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def rows_option(default: int = 100_000) -> int:
+    """The `--rows` a bench that fills its own tables takes: how many rows to fill."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=default)
+    return int(parser.parse_args().rows)
+
+
+def print_inserted(done: int, total: int, what: str) -> None:
+    """A bulk fill's progress line, printed after each batch."""
+    print(f"  inserted {min(done, total):,} of {total:,} {what}")
 
 
 def analyze(*tables: str) -> None:

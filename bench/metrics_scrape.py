@@ -10,7 +10,6 @@ On a throwaway test database (PostgreSQL when DATABASE_URL points at one).
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import time
 
@@ -57,7 +56,7 @@ def fill(rows: int) -> None:
                 for n in range(start, min(start + BATCH, rows))
             ]
         )
-        print(f"  inserted {min(start + BATCH, rows):,} of {rows:,} webhook events")
+        measuring.print_inserted(start + BATCH, rows, "webhook events")
     merchant = measuring.bench_merchant(active=False)
     cases = rows // 10
     for start in range(0, cases, BATCH):
@@ -73,7 +72,7 @@ def fill(rows: int) -> None:
                 for n in range(start, min(start + BATCH, cases))
             ]
         )
-        print(f"  inserted {min(start + BATCH, cases):,} of {cases:,} KYC cases")
+        measuring.print_inserted(start + BATCH, cases, "KYC cases")
     requester = User.objects.create_user("bench-requester", password="x" * 16)
     QuerySet(ApprovalRequest).bulk_create(
         [
@@ -93,19 +92,17 @@ def fill(rows: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=100_000)
-    args = parser.parse_args()
+    rows = measuring.rows_option()
     with throwaway_database():
-        print(f"Filling {args.rows:,} webhook events...")
-        fill(args.rows)
+        print(f"Filling {rows:,} webhook events...")
+        fill(rows)
         settings.METRICS_TOKEN = "bench"  # noqa: S105
         client = Client(HTTP_AUTHORIZATION="Bearer bench")
         started = time.perf_counter()
         floor = time_get(client, "/healthz", repeat=21)
         metrics = time_get(client, "/metrics", repeat=21)
         elapsed = time.perf_counter() - started
-        print(f"\n{args.rows:,} webhook events, {args.rows // 10:,} KYC cases (median of 21):")
+        print(f"\n{rows:,} webhook events, {rows // 10:,} KYC cases (median of 21):")
         print(f"  {'/healthz (the floor)':<40} {floor.p50:8.2f} ms  {floor.queries:3d} queries")
         print(f"  {'/metrics':<40} {metrics.p50:8.2f} ms  {metrics.queries:3d} queries")
         print(f"  {'ratio':<40} {metrics.p50 / floor.p50:8.1f}x   ({elapsed:.1f} s measuring)")
@@ -115,7 +112,7 @@ def main() -> None:
                 Figure("/metrics scrape, p50", metrics.p50, "ms", floor.p50, "/healthz"),
                 Figure("/metrics scrape, p99", metrics.p99, "ms", floor.p99, "/healthz p99"),
             ],
-            details={"webhook_events": args.rows, "queries": metrics.queries},
+            details={"webhook_events": rows, "queries": metrics.queries},
         )
 
 

@@ -8,7 +8,6 @@ queries) for an administrator, who sees every section. On a throwaway test datab
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import time
 
@@ -53,17 +52,15 @@ def fill(rows: int) -> None:
         QuerySet(Payment).filter(pk__in=[p.pk for p in created]).update(
             created_at=datetime.datetime.combine(day, datetime.time(12), tzinfo=datetime.UTC)
         )
-        print(f"  inserted {min(start + batch, rows):,} of {rows:,} payments")
+        measuring.print_inserted(start + batch, rows, "payments")
     measuring.analyze_payments()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=100_000)
-    args = parser.parse_args()
+    rows = measuring.rows_option()
     with throwaway_database():
-        print(f"Filling {args.rows:,} payments over {DAYS} days...")
-        fill(args.rows)
+        print(f"Filling {rows:,} payments over {DAYS} days...")
+        fill(rows)
         started = time.perf_counter()
         rollups_refresh(day=timezone.now().date())
         one_day = (time.perf_counter() - started) * 1000
@@ -73,7 +70,7 @@ def main() -> None:
         client = measuring.staff_client()
         floor = time_get(client, "/healthz")
         page = time_get(client, "/overview/")
-        print(f"\n{args.rows:,} payments over {DAYS} days:")
+        print(f"\n{rows:,} payments over {DAYS} days:")
         print(f"  {'roll-ups, refresh one day':<48} {one_day:8.1f} ms")
         print(f"  {f'roll-ups, refresh {DAYS} days':<48} {all_days * 1000:8.1f} ms")
         print(
@@ -87,7 +84,7 @@ def main() -> None:
                 Figure(f"roll-ups, refresh {DAYS} days", all_days * 1000, "ms"),
                 Figure("/overview/ (administrator), p50", page.p50, "ms", floor.p50, "/healthz"),
             ],
-            details={"rows": args.rows, "queries": page.queries},
+            details={"rows": rows, "queries": page.queries},
         )
 
 

@@ -155,13 +155,19 @@ class ListIndex:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def _within_reach(self, shortest: int, longest: int, threshold: int) -> tuple[int, int]:
+        """The slice of `keys` whose lengths can score `threshold` against a name of length
+        `shortest` to `longest` (the epsilon keeps a bound that is a whole length inside)."""
+        cut = max(threshold, 1) / 100
+        low = bisect.bisect_left(self.lengths, shortest * cut / (2 - cut) - 1e-9)
+        high = bisect.bisect_right(self.lengths, longest * (2 - cut) / cut + 1e-9)
+        return low, high
+
     def search(self, screened: str, threshold: int) -> list[Match]:
         key = normalise(screened)
         if not key:
             return []
-        cut = max(threshold, 1) / 100
-        low = bisect.bisect_left(self.lengths, len(key) * cut / (2 - cut) - 1e-9)
-        high = bisect.bisect_right(self.lengths, len(key) * (2 - cut) / cut + 1e-9)
+        low, high = self._within_reach(len(key), len(key), threshold)
         found = process.extract(
             key,
             self.keys[low:high],
@@ -186,11 +192,9 @@ class ListIndex:
         # By length, so that each chunk is compared only with the list names its lengths allow.
         keys = sorted(by_key, key=len)
         out: dict[str, list[Match]] = {name: [] for name in names}
-        cut = max(threshold, 1) / 100
         for start in range(0, len(keys), CDIST_CHUNK):
             chunk = keys[start : start + CDIST_CHUNK]
-            low = bisect.bisect_left(self.lengths, len(chunk[0]) * cut / (2 - cut) - 1e-9)
-            high = bisect.bisect_right(self.lengths, len(chunk[-1]) * (2 - cut) / cut + 1e-9)
+            low, high = self._within_reach(len(chunk[0]), len(chunk[-1]), threshold)
             if low >= high:
                 continue
             scores = process.cdist(

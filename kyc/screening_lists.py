@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.files import file_sha256
+
 from .exceptions import KycError
 from .models import ScreeningCategory, ScreeningListEntry, ScreeningListFormat
 from .screening import normalise
@@ -102,14 +104,6 @@ def _text_lines(path: Path) -> Iterator[str]:
                 yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise BadListFile(number, "not UTF-8 text") from exc
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _names(line: int, name: str, aliases: list[str]) -> tuple[str, list[str]]:

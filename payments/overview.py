@@ -72,6 +72,26 @@ def _percent(value: float) -> str:
     return f"{value:.1f}%"
 
 
+def _daily_chart(
+    *,
+    chart_id: str,
+    title: str,
+    labels: list[str],
+    series: list[Series],
+    columns: list[str],
+    cells: list[list[str]],
+    **options: Any,
+) -> Chart:
+    """Bars of `series` a day and the same figures as a table: a row a day, the day's label
+    and then its `cells` under `columns`. `options` go to bar_chart (value_text, max_value)."""
+    return Chart(
+        svg=bar_chart(chart_id=chart_id, title=title, labels=labels, series=series, **options),
+        title=title,
+        headers=["Day", *columns],
+        rows=[[label, *day] for label, day in zip(labels, cells, strict=True)],
+    )
+
+
 def payments_overview(*, today: datetime.date, days: int = 30) -> PaymentsOverview:
     """The last `days` UTC days up to today, from the roll-ups: one grouped query."""
     first = today - datetime.timedelta(days=days - 1)
@@ -125,26 +145,21 @@ def payments_overview(*, today: datetime.date, days: int = 30) -> PaymentsOvervi
         def money(value: float, currency: str = currency) -> str:
             return format_minor(int(value), currency)
 
-        title = f"Captured volume per day, {currency}"
         overview.volume_charts.append(
-            Chart(
-                svg=bar_chart(
-                    chart_id=f"volume-{currency.lower()}",
-                    title=title,
-                    labels=labels,
-                    series=[Series(g.title(), per_gateway[g]) for g in gateways],
-                    value_text=money,
-                ),
-                title=title,
-                headers=["Day", *(g.title() for g in gateways), "Total"],
-                rows=[
+            _daily_chart(
+                chart_id=f"volume-{currency.lower()}",
+                title=f"Captured volume per day, {currency}",
+                labels=labels,
+                series=[Series(g.title(), per_gateway[g]) for g in gateways],
+                columns=[*(g.title() for g in gateways), "Total"],
+                cells=[
                     [
-                        labels[n],
                         *(money(per_gateway[g][n]) for g in gateways),
                         money(sum(per_gateway[g][n] for g in gateways)),
                     ]
                     for n in range(days)
                 ],
+                value_text=money,
             )
         )
 
@@ -153,50 +168,40 @@ def payments_overview(*, today: datetime.date, days: int = 30) -> PaymentsOvervi
             100 * s / (s + f) if s + f else 0.0
             for s, f in zip(succeeded[gateway], failed[gateway], strict=True)
         ]
-        title = f"Success rate per day, {gateway.title()}"
         overview.success_charts.append(
-            Chart(
-                svg=bar_chart(
-                    chart_id=f"success-{gateway}",
-                    title=title,
-                    labels=labels,
-                    series=[Series("Success rate", rates)],
-                    value_text=_percent,
-                    max_value=100,
-                ),
-                title=title,
-                headers=["Day", "Succeeded", "Failed", "Success rate"],
-                rows=[
+            _daily_chart(
+                chart_id=f"success-{gateway}",
+                title=f"Success rate per day, {gateway.title()}",
+                labels=labels,
+                series=[Series("Success rate", rates)],
+                columns=["Succeeded", "Failed", "Success rate"],
+                cells=[
                     [
-                        labels[n],
                         str(succeeded[gateway][n]),
                         str(failed[gateway][n]),
                         _percent(rates[n]) if succeeded[gateway][n] + failed[gateway][n] else "—",
                     ]
                     for n in range(days)
                 ],
+                value_text=_percent,
+                max_value=100,
             )
         )
 
-    title = "Refunds requested per day"
-    overview.refund_chart = Chart(
-        svg=bar_chart(
-            chart_id="refunds",
-            title=title,
-            labels=labels,
-            series=[Series(g.title(), refunds[g]) for g in gateways],
-            value_text=lambda value: f"{int(value):,}",
-        ),
-        title=title,
-        headers=["Day", "Refunds", *(f"Amount {c}" for c in currencies)],
-        rows=[
+    overview.refund_chart = _daily_chart(
+        chart_id="refunds",
+        title="Refunds requested per day",
+        labels=labels,
+        series=[Series(g.title(), refunds[g]) for g in gateways],
+        columns=["Refunds", *(f"Amount {c}" for c in currencies)],
+        cells=[
             [
-                labels[n],
                 str(sum(refunds[g][n] for g in gateways)),
                 *(format_minor(refund_amounts[c][n], c) for c in currencies),
             ]
             for n in range(days)
         ],
+        value_text=lambda value: f"{int(value):,}",
     )
     overview.refunded = [
         (

@@ -373,12 +373,18 @@ class SandboxGateway:
                     if fails
                     else {"status": "succeeded"},
                 )
-            return GatewayRefund(
-                reference=row.reference,
-                status=row.data["status"],
-                amount=row.data["amount"],
-                refund_id=row.data["refund_id"],
-            )
+            return self._refund(row)
+
+    @staticmethod
+    def _refund_fields(row: SandboxObject) -> dict[str, Any]:
+        return {
+            "reference": row.reference,
+            "status": row.data["status"],
+            "amount": row.data["amount"],
+        }
+
+    def _refund(self, row: SandboxObject) -> GatewayRefund:
+        return GatewayRefund(**self._refund_fields(row), refund_id=row.data["refund_id"])
 
     def _refunds(self, reference: str) -> list[SandboxObject]:
         return list(
@@ -396,15 +402,7 @@ class SandboxGateway:
 
     def refunds_for_payment(self, *, reference: str) -> list[GatewayRefund]:
         self._get(SandboxObject.Kind.PAYMENT, reference)
-        return [
-            GatewayRefund(
-                reference=r.reference,
-                status=r.data["status"],
-                amount=r.data["amount"],
-                refund_id=r.data["refund_id"],
-            )
-            for r in self._refunds(reference)
-        ]
+        return [self._refund(r) for r in self._refunds(reference)]
 
     def payment_reference_for_charge(self, *, charge_reference: str) -> str:
         # The sandbox has no separate charges: a payment is its own charge.
@@ -422,13 +420,9 @@ class SandboxGateway:
         return self._payment(row) if row is not None else None
 
     def list_refunds(self, *, reference: str, currency: str) -> list[GatewayRefundSeen]:
+        # As a gateway lists it: our refund's id comes back as `our_id`, not as `refund_id`.
         return [
-            GatewayRefundSeen(
-                reference=r.reference,
-                status=r.data["status"],
-                amount=r.data["amount"],
-                our_id=r.data["refund_id"],
-            )
+            GatewayRefundSeen(**self._refund_fields(r), our_id=r.data["refund_id"])
             for r in self._refunds(reference)
         ]
 

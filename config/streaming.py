@@ -44,7 +44,16 @@ def csv_response(
             piece = list(islice(remaining, ROWS_PER_PIECE))
             if not piece:
                 return
-            writer.writerows([neutralise(cell) for cell in row] for row in piece)
+            # neutralise(), inlined: a call per cell was a tenth of the export's time.
+            writer.writerows(
+                [
+                    "'" + cell
+                    if isinstance(cell, str) and cell.startswith(FORMULA_PREFIXES)
+                    else cell
+                    for cell in row
+                ]
+                for row in piece
+            )
 
     response = StreamingHttpResponse(pieces(), content_type="text/csv; charset=utf-8")
     attach(response, stem, "csv")

@@ -13,9 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audits import context, selectors
+from audits.crypto import envelope
 from audits.crypto.reveal import reveal_state
 from audits.evidence import row_as_dict
-from audits.views import AUDIT_CSV_HEADER
+from audits.views import AUDIT_CSV_HEADER, _state_json
 from config.streaming import neutralise
 from tests.payments.factories import PaymentFactory
 
@@ -99,3 +100,14 @@ def test_an_exports_queries_do_not_grow_with_its_rows(
     many, lines_after = count()
     assert lines_after >= lines_before + 30
     assert many == few
+
+
+def test_a_state_with_an_envelope_is_revealed_as_before() -> None:
+    sealed = {"email": envelope.encrypt("ana@example.com", context="kyc.person.email"), "n": 1}
+    assert _state_json("kyc.person", sealed) == json.dumps(
+        reveal_state("kyc.person", sealed), sort_keys=True
+    )
+    assert "ana@example.com" in _state_json("kyc.person", sealed)
+    plain = {"status": "captured", "amount": 100}
+    assert _state_json("payments.payment", plain) == json.dumps(plain, sort_keys=True)
+    assert _state_json("payments.payment", None) == "null"

@@ -104,10 +104,11 @@ clean:
 
 # Each bench writes var/bench/<bench>.json; bench/summary.py ends with every figure beside its
 # floor and target, and the plots (var/bench/*.png). Figures of an earlier run are cleared first.
-bench: install  ## the audit trail's cost per change and its verification (full, incremental); key rotation; staff lists, the overview and a /metrics scrape at volume; every list and search at 10k and 1M payments; fraud scoring per payment at 10k and 1M stored; the demo's load time; screening at list size; generate_data; webhook ingest and processing (see bench/); a summary table and plots
+bench: install  ## the audit trail's cost per change and its verification (full, incremental); the audit CSV and evidence exports; key rotation; staff lists, the overview and a /metrics scrape at volume; every list and search at 10k and 1M payments; fraud scoring per payment at 10k and 1M stored; the demo's load time; screening at list size; generate_data; webhook ingest and processing (see bench/); a summary table and plots
 	rm -f var/bench/*.json var/bench/*.png
 	$(PY) bench/audit_overhead.py $(OVERHEAD_BENCH_ARGS)
 	$(PY) bench/audit_verify.py $(AUDIT_BENCH_ARGS)
+	$(PY) bench/audit_export.py $(EXPORT_BENCH_ARGS)
 	$(PY) bench/key_rotation.py $(ROTATION_BENCH_ARGS)
 	$(PY) bench/console_lists.py $(BENCH_ARGS)
 	$(PY) bench/overview.py $(BENCH_ARGS)
@@ -124,7 +125,7 @@ bench: install  ## the audit trail's cost per change and its verification (full,
 # The same measures at a small size, as CI runs them: the figures are printed, never asserted
 # (a shared CI machine's timings say nothing); what CI checks is that every bench still runs.
 bench-ci: install  ## make bench at a small size (what .ci/run runs)
-	$(MAKE) bench OVERHEAD_BENCH_ARGS="--changes 100 --rounds 1" AUDIT_BENCH_ARGS="--rows 5000" \
+	$(MAKE) bench OVERHEAD_BENCH_ARGS="--changes 100 --rounds 1" AUDIT_BENCH_ARGS="--rows 5000" EXPORT_BENCH_ARGS="--rows 5000" \
 	  ROTATION_BENCH_ARGS="--values 3000" BENCH_ARGS="--rows=2000" FRAUD_BENCH_ARGS="--large 20000" \
 	  DEMO_BENCH_ARGS="--days 30" \
 	  SCREENING_BENCH_ARGS="--entries 2000 --names 50 --merchants 200 --difflib-sample 1" \

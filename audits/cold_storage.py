@@ -186,7 +186,9 @@ def _export(
     filters = {"partition": name, "from": low.isoformat(), "to": high.isoformat()}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        for chunk in evidence.stream_evidence(counted(), filters=filters):
+        for chunk in evidence.stream_evidence(
+            (evidence.row_as_dict(row) for row in counted()), filters=filters
+        ):
             data = chunk.encode()
             digest.update(data)
             handle.write(chunk)

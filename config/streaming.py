@@ -5,7 +5,9 @@ Every CSV export goes through csv_response, so every one neutralises formula cel
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -21,22 +23,39 @@ def neutralise(value: object) -> object:
     return value
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
+# Rows are written into one piece per this many: one write per piece, not per row.
+ROWS_PER_PIECE = 500
 
 
 def csv_response(
     header: Sequence[str], rows: Iterable[Sequence[object]], *, stem: str
 ) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
+    def pieces() -> Iterator[str]:
+        # One buffer per piece of rows, written by writerows: a generator step and a write
+        # per row cost more than the row's formatting.
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow([neutralise(cell) for cell in header])
+        remaining = iter(rows)
+        while True:
+            yield buffer.getvalue()  # the header first, before any row is read
+            buffer.seek(0)
+            buffer.truncate()
+            piece = list(islice(remaining, ROWS_PER_PIECE))
+            if not piece:
+                return
+            # neutralise(), inlined: a call per cell was a tenth of the export's time.
+            writer.writerows(
+                [
+                    "'" + cell
+                    if isinstance(cell, str) and cell.startswith(FORMULA_PREFIXES)
+                    else cell
+                    for cell in row
+                ]
+                for row in piece
+            )
 
-    def lines() -> Iterator[str]:
-        yield writer.writerow([neutralise(cell) for cell in header])
-        for row in rows:
-            yield writer.writerow([neutralise(cell) for cell in row])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(pieces(), content_type="text/csv; charset=utf-8")
     attach(response, stem, "csv")
     return response
 

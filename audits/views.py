@@ -72,19 +72,7 @@ AUDIT_CSV_HEADER = [
 ]
 # The columns the CSV's rows are made of, read as plain values (no model instance per row).
 AUDIT_CSV_COLUMNS = [
-    "created_at",
-    "action_type",
-    "object_type",
-    "object_id",
-    "user__username",
-    "ip_address",
-    "device_id",
-    "request_id",
-    "chain",
-    "seq",
-    "row_hash",
-    "before_state",
-    "after_state",
+    "user__username" if column == "user" else column for column in AUDIT_CSV_HEADER
 ]
 
 

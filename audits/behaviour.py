@@ -110,18 +110,24 @@ def staff_new_network(*, user: Any, network: str) -> None:
     )
 
 
-def _record(user: Any, kind: str, finding: Finding) -> None:
+def staff_security_record(*, user: Any, action: str, after: dict[str, Any]) -> None:
+    """A `security.<action>` row about a staff person, naming them as its actor: what they did
+    or what was noticed of them (here, and a sign-in from a new device in audits/devices.py)."""
     from . import security
 
     security.record(
+        action=action, object_type="auth.user", object_id=user.pk, after=after, actor_id=user.pk
+    )
+
+
+def _record(user: Any, kind: str, finding: Finding) -> None:
+    staff_security_record(
+        user=user,
         action="staff_unusual",
-        object_type="auth.user",
-        object_id=user.pk,
         after={
             "rule": finding.rule,
             "activity": kind,
             "figures": finding.figures,
             "explanation": finding.explanation,
         },
-        actor_id=user.pk,
     )

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, OutputWrapper
 
 from . import context
 
@@ -14,3 +15,9 @@ class AuditedCommand(BaseCommand):
         name = type(self).__module__.rsplit(".", 1)[-1]
         with context.bind(source="command", detail=name):
             return super().execute(*args, **options)
+
+
+def write_labelled(stream: OutputWrapper, label: str, lines: Iterable[str]) -> None:
+    """Each line of a command's report under its label ("FIXED ...", "REFUSED ..."), one a row."""
+    for line in lines:
+        stream.write(f"{label} {line}")

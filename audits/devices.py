@@ -141,8 +141,7 @@ def staff_signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None
     to the security trail and told to the person."""
     if request is None or not getattr(user, "is_staff", False):
         return
-    from . import security
-    from .behaviour import staff_activity_record, staff_new_network
+    from .behaviour import staff_activity_record, staff_new_network, staff_security_record
     from .models import StaffActivityKind
 
     fp = fingerprint(request)
@@ -151,16 +150,14 @@ def staff_signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None
     if seen.new_network and not seen.first_for_subject and fp.network:
         staff_new_network(user=user, network=fp.network)
     if seen.new_device:
-        security.record(
+        staff_security_record(
+            user=user,
             action="device_new",
-            object_type="auth.user",
-            object_id=user.pk,
             after={
                 **fp.summary,
                 "new_network": seen.new_network,
                 "first_device": seen.first_for_subject,
             },
-            actor_id=user.pk,
         )
         if hasattr(request, "_messages"):
             from django.contrib import messages

@@ -8,6 +8,7 @@ transaction of the change.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from auditlog.diff import model_instance_diff
@@ -105,61 +106,58 @@ def after_save(
 ) -> None:
     before = instance.__dict__.pop(STORED_BEFORE, None)
     if created or before is None:
-        _record(
-            instance,
-            action=LogEntry.Action.CREATE,
-            before=None,
-            after=instance,
-            changed_fields=None,
-        )
+        _record(_Change(instance, LogEntry.Action.CREATE, before=None, after=instance))
     else:
+        changed = frozenset(update_fields) if update_fields else None
         _record(
-            instance,
-            action=LogEntry.Action.UPDATE,
-            before=before,
-            after=instance,
-            changed_fields=frozenset(update_fields) if update_fields else None,
+            _Change(
+                instance,
+                LogEntry.Action.UPDATE,
+                before=before,
+                after=instance,
+                changed_fields=changed,
+            )
         )
 
 
 def after_delete(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
     _require_transaction(instance)
-    _record(
-        instance, action=LogEntry.Action.DELETE, before=instance, after=None, changed_fields=None
-    )
+    _record(_Change(instance, LogEntry.Action.DELETE, before=instance, after=None))
 
 
-def _seal_changes(
-    instance: models.Model,
-    changes: dict[str, Any],
-    before: models.Model | None,
-    after: models.Model | None,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """One save or delete of an audited model, as the receivers record it."""
+
+    instance: models.Model
+    action: int
+    before: models.Model | None
+    after: models.Model | None
+    changed_fields: frozenset[str] | None = None
+
+
+def _seal_changes(change: _Change, changes: dict[str, Any]) -> None:
     """The diff compares plaintexts (a re-save is no change); the entry keeps envelopes."""
-    for field in instance._meta.concrete_fields:
+    for field in change.instance._meta.concrete_fields:
         if isinstance(field, EncryptedMixin) and field.name in changes:
             changes[field.name] = [
                 None if row is None else envelope_of(field, getattr(row, field.attname))
-                for row in (before, after)
+                for row in (change.before, change.after)
             ]
 
 
-def _log_fields(
-    instance: models.Model,
-    *,
-    action: int,
-    before: models.Model | None,
-    after: models.Model | None,
-    changed_fields: frozenset[str] | None,
-) -> dict[str, Any] | None:
+def _log_fields(change: _Change) -> dict[str, Any] | None:
     """The change-log entry's fields for a change, or None for an update that changed nothing."""
     changes = model_instance_diff(
-        before, after, fields_to_check=changed_fields, use_json_for_changes=True
+        change.before,
+        change.after,
+        fields_to_check=change.changed_fields,
+        use_json_for_changes=True,
     )
-    if action == LogEntry.Action.UPDATE and not changes:
+    if change.action == LogEntry.Action.UPDATE and not changes:
         return None
-    _seal_changes(instance, changes, before, after)
-    return {"action": action, "changes": changes, **context_columns(context.current())}
+    _seal_changes(change, changes)
+    return {"action": change.action, "changes": changes, **context_columns(context.current())}
 
 
 def update_entry(
@@ -172,11 +170,13 @@ def update_entry(
     if options is not None and options.payment_audit:
         raise ValueError(f"{type(instance).__name__} is written to payment_audits: save it")
     fields = _log_fields(
-        instance,
-        action=LogEntry.Action.UPDATE,
-        before=before,
-        after=instance,
-        changed_fields=changed_fields,
+        _Change(
+            instance,
+            LogEntry.Action.UPDATE,
+            before=before,
+            after=instance,
+            changed_fields=changed_fields,
+        )
     )
     return None if fields is None else _log_entry(instance, **fields)
 
@@ -188,19 +188,11 @@ _ACTION_NAMES = {
 }
 
 
-def _record(
-    instance: models.Model,
-    *,
-    action: int,
-    before: models.Model | None,
-    after: models.Model | None,
-    changed_fields: frozenset[str] | None,
-) -> None:
-    log_fields = _log_fields(
-        instance, action=action, before=before, after=after, changed_fields=changed_fields
-    )
+def _record(change: _Change) -> None:
+    log_fields = _log_fields(change)
     if log_fields is None:
         return  # a save that changed nothing is not a change
+    instance, before, after = change.instance, change.before, change.after
     ctx = context.current()
     actor_id, source = log_fields["actor_id"], ctx.source
     options = options_for(type(instance))
@@ -211,10 +203,10 @@ def _record(
     before_state = snapshot(before, mask_fields=masked) if before is not None else None
     after_state = None
     if after is not None:
-        if before_state is not None and changed_fields is not None:
+        if before_state is not None and change.changed_fields is not None:
             after_state = {
                 **before_state,
-                **snapshot(after, mask_fields=masked, only=changed_fields),
+                **snapshot(after, mask_fields=masked, only=change.changed_fields),
             }
         else:
             after_state = snapshot(after, mask_fields=masked)
@@ -223,7 +215,7 @@ def _record(
         log_entry=_log_entry(instance, **log_fields),
         row=PaymentAudit(
             user_id=actor_id,
-            action_type=f"{source}.{model_name}.{_ACTION_NAMES[action]}"[:50],
+            action_type=f"{source}.{model_name}.{_ACTION_NAMES[change.action]}"[:50],
             object_type=instance._meta.label_lower,
             object_id=str(instance.pk),
             before_state=before_state,

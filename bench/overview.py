@@ -27,39 +27,34 @@ STATUSES = ["captured"] * 7 + ["failed", "canceled", "pending", "refunded", "par
 
 
 def fill(rows: int) -> None:
+    print(f"Filling {rows:,} payments over {DAYS} days...")
     merchants = [measuring.bench_merchant(n) for n in range(1, 7)]
     today = timezone.now().date()
-    batch = 20_000
-    for start in range(0, rows, batch):
-        day = today - datetime.timedelta(days=(start // batch) % DAYS)
-        # Test data straight into the table: the audited managers refuse bulk writes.
-        created = QuerySet(Payment).bulk_create(
-            [
-                Payment(
-                    merchant=merchants[n % len(merchants)],
-                    gateway=("stripe", "braintree")[n % 2],
-                    amount=100 + n % 5000,
-                    currency=("EUR", "GBP", "USD")[n % 3],
-                    status=STATUSES[n % len(STATUSES)],
-                    captured_amount=0
-                    if STATUSES[n % len(STATUSES)] in ("failed", "canceled", "pending")
-                    else 100 + n % 5000,
-                )
-                for n in range(start, min(start + batch, rows))
-            ]
+
+    def payment(n: int) -> Payment:
+        status = STATUSES[n % len(STATUSES)]
+        return Payment(
+            merchant=merchants[n % len(merchants)],
+            gateway=("stripe", "braintree")[n % 2],
+            amount=100 + n % 5000,
+            currency=("EUR", "GBP", "USD")[n % 3],
+            status=status,
+            captured_amount=0 if status in ("failed", "canceled", "pending") else 100 + n % 5000,
         )
-        # created_at is auto_now_add: move the batch to its day afterwards.
+
+    def to_its_day(number: int, created: list[Payment]) -> None:
+        # created_at is auto_now_add: move each batch to its day afterwards.
+        day = today - datetime.timedelta(days=number % DAYS)
         QuerySet(Payment).filter(pk__in=[p.pk for p in created]).update(
             created_at=datetime.datetime.combine(day, datetime.time(12), tzinfo=datetime.UTC)
         )
-        measuring.print_inserted(start + batch, rows, "payments")
-    measuring.analyze_payments()
+
+    measuring.bulk_fill(Payment, rows, payment, what="payments", then=to_its_day)
 
 
 def main() -> None:
     rows = measuring.rows_option()
     with throwaway_database():
-        print(f"Filling {rows:,} payments over {DAYS} days...")
         fill(rows)
         started = time.perf_counter()
         rollups_refresh(day=timezone.now().date())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import time
+from typing import Any
 
 import measuring
 
@@ -22,6 +23,14 @@ from measuring import Figure, throwaway_database  # noqa: E402
 from audits.verify import verify_database  # noqa: E402
 from kyc.demo import volume  # noqa: E402
 
+# The tables generate_data fills, each timed through its function: the size option (the key in
+# volume.json), the function, and the table's name as printed and in the summary.
+STAGES = (
+    ("payments", "payments_generate", "payments", "payments"),
+    ("kyc_cases", "cases_generate", "KYC cases", "KYC cases"),
+    ("audit_rows", "audit_rows_generate", "audit rows, chained", "chained audit rows"),
+)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -32,10 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     timings: dict[str, float] = {}
     # Time each stage through the command's own progress calls.
-    real = {
-        name: getattr(volume, name)
-        for name in ("payments_generate", "cases_generate", "audit_rows_generate")
-    }
+    real = {function: getattr(volume, function) for _, function, _, _ in STAGES}
 
     def timed(name: str):  # type: ignore[no-untyped-def]
         def run(*a, **kw):  # type: ignore[no-untyped-def]
@@ -66,46 +72,24 @@ def main() -> None:
     finally:
         for name, function in real.items():
             setattr(volume, name, function)
-    figures = {
-        "database": connection.vendor,
-        "payments": args.payments,
-        "payments_per_s": args.payments / timings["payments_generate"],
-        "kyc_cases": args.kyc_cases,
-        "kyc_cases_per_s": args.kyc_cases / timings["cases_generate"],
-        "audit_rows": args.audit_rows,
-        "audit_rows_per_s": args.audit_rows / timings["audit_rows_generate"],
-        "verify_rows": report.rows_checked,
-        "verify_rows_per_s": report.rows_checked / verify_s,
-    }
+    figures: dict[str, Any] = {"database": connection.vendor}
+    reported = []
     print(f"\ngenerate_data and verify_audit_chain on {connection.vendor}:")
-    for label, value in [
-        (f"payments ({args.payments:,})", f"{figures['payments_per_s']:,.0f} rows/s"),
-        (f"KYC cases ({args.kyc_cases:,})", f"{figures['kyc_cases_per_s']:,.0f} rows/s"),
-        (
-            f"audit rows, chained ({args.audit_rows:,})",
-            f"{figures['audit_rows_per_s']:,.0f} rows/s",
-        ),
-        (
-            f"verify_audit_chain, every row ({report.rows_checked:,})",
-            f"{figures['verify_rows_per_s']:,.0f} rows/s",
-        ),
-    ]:
-        print(f"  {label:<52} {value:>16}")
-    measuring.report(
-        "volume",
-        [
-            Figure("generate_data, payments", figures["payments_per_s"], "rows/s"),
-            Figure("generate_data, KYC cases", figures["kyc_cases_per_s"], "rows/s"),
-            Figure("generate_data, chained audit rows", figures["audit_rows_per_s"], "rows/s"),
-            Figure(
-                "verify_audit_chain, every row",
-                figures["verify_rows_per_s"],
-                "rows/s",
-                target=">= 100000",
-            ),
-        ],
-        details=figures,
-    )
+
+    def rate(key: str, rows: int, seconds: float, label: str) -> float:
+        """Rows per second into the figures and the printed table."""
+        per_s = rows / seconds
+        figures[key], figures[f"{key}_per_s"] = rows, per_s
+        what, value = f"{label} ({rows:,})", f"{per_s:,.0f} rows/s"
+        print(f"  {what:<52} {value:>16}")
+        return per_s
+
+    for option, function, label, name in STAGES:
+        per_s = rate(option, getattr(args, option), timings[function], label)
+        reported.append(Figure(f"generate_data, {name}", per_s, "rows/s"))
+    per_s = rate("verify_rows", report.rows_checked, verify_s, "verify_audit_chain, every row")
+    reported.append(Figure("verify_audit_chain, every row", per_s, "rows/s", target=">= 100000"))
+    measuring.report("volume", reported, details=figures)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from rapidfuzz import fuzz, process
@@ -134,6 +134,9 @@ class ListEntry:
 CDIST_CHUNK = 128
 # From this many names in one screen() call, search_many is the faster way.
 MANY_NAMES = 32
+# How search and search_many both score a normalised name against the list's: the one
+# comparison, so that the two give the same hits.
+_COMPARISON: dict[str, Any] = {"scorer": fuzz.ratio, "processor": None}
 
 
 class ListIndex:
@@ -169,12 +172,7 @@ class ListIndex:
             return []
         low, high = self._within_reach(len(key), len(key), threshold)
         found = process.extract(
-            key,
-            self.keys[low:high],
-            scorer=fuzz.ratio,
-            processor=None,
-            score_cutoff=threshold,
-            limit=None,
+            key, self.keys[low:high], score_cutoff=threshold, limit=None, **_COMPARISON
         )
         return self._matches(screened, ((low + offset, score) for _, score, offset in found))
 
@@ -200,11 +198,10 @@ class ListIndex:
             scores = process.cdist(
                 chunk,
                 self.keys[low:high],
-                scorer=fuzz.ratio,
-                processor=None,
                 score_cutoff=threshold,
                 dtype=np.float32,
                 workers=1,
+                **_COMPARISON,
             )
             rows, columns = np.nonzero(scores)
             hits: dict[int, list[tuple[int, float]]] = {}

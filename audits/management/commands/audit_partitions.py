@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audits import cold_storage, partitions
+from audits.commands import write_labelled
 from audits.models import AuditDetachment
 
 
@@ -55,12 +56,9 @@ class Command(BaseCommand):
         if not 0 <= months_ahead <= 24:
             raise CommandError("--months-ahead must be between 0 and 24.")
         result = partitions.ensure_ahead(months_ahead)
-        for name in result.created:
-            self.stdout.write(f"created {name}")
-        for name in result.existing:
-            self.stdout.write(f"exists  {name}")
-        for message in result.refused:
-            self.stderr.write(f"REFUSED {message}")
+        write_labelled(self.stdout, "created", result.created)
+        write_labelled(self.stdout, "exists ", result.existing)
+        write_labelled(self.stderr, "REFUSED", result.refused)
         if result.refused:
             raise CommandError(
                 "some partitions could not be created (rows of their month in DEFAULT)"

@@ -1,3 +1,6 @@
+"""Give a staff user a TOTP device (second factor) and print the otpauth:// address to add to an
+authenticator app. The address holds the secret: show it only to that person."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,11 +14,7 @@ from audits.commands import AuditedCommand
 
 
 class Command(AuditedCommand):
-    help = (
-        "Give a staff user a TOTP device (second factor) and print the otpauth:// address "
-        "to add to an authenticator app. The address holds the secret: show it only to "
-        "that person."
-    )
+    help = __doc__
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("username")

@@ -1,3 +1,7 @@
+"""A data-subject access request (GDPR art. 15): print as JSON everything held about the merchant
+contact person with this email (found through the blind index). Each export is recorded in the
+security trail."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +14,7 @@ from kyc.privacy import SubjectNotFound, subject_data_export
 
 
 class Command(AuditedCommand):
-    help = (
-        "A data-subject access request (GDPR art. 15): print as JSON everything held about the "
-        "merchant contact person with this email (found through the blind index). Each export "
-        "is recorded in the security trail."
-    )
+    help = __doc__
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--email", required=True, help="the contact person's email")

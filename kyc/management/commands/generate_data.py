@@ -1,24 +1,32 @@
-"""Data at volume for `make bench` (kyc/demo/volume.py). In kyc: it writes both apps' rows."""
+"""Generate merchants, payments, KYC cases and payment audit rows at a chosen size, in batches,
+with a progress bar. The audit rows are chained like the application's own: verify_audit_chain
+verifies them. For benches, on a database you can throw away."""
 
 from __future__ import annotations
 
 import random
 import sys
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from django.core.management.base import CommandError
 
 from audits.commands import AuditedCommand
 from kyc.demo import volume
 
+# Data at volume for `make bench` (kyc/demo/volume.py). In kyc: it writes both apps' rows.
+
+
+class _Batched(TypedDict):
+    """What every table written in batches is generated with."""
+
+    batch_size: int
+    rng: random.Random
+    progress: volume.Progress
+
 
 class Command(AuditedCommand):
-    help = (
-        "Generate merchants, payments, KYC cases and payment audit rows at a chosen size, in "
-        "batches, with a progress bar. The audit rows are chained like the application's own: "
-        "verify_audit_chain verifies them. For benches, on a database you can throw away."
-    )
+    help = __doc__
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--merchants", type=int, default=1_000)
@@ -51,7 +59,6 @@ class Command(AuditedCommand):
         if sizes["audit_rows"] and not sizes["payments"]:
             raise CommandError("Audit rows are about payments: generate some (--payments).")
         rng = random.Random(options["seed"])  # noqa: S311  # nosec B311 (generated data, not secrets)
-        batch = options["batch_size"]
         self._started: dict[str, float] = {}
         began = time.monotonic()
 
@@ -64,31 +71,14 @@ class Command(AuditedCommand):
         )
         stage("merchants")
         merchants = volume.merchants_generate(sizes["merchants"], rng=rng, progress=self._progress)
+        batched = _Batched(batch_size=options["batch_size"], rng=rng, progress=self._progress)
         stage("payments")
-        payments = volume.payments_generate(
-            sizes["payments"],
-            merchants=merchants,
-            batch_size=batch,
-            rng=rng,
-            progress=self._progress,
-        )
+        payments = volume.payments_generate(sizes["payments"], merchants=merchants, **batched)
         stage("KYC cases")
-        volume.cases_generate(
-            sizes["kyc_cases"],
-            merchants=merchants,
-            batch_size=batch,
-            rng=rng,
-            progress=self._progress,
-        )
+        volume.cases_generate(sizes["kyc_cases"], merchants=merchants, **batched)
         stage("audit rows")
         if sizes["audit_rows"]:
-            volume.audit_rows_generate(
-                sizes["audit_rows"],
-                payments=payments,
-                batch_size=batch,
-                rng=rng,
-                progress=self._progress,
-            )
+            volume.audit_rows_generate(sizes["audit_rows"], payments=payments, **batched)
         self.stdout.write(
             "Generated {merchants:,} merchants, {payments:,} payments, {kyc_cases:,} KYC cases "
             "and {audit_rows:,} audit rows".format(**sizes)

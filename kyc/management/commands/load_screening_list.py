@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,15 @@ from kyc.screening_lists import detect_format, parse_list_file
 from kyc.services import screening_list_replace
 
 FORMATS = ["auto", *ScreeningListFormat.values]
+
+
+@contextmanager
+def _nothing_loaded(message: Callable[[KycError], str]) -> Iterator[None]:
+    """A file or a load refused stops the command, saying why in `message(error)`."""
+    try:
+        yield
+    except KycError as exc:
+        raise CommandError(message(exc)) from exc
 
 
 class Command(AuditedCommand):
@@ -62,20 +73,18 @@ class Command(AuditedCommand):
             "internal" if fmt == ScreeningListFormat.OURS else "opensanctions"
         )
         self.stderr.write(f"Reading {path} as {ScreeningListFormat(fmt).label}...")
-        try:
+        with _nothing_loaded(lambda exc: f"{path}: {exc}. Nothing was loaded."):
             parsed = parse_list_file(
                 path,
                 format=fmt,
                 default_category=options["default_category"],
                 progress=self._progress("read"),
             )
-        except KycError as exc:
-            raise CommandError(f"{path}: {exc}. Nothing was loaded.") from exc
         self.stderr.write(
             f"Read {len(parsed.entries):,} entries ({parsed.skipped:,} rows of other schemas "
             f"skipped); replacing the feed '{feed}'..."
         )
-        try:
+        with _nothing_loaded(lambda exc: f"{exc} Nothing was loaded."):
             load = screening_list_replace(
                 feed=feed,
                 format=fmt,
@@ -83,8 +92,6 @@ class Command(AuditedCommand):
                 parsed=parsed,
                 progress=self._progress("written"),
             )
-        except KycError as exc:
-            raise CommandError(f"{exc} Nothing was loaded.") from exc
         self.stdout.write(
             f"Loaded {load.entry_count:,} entries ({load.name_count:,} names and aliases) into "
             f"the feed '{feed}' (list version {load.pk})."

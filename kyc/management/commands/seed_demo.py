@@ -1,7 +1,5 @@
-"""Demo data for trying the back-office (kyc/demo/): two staff users per role, merchants and
-KYC cases in every state, and 90 days of payments, refunds and disputes on the sandbox gateway.
-Safe to run again: it adds nothing twice. It lives in kyc, the one app that may see both apps
-(kyc uses payments, never the reverse)."""
+"""Load demo data (idempotent): staff, merchants, KYC cases in every state and DAYS days of
+payments on the sandbox gateway; print the demo staff users and their passwords."""
 
 from __future__ import annotations
 
@@ -23,16 +21,18 @@ from kyc.demo.payouts import load_payout_accounts
 from kyc.models import KycCase
 from payments.models import Chargeback, Merchant, Payment, Refund, WebhookEvent
 
+# Demo data for trying the back-office (kyc/demo/): two staff users per role, merchants and KYC
+# cases in every state, and 90 days of payments, refunds and disputes on the sandbox gateway.
+# Safe to run again: it adds nothing twice. It lives in kyc, the one app that may see both apps
+# (kyc uses payments, never the reverse).
+
 # Kept for callers (tests) that point the credentials elsewhere.
 CREDENTIALS_FILE = staff.CREDENTIALS_FILE
 LAST_STEP_EVENT = "evt_demo_0000"
 
 
 class Command(AuditedCommand):
-    help = (
-        "Load demo data (idempotent): staff, merchants, KYC cases in every state and DAYS days "
-        "of payments on the sandbox gateway; print the demo staff users and their passwords."
-    )
+    help = __doc__
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(

@@ -1,3 +1,7 @@
+"""Compare a gateway's payments, refunds and disputes with ours since a date: settle payments left
+without a gateway reference, apply the states webhooks missed (audited as reconciliation), record
+refunds made at the gateway, and print what differs."""
+
 from __future__ import annotations
 
 import datetime
@@ -5,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from audits.commands import AuditedCommand
+from audits.commands import AuditedCommand, write_labelled
 from payments.gateways import GatewayNotConfigured
 
 from ...services.reconcile import reconcile
@@ -20,11 +24,7 @@ def _date(value: str) -> datetime.datetime:
 
 
 class Command(AuditedCommand):
-    help = (
-        "Compare a gateway's payments, refunds and disputes with ours since a date: settle "
-        "payments left without a gateway reference, apply the states webhooks missed (audited "
-        "as reconciliation), record refunds made at the gateway, and print what differs."
-    )
+    help = __doc__
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--gateway", required=True, choices=["stripe", "braintree"])
@@ -47,9 +47,6 @@ class Command(AuditedCommand):
             f"{len(report.differences)} other differences, "
             f"{len(report.errors)} errors (run {report.run_id})."
         )
-        for line in report.fixed:
-            self.stdout.write(f"  FIXED {line}")
-        for line in report.differences:
-            self.stdout.write(f"  DIFFERS {line}")
-        for line in report.errors:
-            self.stderr.write(f"  ERROR {line}")
+        write_labelled(self.stdout, "  FIXED", report.fixed)
+        write_labelled(self.stdout, "  DIFFERS", report.differences)
+        write_labelled(self.stderr, "  ERROR", report.errors)

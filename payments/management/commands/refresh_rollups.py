@@ -1,3 +1,7 @@
+"""Rebuild the overview's daily payment roll-ups for today and the N-1 days before it (UTC days,
+oldest first). Beat does today and yesterday every few minutes; run this after loading data or to
+backfill."""
+
 from __future__ import annotations
 
 import time
@@ -10,11 +14,7 @@ from ...services.rollups import RollupRefreshed, rollups_refresh_recent
 
 
 class Command(BaseCommand):
-    help = (
-        "Rebuild the overview's daily payment roll-ups for today and the N-1 days before it "
-        "(UTC days, oldest first). Beat does today and yesterday every few minutes; run this "
-        "after loading data or to backfill."
-    )
+    help = __doc__
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--days", type=int, default=2, metavar="N")

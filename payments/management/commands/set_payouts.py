@@ -1,3 +1,6 @@
+"""Enable or disable payouts for merchants. Enabling needs the merchant's payout account verified
+by micro-deposits; a merchant without one is refused and left as it was."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,10 +15,7 @@ from payments.services.payout_accounts import merchant_payouts_set
 
 
 class Command(AuditedCommand):
-    help = (
-        "Enable or disable payouts for merchants. Enabling needs the merchant's payout account "
-        "verified by micro-deposits; a merchant without one is refused and left as it was."
-    )
+    help = __doc__
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(

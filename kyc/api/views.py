@@ -9,7 +9,7 @@ from typing import Any
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -20,10 +20,13 @@ from kyc import owners as kyc_owners
 from kyc import selectors as kyc_selectors
 from kyc import services as kyc_services
 from kyc.models import BeneficialOwner, KycCase, KycDocument, OwnershipHeld
-from payments.integration.errors import ErrorSerializer
 from payments.integration.permissions import merchant_for_request, merchant_scope
-from payments.integration.serializers import PersonalFieldsSerializer
-from payments.integration.views import ApiMixin, IdCursorPagination
+from payments.integration.serializers import (
+    ClosedInputSerializer,
+    PersonalFieldsSerializer,
+    RowOutputSerializer,
+)
+from payments.integration.views import ApiMixin, RowActionApi, validated
 from payments.models import Merchant
 
 
@@ -34,9 +37,7 @@ class KycCaseCreateInputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=KycCase.Kind.choices)
 
 
-class KycCaseOutputSerializer(serializers.ModelSerializer):
-    merchant = serializers.IntegerField(source="merchant_id", read_only=True)
-
+class KycCaseOutputSerializer(RowOutputSerializer):
     class Meta:
         model = KycCase
         fields = [
@@ -67,9 +68,7 @@ class KycDocumentInputSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="PDF, PNG or JPEG")
 
 
-class KycDocumentOutputSerializer(serializers.ModelSerializer):
-    case = serializers.IntegerField(source="case_id", read_only=True)
-
+class KycDocumentOutputSerializer(RowOutputSerializer):
     class Meta:
         model = KycDocument
         fields = [
@@ -86,33 +85,24 @@ class KycDocumentOutputSerializer(serializers.ModelSerializer):
 
 
 class _KycCaseMixin(ApiMixin):
+    serializer_class: type[serializers.BaseSerializer[Any]] | None = KycCaseOutputSerializer
+
     def get_queryset(self) -> Any:
         cases = KycCase.objects.all()
         bound = merchant_scope(self.request)
         return cases if bound is None else cases.filter(merchant_id=bound)
 
-    def get_case(self, pk: int) -> KycCase:
-        return get_object_or_404(self.get_queryset(), pk=pk)
 
-
-class KycCaseListApi(_KycCaseMixin, generics.GenericAPIView):
+class KycCaseListApi(_KycCaseMixin, generics.ListAPIView):
     required_scopes = {"GET": "kyc:read", "POST": "kyc:write"}
     required_permissions = {"POST": "kyc.add_kyccase"}
-    pagination_class = IdCursorPagination
-    serializer_class = KycCaseOutputSerializer
-
-    @extend_schema(responses=KycCaseOutputSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(KycCaseOutputSerializer(page, many=True).data)
 
     @extend_schema(request=KycCaseCreateInputSerializer, responses={201: KycCaseOutputSerializer})
     def post(self, request: AuthenticatedRequest) -> Response:
-        data = KycCaseCreateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        merchant = merchant_for_request(request, data.validated_data.get("merchant"))
+        values = validated(KycCaseCreateInputSerializer, request.data)
+        merchant = merchant_for_request(request, values.get("merchant"))
         case = kyc_services.kyc_case_create(
-            merchant=merchant, kind=data.validated_data["kind"], actor=request.user
+            merchant=merchant, kind=values["kind"], actor=request.user
         )
         return Response(KycCaseOutputSerializer(case).data, status=status.HTTP_201_CREATED)
 
@@ -123,30 +113,21 @@ class KycCaseDetailApi(_KycCaseMixin, generics.GenericAPIView):
 
     def get(self, request: Request, pk: int) -> Response:
         """The case's status and what is still missing."""
-        case = self.get_case(pk)
+        case = self.get_object()
         # The status serializer reads it as a field.
-        case.missing = kyc_selectors.kyc_case_missing(case)  # type: ignore[attr-defined]
+        case.missing = kyc_selectors.kyc_case_missing(case)
         return Response(KycCaseStatusOutputSerializer(case).data)
 
 
-_STEP_RESPONSES = {
-    200: KycCaseOutputSerializer,
-    409: OpenApiResponse(ErrorSerializer, description="not allowed from the case's status"),
-}
-
-
-class _KycCaseStepApi(_KycCaseMixin, generics.GenericAPIView):
+class _KycCaseStepApi(_KycCaseMixin, RowActionApi):
     """One step of the merchant's side of the workflow: `step`, the service that takes it."""
 
     required_scopes = {"POST": "kyc:write"}
-    serializer_class = KycCaseOutputSerializer
     step: Callable[..., KycCase]
+    refusals = {409: "not allowed from the case's status"}
 
-    # The schema describes each step by its class's docstring: this method has none.
-    @extend_schema(request=None, responses=_STEP_RESPONSES)
-    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
-        case = type(self).step(case=self.get_case(pk), actor=request.user)
-        return Response(KycCaseOutputSerializer(case).data)
+    def act(self, case: Any, values: dict[str, Any], actor: Any) -> Any:
+        return type(self).step(case=case, actor=actor)
 
 
 class KycCaseSubmitApi(_KycCaseStepApi):
@@ -161,30 +142,22 @@ class KycCaseResubmitApi(_KycCaseStepApi):
     step = staticmethod(kyc_services.kyc_case_resubmit)
 
 
-class KycDocumentUploadApi(_KycCaseMixin, generics.GenericAPIView):
+# A file comes only as multipart: of the two parsers, the schema names that one.
+@extend_schema(request={"multipart/form-data": KycDocumentInputSerializer})
+class KycDocumentUploadApi(_KycCaseMixin, RowActionApi):
+    """Upload a document (type checked from its content); only its metadata comes back."""
+
     required_scopes = {"POST": "kyc:write"}
     parser_classes = [MultiPartParser, FormParser]
+    input_serializer_class = KycDocumentInputSerializer
     serializer_class = KycDocumentOutputSerializer
+    success_status = status.HTTP_201_CREATED
+    refusals = {422: "wrong type, empty or too large"}
 
-    @extend_schema(
-        request={"multipart/form-data": KycDocumentInputSerializer},
-        responses={
-            201: KycDocumentOutputSerializer,
-            422: OpenApiResponse(ErrorSerializer, description="wrong type, empty or too large"),
-        },
-    )
-    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
-        """Upload a document (type checked from its content); only its metadata comes back."""
-        case = self.get_case(pk)
-        data = KycDocumentInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        document = kyc_services.kyc_document_upload(
-            case=case,
-            document_type=data.validated_data["document_type"],
-            upload=data.validated_data["file"],
-            actor=request.user,
+    def act(self, case: Any, values: dict[str, Any], actor: Any) -> Any:
+        return kyc_services.kyc_document_upload(
+            case=case, document_type=values["document_type"], upload=values["file"], actor=actor
         )
-        return Response(KycDocumentOutputSerializer(document).data, status=status.HTTP_201_CREATED)
 
 
 # --- Beneficial owners (KYB) ----------------------------------------------------------------
@@ -197,7 +170,6 @@ class BeneficialOwnerOutputSerializer(PersonalFieldsSerializer):
     for the contact person); left out otherwise."""
 
     personal_fields = OWNER_PERSONAL_FIELDS
-    merchant = serializers.IntegerField(source="merchant_id", read_only=True)
 
     class Meta:
         model = BeneficialOwner
@@ -212,7 +184,9 @@ class BeneficialOwnerOutputSerializer(PersonalFieldsSerializer):
         ]
 
 
-class BeneficialOwnerInputSerializer(serializers.Serializer):
+class BeneficialOwnerInputSerializer(ClosedInputSerializer):
+    unknown_field = "Not a field of a beneficial owner."
+
     full_name = serializers.CharField(max_length=200)
     date_of_birth = serializers.DateField(help_text="YYYY-MM-DD")
     nationality = serializers.RegexField(r"^[A-Za-z]{2}$", help_text="ISO 3166-1 alpha-2")
@@ -221,15 +195,6 @@ class BeneficialOwnerInputSerializer(serializers.Serializer):
         min_value=2_500, max_value=10_000, help_text="basis points: 2500 = 25 %"
     )
     held = serializers.ChoiceField(choices=OwnershipHeld.choices, default=OwnershipHeld.DIRECTLY)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        initial = self.initial_data if isinstance(self.initial_data, dict) else {}
-        others = sorted(str(k) for k in initial if k not in self.fields)
-        if others:
-            raise serializers.ValidationError(
-                {name: ["Not a field of a beneficial owner."] for name in others}
-            )
-        return attrs
 
 
 def _owners_of(request: Request) -> Any:
@@ -245,16 +210,17 @@ class BeneficialOwnerListApi(ApiMixin, generics.GenericAPIView):
     required_permissions = {"POST": "kyc.add_beneficialowner"}
     serializer_class = BeneficialOwnerOutputSerializer
     queryset = BeneficialOwner.objects.none()  # for the schema; rows come from _owners_of
+    pagination_class = None  # a merchant's few owners, in one answer
 
-    def _merchant_id(self, request: Request, pk: int) -> int:
+    def _merchant(self, request: Request, pk: int) -> Merchant:
         bound = merchant_scope(request)
         if bound is not None and bound != pk:
             raise Http404  # another merchant's owners read as unknown
-        return pk
+        return get_object_or_404(Merchant, pk=pk)
 
     @extend_schema(responses=BeneficialOwnerOutputSerializer(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        merchant = get_object_or_404(Merchant, pk=self._merchant_id(request, pk))
+        merchant = self._merchant(request, pk)
         rows = _owners_of(request).filter(merchant=merchant).order_by("pk")
         return Response(
             BeneficialOwnerOutputSerializer(rows, many=True, context={"request": request}).data
@@ -264,35 +230,28 @@ class BeneficialOwnerListApi(ApiMixin, generics.GenericAPIView):
         request=BeneficialOwnerInputSerializer, responses={201: BeneficialOwnerOutputSerializer}
     )
     def post(self, request: AuthenticatedRequest, pk: int) -> Response:
-        merchant = get_object_or_404(Merchant, pk=self._merchant_id(request, pk))
-        data = BeneficialOwnerInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        owner = kyc_owners.beneficial_owner_add(
-            merchant=merchant, **data.validated_data, actor=request.user
-        )
+        merchant = self._merchant(request, pk)
+        values = validated(BeneficialOwnerInputSerializer, request.data)
+        owner = kyc_owners.beneficial_owner_add(merchant=merchant, **values, actor=request.user)
         return Response(
             BeneficialOwnerOutputSerializer(owner, context={"request": request}).data,
             status=status.HTTP_201_CREATED,
         )
 
 
-class BeneficialOwnerDetailApi(ApiMixin, generics.GenericAPIView):
+class BeneficialOwnerDetailApi(ApiMixin, generics.RetrieveAPIView):
     required_scopes = {"GET": "kyc:read", "PATCH": "kyc:write"}
     required_permissions = {"PATCH": "kyc.change_beneficialowner"}
     serializer_class = BeneficialOwnerOutputSerializer
 
-    def get(self, request: Request, pk: int) -> Response:
-        owner = get_object_or_404(_owners_of(request), pk=pk)
-        return Response(BeneficialOwnerOutputSerializer(owner, context={"request": request}).data)
+    def get_queryset(self) -> Any:
+        return _owners_of(self.request)
 
     @extend_schema(
         request=BeneficialOwnerInputSerializer, responses=BeneficialOwnerOutputSerializer
     )
     def patch(self, request: AuthenticatedRequest, pk: int) -> Response:
-        owner = get_object_or_404(_owners_of(request), pk=pk)
-        data = BeneficialOwnerInputSerializer(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        owner = kyc_owners.beneficial_owner_update(
-            owner=owner, **data.validated_data, actor=request.user
-        )
+        owner = self.get_object()
+        values = validated(BeneficialOwnerInputSerializer, request.data, partial=True)
+        owner = kyc_owners.beneficial_owner_update(owner=owner, **values, actor=request.user)
         return Response(BeneficialOwnerOutputSerializer(owner, context={"request": request}).data)

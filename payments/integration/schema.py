@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+
+from .errors import ErrorSerializer
+from .idempotency import HEADER
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
@@ -54,3 +60,38 @@ def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
             for code, description in descriptions.items():
                 responses.setdefault(code, {"description": description, "content": error})
     return result
+
+
+def error_response(description: str) -> OpenApiResponse:
+    """An endpoint's own refusal in the schema: the one error shape, and when it is given."""
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+class RowActionSchema(AutoSchema):
+    """A row action's operation read from what the view declares (see views.RowActionApi): the
+    body its `input_serializer_class` takes (none without one), its `serializer_class` answer
+    with `success_status`, and its own `refusals`, each status with when it is given."""
+
+    def get_request_serializer(self) -> Any:
+        view: Any = self.view
+        return view.input_serializer_class
+
+    def get_response_serializers(self) -> Any:
+        view: Any = self.view
+        refusals = {code: error_response(when) for code, when in view.refusals.items()}
+        return {view.success_status: view.serializer_class, **refusals}
+
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="a unique value per operation (e.g. a UUID), reused on retries; the first "
+    "answer is replayed for 24 hours",
+)
+
+
+def idempotent_operation(*, request: Any, responses: dict[int, Any]) -> Any:
+    """The schema of a POST that `idempotency.idempotent` runs: the key header required."""
+    return extend_schema(request=request, parameters=[IDEMPOTENCY_PARAMETER], responses=responses)

@@ -53,6 +53,16 @@ class SandboxCard:
     decline_code: str = ""
     decline_message: str = ""
 
+    def payment_fields(self) -> dict[str, str]:
+        """What a payment keeps of its card: the brand and last four (never the number), and
+        the outcome the card picks."""
+        return {
+            "brand": self.brand,
+            "last4": self.last4,
+            "outcome": self.outcome,
+            "decline_code": self.decline_code,
+        }
+
 
 SUCCESS, DECLINED, INSUFFICIENT_FUNDS, DISPUTED, REFUND_FAILS = (
     "success",
@@ -160,9 +170,8 @@ def emit_event(
 def new_object(
     kind: str, prefix: str, *, parent: str = "", idempotency_key: str = "", **data: Any
 ) -> SandboxObject:
-    """A new object at the sandbox under a new reference: a payment, refund, dispute or
-    bank-rail credit, whose `data` has a status, an amount and a currency (upper case), then
-    the fields of its kind; or an event."""
+    """A new object at the sandbox under a new reference: an event, or a payment, refund,
+    dispute or bank-rail credit (whose `data` starts with `amount_fields`)."""
     return SandboxObject.objects.create(
         kind=kind,
         reference=_new_reference(prefix),
@@ -170,6 +179,11 @@ def new_object(
         idempotency_key=idempotency_key,
         data=data,
     )
+
+
+def amount_fields(status: str, amount: int, currency: str) -> dict[str, Any]:
+    """What every payment, refund, dispute and credit at the sandbox has."""
+    return {"status": status, "amount": amount, "currency": currency.upper()}
 
 
 def refuse_unless_enabled(what: str, not_configured: Callable[[str], Exception]) -> None:
@@ -348,13 +362,11 @@ class SandboxGateway(base.PaymentGateway):
                 row = new_object(
                     SandboxObject.Kind.REFUND,
                     "re",
-                    status="pending",
-                    amount=request.amount,
-                    currency=payment.data["currency"],
-                    parent=payment.reference,
-                    idempotency_key=request.idempotency_key,
+                    **amount_fields("pending", request.amount, payment.data["currency"]),
                     refund_id=request.refund_id,
                     failure_reason="",
+                    parent=payment.reference,
+                    idempotency_key=request.idempotency_key,
                 )
                 fails = payment.data["outcome"] == REFUND_FAILS
                 self._emit(
@@ -481,16 +493,11 @@ def _payment_row(
     return new_object(
         SandboxObject.Kind.PAYMENT,
         "pay",
-        status=status,
-        amount=amount,
-        currency=currency.upper(),
-        idempotency_key=idempotency_key,
+        **amount_fields(status, amount, currency),
         captured=amount if status == "captured" else 0,
-        brand=card.brand,
-        last4=card.last4,
-        outcome=card.outcome,
+        **card.payment_fields(),
         payment_id=payment_id,
-        decline_code=card.decline_code,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -500,12 +507,10 @@ def _dispute_row(
     return new_object(
         SandboxObject.Kind.DISPUTE,
         "dp",
-        status=status,
-        amount=amount,
-        currency=currency.upper(),
-        parent=payment_reference,
+        **amount_fields(status, amount, currency),
         reason="fraudulent",
         evidence_due_by=_unix(due),
+        parent=payment_reference,
     )
 
 
@@ -523,12 +528,10 @@ def on_file_refund(*, payment_reference: str, amount: int, currency: str, refund
     return new_object(
         SandboxObject.Kind.REFUND,
         "re",
-        status="succeeded",
-        amount=amount,
-        currency=currency.upper(),
-        parent=payment_reference,
+        **amount_fields("succeeded", amount, currency),
         refund_id=refund_id,
         failure_reason="",
+        parent=payment_reference,
     ).reference
 
 
@@ -549,48 +552,40 @@ def on_file_dispute(
 
 
 def _snapshot(row: SandboxObject) -> dict[str, Any]:
+    """The object as its webhook shows it: what every kind has, then the fields of its own."""
     data = row.data
+    common = {
+        "id": row.reference,
+        "object": row.kind,
+        "status": data["status"],
+        "amount": data["amount"],
+        "currency": data["currency"],
+    }
     if row.kind == SandboxObject.Kind.CREDIT:
         # A bank-rail credit: never the account number, only its last four.
         return {
-            "id": row.reference,
-            "object": "credit",
-            "status": data["status"],
-            "amount": data["amount"],
-            "currency": data["currency"],
+            **common,
             "account_last4": data["last4"],
             "return_reason": data.get("return_reason", ""),
         }
     if row.kind == SandboxObject.Kind.PAYMENT:
         return {
-            "id": row.reference,
-            "object": "payment",
-            "status": data["status"],
-            "amount": data["amount"],
+            **common,
             "amount_captured": data["captured"],
-            "currency": data["currency"],
             "card": {"brand": data["brand"], "last4": data["last4"]},
             "decline_code": data["decline_code"] if data["status"] == "failed" else "",
             "metadata": {"payment_id": str(data["payment_id"] or "")},
         }
     if row.kind == SandboxObject.Kind.REFUND:
         return {
-            "id": row.reference,
-            "object": "refund",
+            **common,
             "payment": row.parent,
-            "status": data["status"],
-            "amount": data["amount"],
-            "currency": data["currency"],
             "failure_reason": data["failure_reason"],
             "metadata": {"refund_id": str(data["refund_id"] or "")},
         }
     return {
-        "id": row.reference,
-        "object": "dispute",
+        **common,
         "payment": row.parent,
-        "status": data["status"],
-        "amount": data["amount"],
-        "currency": data["currency"],
         "reason": data["reason"],
         "evidence_due_by": data["evidence_due_by"],
     }

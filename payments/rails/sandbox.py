@@ -15,6 +15,7 @@ from functools import partial
 from django.db import transaction
 
 from ..gateways.sandbox import (
+    amount_fields,
     emit_event,
     first_with_key,
     new_object,
@@ -51,13 +52,11 @@ class SandboxRail:
                 row = new_object(
                     SandboxObject.Kind.CREDIT,
                     "cr",
-                    status="requested",
-                    amount=amount,
-                    currency=account.currency.upper(),
-                    idempotency_key=idempotency_key,
+                    **amount_fields("requested", amount, account.currency),
                     last4=last4,
                     description=description[:64],
                     return_reason="",
+                    idempotency_key=idempotency_key,
                 )
                 emit_event("credit.sent", row, delay=webhook_delay(), change={"status": "sent"})
                 reason = RETURNING_ACCOUNTS.get(last4)

@@ -16,16 +16,7 @@ import braintree
 from django.conf import settings
 
 from ..core.money import exponent
-from .base import (
-    GatewayDeclined,
-    GatewayDispute,
-    GatewayError,
-    GatewayNotConfigured,
-    GatewayPayment,
-    GatewayRefund,
-    GatewayRefundSeen,
-    GatewayUnavailable,
-)
+from . import base
 
 PAYMENT_STATUS = {
     "authorizing": "pending",
@@ -97,7 +88,7 @@ def environment_from_settings() -> Any:
         return braintree.Environment(
             "local", host, port or "80", name, False, None, host, port or "80"
         )
-    raise GatewayNotConfigured(
+    raise base.GatewayNotConfigured(
         f"BRAINTREE_ENVIRONMENT must be sandbox, production or http://host:port, not {name!r}.",
         gateway="braintree",
     )
@@ -114,22 +105,24 @@ def _call(method: Any, *args: Any) -> Any:
         braintree.exceptions.RequestTimeoutError,
         braintree.exceptions.TooManyRequestsError,
     ) as exc:
-        raise GatewayUnavailable(str(exc) or type(exc).__name__, gateway="braintree") from exc
+        raise base.GatewayUnavailable(str(exc) or type(exc).__name__, gateway="braintree") from exc
     except braintree.exceptions.NotFoundError as exc:
-        raise GatewayError(str(exc) or "not found", gateway="braintree", code="not_found") from exc
+        raise base.GatewayError(
+            str(exc) or "not found", gateway="braintree", code="not_found"
+        ) from exc
     except braintree.exceptions.BraintreeError as exc:
-        raise GatewayError(str(exc) or type(exc).__name__, gateway="braintree") from exc
+        raise base.GatewayError(str(exc) or type(exc).__name__, gateway="braintree") from exc
     if result is None:
-        raise GatewayUnavailable("empty answer", gateway="braintree")
+        raise base.GatewayUnavailable("empty answer", gateway="braintree")
     if hasattr(result, "is_success") and not result.is_success:
         transaction = getattr(result, "transaction", None)
         if transaction is not None and transaction.status == "processor_declined":
-            raise GatewayDeclined(
+            raise base.GatewayDeclined(
                 result.message,
                 gateway="braintree",
                 code=str(getattr(transaction, "processor_response_code", "")),
             )
-        raise GatewayError(result.message, gateway="braintree")
+        raise base.GatewayError(result.message, gateway="braintree")
     return result
 
 
@@ -140,7 +133,7 @@ def our_refund_id(transaction: Any) -> int | None:
     return int(ours) if order_id.startswith("refund-") and ours.isdigit() else None
 
 
-class BraintreeGateway:
+class BraintreeGateway(base.PaymentGateway):
     name = "braintree"
 
     def __init__(self, gateway: braintree.BraintreeGateway) -> None:
@@ -154,7 +147,7 @@ class BraintreeGateway:
             and settings.BRAINTREE_PUBLIC_KEY
             and settings.BRAINTREE_PRIVATE_KEY
         ):
-            raise GatewayNotConfigured(
+            raise base.GatewayNotConfigured(
                 "Braintree is disabled: set BRAINTREE_ENVIRONMENT, BRAINTREE_MERCHANT_ID, "
                 "BRAINTREE_PUBLIC_KEY and BRAINTREE_PRIVATE_KEY.",
                 gateway="braintree",
@@ -170,12 +163,12 @@ class BraintreeGateway:
         return cls(braintree.BraintreeGateway(config))
 
     @staticmethod
-    def _payment(transaction: Any) -> GatewayPayment:
+    def _payment(transaction: Any) -> base.GatewayPayment:
         currency = (getattr(transaction, "currency_iso_code", None) or "USD").upper()
         status = PAYMENT_STATUS.get(transaction.status, "pending")
         amount = to_minor(transaction.amount, currency)
         card = getattr(transaction, "credit_card_details", None)
-        return GatewayPayment(
+        return base.GatewayPayment(
             reference=transaction.id,
             status=status,
             amount=amount,
@@ -185,30 +178,21 @@ class BraintreeGateway:
             card_last4=(getattr(card, "last_4", "") or "") if card else "",
         )
 
-    def authorize(
-        self,
-        *,
-        amount: int,
-        currency: str,
-        payment_method: str,
-        capture: bool,
-        idempotency_key: str,
-        payment_id: int | None = None,
-    ) -> GatewayPayment:
+    def _authorize(self, request: base.ChargeRequest) -> base.GatewayPayment:
         result = _call(
             self.gateway.transaction.sale,
             {
-                "amount": to_decimal(amount, currency),
-                "payment_method_nonce": payment_method,
-                "order_id": idempotency_key,
-                "options": {"submit_for_settlement": capture},
+                "amount": to_decimal(request.amount, request.currency),
+                "payment_method_nonce": request.payment_method,
+                "order_id": request.idempotency_key,
+                "options": {"submit_for_settlement": request.capture},
             },
         )
         return self._payment(result.transaction)
 
     def capture(
         self, *, reference: str, amount: int | None, idempotency_key: str
-    ) -> GatewayPayment:
+    ) -> base.GatewayPayment:
         current = self.fetch(reference=reference)
         if current.status == "captured":
             return current  # a retry of a capture that went through
@@ -217,62 +201,57 @@ class BraintreeGateway:
         result = _call(self.gateway.transaction.submit_for_settlement, *args)
         return self._payment(result.transaction)
 
-    def cancel(self, *, reference: str, idempotency_key: str) -> GatewayPayment:
+    def cancel(self, *, reference: str, idempotency_key: str) -> base.GatewayPayment:
         current = self.fetch(reference=reference)
         if current.status == "canceled":
             return current
         return self._payment(_call(self.gateway.transaction.void, reference).transaction)
 
-    def refund(
-        self,
-        *,
-        reference: str,
-        amount: int,
-        currency: str,
-        idempotency_key: str,
-        refund_id: int | None = None,
-    ) -> GatewayRefund:
+    def _refund(self, request: base.RefundRequest) -> base.GatewayRefund:
         # Our refund id already travels as the order id ("refund-<pk>", the idempotency key).
-        original = _call(self.gateway.transaction.find, reference)
+        original = _call(self.gateway.transaction.find, request.reference)
         for refund_reference in getattr(original, "refund_ids", None) or []:
             earlier = _call(self.gateway.transaction.find, refund_reference)
-            if getattr(earlier, "order_id", None) == idempotency_key:
+            if getattr(earlier, "order_id", None) == request.idempotency_key:
                 refund = earlier  # a retry of a refund that went through
                 break
         else:
             refund = _call(
                 self.gateway.transaction.refund,
-                reference,
-                {"amount": to_decimal(amount, currency), "order_id": idempotency_key},
+                request.reference,
+                {
+                    "amount": to_decimal(request.amount, request.currency),
+                    "order_id": request.idempotency_key,
+                },
             ).transaction
-        return self._refund(refund, currency)
+        return self._gateway_refund(refund, request.currency)
 
     @staticmethod
-    def _refund(refund: Any, currency: str) -> GatewayRefund:
-        return GatewayRefund(
+    def _gateway_refund(refund: Any, currency: str) -> base.GatewayRefund:
+        return base.GatewayRefund(
             reference=refund.id,
             amount=to_minor(refund.amount, currency),
             status=REFUND_STATUS.get(refund.status, "pending"),
             refund_id=our_refund_id(refund),
         )
 
-    def refunds_for_payment(self, *, reference: str) -> list[GatewayRefund]:
+    def refunds_for_payment(self, *, reference: str) -> list[base.GatewayRefund]:
         original = _call(self.gateway.transaction.find, reference)
         currency = (getattr(original, "currency_iso_code", None) or "USD").upper()
         return [
-            self._refund(_call(self.gateway.transaction.find, refund_reference), currency)
+            self._gateway_refund(_call(self.gateway.transaction.find, refund_reference), currency)
             for refund_reference in getattr(original, "refund_ids", None) or []
         ]
 
     def payment_reference_for_charge(self, *, charge_reference: str) -> str:
         return charge_reference  # a Braintree transaction is its own charge
 
-    def fetch(self, *, reference: str) -> GatewayPayment:
+    def fetch(self, *, reference: str) -> base.GatewayPayment:
         return self._payment(_call(self.gateway.transaction.find, reference))
 
     def find_payment(
         self, *, payment_id: int, order_id: str, created_after: datetime.datetime
-    ) -> GatewayPayment | None:
+    ) -> base.GatewayPayment | None:
         """The sale we sent with `order_id` (our idempotency key), by a transaction search."""
 
         def search() -> list[Any]:
@@ -285,7 +264,7 @@ class BraintreeGateway:
                 return self._payment(transaction)
         return None
 
-    def list_refunds(self, *, reference: str, currency: str) -> list[GatewayRefundSeen]:
+    def list_refunds(self, *, reference: str, currency: str) -> list[base.GatewayRefundSeen]:
         original = _call(self.gateway.transaction.find, reference)
         found = []
         for refund_id in getattr(original, "refund_ids", None) or []:
@@ -293,7 +272,7 @@ class BraintreeGateway:
             order_id = getattr(refund, "order_id", None) or ""
             ours = order_id.removeprefix("refund-")
             found.append(
-                GatewayRefundSeen(
+                base.GatewayRefundSeen(
                     reference=refund.id,
                     amount=to_minor(refund.amount, currency),
                     status=REFUND_STATUS.get(refund.status, "pending"),
@@ -302,9 +281,9 @@ class BraintreeGateway:
             )
         return found
 
-    def fetch_dispute(self, *, dispute_reference: str) -> GatewayDispute:
+    def fetch_dispute(self, *, dispute_reference: str) -> base.GatewayDispute:
         dispute = _call(self.gateway.dispute.find, dispute_reference)
-        return GatewayDispute(
+        return base.GatewayDispute(
             reference=dispute.id, status=DISPUTE_STATUS.get(dispute.status, "needs_response")
         )
 

@@ -25,7 +25,9 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -33,15 +35,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import SandboxObject
-from .base import (
-    GatewayDeclined,
-    GatewayDispute,
-    GatewayError,
-    GatewayNotConfigured,
-    GatewayPayment,
-    GatewayRefund,
-    GatewayRefundSeen,
-)
+from . import base
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +52,16 @@ class SandboxCard:
     outcome: str  # one of OUTCOMES
     decline_code: str = ""
     decline_message: str = ""
+
+    def payment_fields(self) -> dict[str, str]:
+        """What a payment keeps of its card: the brand and last four (never the number), and
+        the outcome the card picks."""
+        return {
+            "brand": self.brand,
+            "last4": self.last4,
+            "outcome": self.outcome,
+            "decline_code": self.decline_code,
+        }
 
 
 SUCCESS, DECLINED, INSUFFICIENT_FUNDS, DISPUTED, REFUND_FAILS = (
@@ -102,7 +106,7 @@ def card_for(payment_method: str) -> SandboxCard:
     if card is None:
         # Never echo the value: it may be a real card number typed by mistake. A decline, so
         # the payment recorded for the attempt ends failed rather than pending.
-        raise GatewayDeclined(
+        raise base.GatewayDeclined(
             "No such payment method: use one of the sandbox's test cards (README, "
             "'Sandbox gateway'), e.g. pm_card_visa.",
             gateway=NAME,
@@ -130,8 +134,8 @@ def _unix(moment: datetime.datetime) -> int:
     return int(moment.timestamp())
 
 
-def _not_found(what: str, reference: str) -> GatewayError:
-    return GatewayError(f"No such {what}: {reference}", gateway=NAME, code="resource_missing")
+def _not_found(what: str, reference: str) -> base.GatewayError:
+    return base.GatewayError(f"No such {what}: {reference}", gateway=NAME, code="resource_missing")
 
 
 def emit_event(
@@ -140,11 +144,13 @@ def emit_event(
     """Record an event about `target`; `change` is applied to the target when the event is
     sent. Delivery is enqueued after commit (at once when no transaction is open). The sandbox
     gateway and the sandbox bank rail (payments/rails/sandbox.py) send through this."""
-    event = SandboxObject.objects.create(
-        kind=SandboxObject.Kind.EVENT,
-        reference=_new_reference("evt"),
+    event = new_object(
+        SandboxObject.Kind.EVENT,
+        "evt",
         parent=target.reference,
-        data={"type": event_type, "target": target.reference, "change": change},
+        type=event_type,
+        target=target.reference,
+        change=change,
     )
     reference = event.reference
 
@@ -161,19 +167,33 @@ def emit_event(
     return event
 
 
-def new_reference(prefix: str) -> str:
-    return _new_reference(prefix)
-
-
-def disabled(what: str) -> str | None:
-    """Why the sandbox `what` (gateway, rail) may not be used, or None when it may.
-    SANDBOX_ENABLED cannot be on without DEBUG: the settings refuse to start."""
-    if settings.SANDBOX_ENABLED:
-        return None
-    return (
-        f"The sandbox {what} is disabled: SANDBOX_ENABLED is off (it is never on in "
-        "production settings)."
+def new_object(
+    kind: str, prefix: str, *, parent: str = "", idempotency_key: str = "", **data: Any
+) -> SandboxObject:
+    """A new object at the sandbox under a new reference: an event, or a payment, refund,
+    dispute or bank-rail credit (whose `data` starts with `amount_fields`)."""
+    return SandboxObject.objects.create(
+        kind=kind,
+        reference=_new_reference(prefix),
+        parent=parent,
+        idempotency_key=idempotency_key,
+        data=data,
     )
+
+
+def amount_fields(status: str, amount: int, currency: str) -> dict[str, Any]:
+    """What every payment, refund, dispute and credit at the sandbox has."""
+    return {"status": status, "amount": amount, "currency": currency.upper()}
+
+
+def refuse_unless_enabled(what: str, not_configured: Callable[[str], Exception]) -> None:
+    """Raise `not_configured(why)` unless the sandbox `what` (gateway, rail) may be used.
+    SANDBOX_ENABLED cannot be on without DEBUG: the settings refuse to start."""
+    if not settings.SANDBOX_ENABLED:
+        raise not_configured(
+            f"The sandbox {what} is disabled: SANDBOX_ENABLED is off (it is never on in "
+            "production settings)."
+        )
 
 
 def webhook_delay() -> int:
@@ -191,14 +211,12 @@ def first_with_key(kind: str, idempotency_key: str) -> SandboxObject | None:
     )
 
 
-class SandboxGateway:
+class SandboxGateway(base.PaymentGateway):
     name = NAME
 
     @classmethod
     def from_settings(cls) -> SandboxGateway:
-        refusal = disabled("gateway")
-        if refusal is not None:
-            raise GatewayNotConfigured(refusal, gateway=NAME)
+        refuse_unless_enabled("gateway", partial(base.GatewayNotConfigured, gateway=NAME))
         return cls()
 
     # -- the sandbox's own records ---------------------------------------------------------
@@ -210,12 +228,19 @@ class SandboxGateway:
             raise _not_found(kind, reference)
         return found
 
-    def _payment(self, row: SandboxObject) -> GatewayPayment:
+    @staticmethod
+    def _answer_fields(row: SandboxObject) -> dict[str, Any]:
+        """What the sandbox's answer about a payment or refund starts with."""
+        return {
+            "reference": row.reference,
+            "status": row.data["status"],
+            "amount": row.data["amount"],
+        }
+
+    def _payment(self, row: SandboxObject) -> base.GatewayPayment:
         data = row.data
-        return GatewayPayment(
-            reference=row.reference,
-            status=data["status"],
-            amount=data["amount"],
+        return base.GatewayPayment(
+            **self._answer_fields(row),
             currency=data["currency"],
             captured_amount=data["captured"],
             card_brand=data["brand"],
@@ -229,35 +254,26 @@ class SandboxGateway:
 
     # -- the gateway interface -------------------------------------------------------------
 
-    def authorize(
-        self,
-        *,
-        amount: int,
-        currency: str,
-        payment_method: str,
-        capture: bool,
-        idempotency_key: str,
-        payment_id: int | None = None,
-    ) -> GatewayPayment:
-        card = card_for(payment_method)  # an unknown method is refused before any write
+    def _authorize(self, request: base.ChargeRequest) -> base.GatewayPayment:
+        card = card_for(request.payment_method)  # an unknown method is refused before any write
         with transaction.atomic():
-            row = first_with_key(SandboxObject.Kind.PAYMENT, idempotency_key)
+            row = first_with_key(SandboxObject.Kind.PAYMENT, request.idempotency_key)
             if row is None:
                 declined = card.outcome in (DECLINED, INSUFFICIENT_FUNDS)
-                status = "failed" if declined else "captured" if capture else "authorized"
+                status = "failed" if declined else "captured" if request.capture else "authorized"
                 row = _payment_row(
                     status=status,
-                    amount=amount,
-                    currency=currency,
+                    amount=request.amount,
+                    currency=request.currency,
                     card=card,
-                    payment_id=payment_id,
-                    idempotency_key=idempotency_key,
+                    payment_id=request.payment_id,
+                    idempotency_key=request.idempotency_key,
                 )
                 self._emit(f"payment.{status}", row, delay=webhook_delay(), change={})
                 if status == "captured":
                     self._open_dispute_later(row)
         if row.data["status"] == "failed":
-            raise GatewayDeclined(card.decline_message, gateway=NAME, code=card.decline_code)
+            raise base.GatewayDeclined(card.decline_message, gateway=NAME, code=card.decline_code)
         return self._payment(row)
 
     def _open_dispute_later(self, payment: SandboxObject) -> None:
@@ -281,14 +297,14 @@ class SandboxGateway:
 
     def capture(
         self, *, reference: str, amount: int | None, idempotency_key: str
-    ) -> GatewayPayment:
+    ) -> base.GatewayPayment:
         with transaction.atomic():
             row = self._get(SandboxObject.Kind.PAYMENT, reference, lock=True)
             data = row.data
             if data["status"] == "authorized":
                 captured = data["amount"] if amount is None else amount
                 if not 0 < captured <= data["amount"]:
-                    raise GatewayError(
+                    raise base.GatewayError(
                         f"Cannot capture {captured}: the payment is for {data['amount']}.",
                         gateway=NAME,
                         code="amount_too_large",
@@ -298,14 +314,14 @@ class SandboxGateway:
                 self._emit("payment.captured", row, delay=webhook_delay(), change={})
                 self._open_dispute_later(row)
             elif data["status"] != "captured":  # a second capture gets the first's answer
-                raise GatewayError(
+                raise base.GatewayError(
                     f"This payment is {data['status']}: only an authorized one can be captured.",
                     gateway=NAME,
                     code="payment_unexpected_state",
                 )
             return self._payment(row)
 
-    def cancel(self, *, reference: str, idempotency_key: str) -> GatewayPayment:
+    def cancel(self, *, reference: str, idempotency_key: str) -> base.GatewayPayment:
         with transaction.atomic():
             row = self._get(SandboxObject.Kind.PAYMENT, reference, lock=True)
             if row.data["status"] in ("authorized", "failed"):
@@ -313,56 +329,44 @@ class SandboxGateway:
                 row.save()
                 self._emit("payment.canceled", row, delay=webhook_delay(), change={})
             elif row.data["status"] != "canceled":
-                raise GatewayError(
+                raise base.GatewayError(
                     f"This payment is {row.data['status']}: it can no longer be canceled.",
                     gateway=NAME,
                     code="payment_unexpected_state",
                 )
             return self._payment(row)
 
-    def refund(
-        self,
-        *,
-        reference: str,
-        amount: int,
-        currency: str,
-        idempotency_key: str,
-        refund_id: int | None = None,
-    ) -> GatewayRefund:
+    def _refund(self, request: base.RefundRequest) -> base.GatewayRefund:
         """Pending at once; succeeded (or failed, for the refund-fails card) when its webhook
         is sent a moment later."""
         with transaction.atomic():
-            payment = self._get(SandboxObject.Kind.PAYMENT, reference, lock=True)
+            payment = self._get(SandboxObject.Kind.PAYMENT, request.reference, lock=True)
             row = SandboxObject.objects.filter(
-                kind=SandboxObject.Kind.REFUND, idempotency_key=idempotency_key
+                kind=SandboxObject.Kind.REFUND, idempotency_key=request.idempotency_key
             ).first()
             if row is None:
                 if payment.data["status"] != "captured":
-                    raise GatewayError(
+                    raise base.GatewayError(
                         f"This payment is {payment.data['status']}: nothing to refund.",
                         gateway=NAME,
                         code="charge_not_refundable",
                     )
                 left = payment.data["captured"] - self._refunded(payment.reference)
-                if not 0 < amount <= left:
-                    raise GatewayError(
-                        f"Refund amount ({amount}) is greater than what is left to refund "
-                        f"({left}).",
+                if not 0 < request.amount <= left:
+                    raise base.GatewayError(
+                        f"Refund amount ({request.amount}) is greater than what is left to "
+                        f"refund ({left}).",
                         gateway=NAME,
                         code="amount_too_large",
                     )
-                row = SandboxObject.objects.create(
-                    kind=SandboxObject.Kind.REFUND,
-                    reference=_new_reference("re"),
+                row = new_object(
+                    SandboxObject.Kind.REFUND,
+                    "re",
+                    **amount_fields("pending", request.amount, payment.data["currency"]),
+                    refund_id=request.refund_id,
+                    failure_reason="",
                     parent=payment.reference,
-                    idempotency_key=idempotency_key,
-                    data={
-                        "status": "pending",
-                        "amount": amount,
-                        "currency": payment.data["currency"],
-                        "refund_id": refund_id,
-                        "failure_reason": "",
-                    },
+                    idempotency_key=request.idempotency_key,
                 )
                 fails = payment.data["outcome"] == REFUND_FAILS
                 self._emit(
@@ -373,18 +377,10 @@ class SandboxGateway:
                     if fails
                     else {"status": "succeeded"},
                 )
-            return self._refund(row)
+            return self._gateway_refund(row)
 
-    @staticmethod
-    def _refund_fields(row: SandboxObject) -> dict[str, Any]:
-        return {
-            "reference": row.reference,
-            "status": row.data["status"],
-            "amount": row.data["amount"],
-        }
-
-    def _refund(self, row: SandboxObject) -> GatewayRefund:
-        return GatewayRefund(**self._refund_fields(row), refund_id=row.data["refund_id"])
+    def _gateway_refund(self, row: SandboxObject) -> base.GatewayRefund:
+        return base.GatewayRefund(**self._answer_fields(row), refund_id=row.data["refund_id"])
 
     def _refunds(self, reference: str) -> list[SandboxObject]:
         return list(
@@ -400,42 +396,42 @@ class SandboxGateway:
             if r.data["status"] in ("pending", "succeeded")
         )
 
-    def refunds_for_payment(self, *, reference: str) -> list[GatewayRefund]:
+    def refunds_for_payment(self, *, reference: str) -> list[base.GatewayRefund]:
         self._get(SandboxObject.Kind.PAYMENT, reference)
-        return [self._refund(r) for r in self._refunds(reference)]
+        return [self._gateway_refund(r) for r in self._refunds(reference)]
 
     def payment_reference_for_charge(self, *, charge_reference: str) -> str:
         # The sandbox has no separate charges: a payment is its own charge.
         return self._get(SandboxObject.Kind.PAYMENT, charge_reference).reference
 
-    def fetch(self, *, reference: str) -> GatewayPayment:
+    def fetch(self, *, reference: str) -> base.GatewayPayment:
         return self._payment(self._get(SandboxObject.Kind.PAYMENT, reference))
 
     def find_payment(
         self, *, payment_id: int, order_id: str, created_after: datetime.datetime
-    ) -> GatewayPayment | None:
+    ) -> base.GatewayPayment | None:
         row = SandboxObject.objects.filter(
             kind=SandboxObject.Kind.PAYMENT, idempotency_key=order_id, created_at__gte=created_after
         ).first()
         return self._payment(row) if row is not None else None
 
-    def list_refunds(self, *, reference: str, currency: str) -> list[GatewayRefundSeen]:
+    def list_refunds(self, *, reference: str, currency: str) -> list[base.GatewayRefundSeen]:
         # As a gateway lists it: our refund's id comes back as `our_id`, not as `refund_id`.
         return [
-            GatewayRefundSeen(**self._refund_fields(r), our_id=r.data["refund_id"])
+            base.GatewayRefundSeen(**self._answer_fields(r), our_id=r.data["refund_id"])
             for r in self._refunds(reference)
         ]
 
-    def fetch_dispute(self, *, dispute_reference: str) -> GatewayDispute:
+    def fetch_dispute(self, *, dispute_reference: str) -> base.GatewayDispute:
         row = self._get(SandboxObject.Kind.DISPUTE, dispute_reference)
         if row.data["status"] == "opening":
             raise _not_found("dispute", dispute_reference)
-        return GatewayDispute(reference=row.reference, status=row.data["status"])
+        return base.GatewayDispute(reference=row.reference, status=row.data["status"])
 
     def _open_dispute(self, dispute_reference: str, action: str) -> SandboxObject:
         row = self._get(SandboxObject.Kind.DISPUTE, dispute_reference, lock=True)
         if row.data["status"] != "needs_response":
-            raise GatewayError(
+            raise base.GatewayError(
                 f"This dispute is {row.data['status']}: it can no longer be {action}.",
                 gateway=NAME,
                 code="dispute_unexpected_state",
@@ -494,38 +490,27 @@ def _payment_row(
     payment_id: int | None = None,
     idempotency_key: str = "",
 ) -> SandboxObject:
-    return SandboxObject.objects.create(
-        kind=SandboxObject.Kind.PAYMENT,
-        reference=_new_reference("pay"),
+    return new_object(
+        SandboxObject.Kind.PAYMENT,
+        "pay",
+        **amount_fields(status, amount, currency),
+        captured=amount if status == "captured" else 0,
+        **card.payment_fields(),
+        payment_id=payment_id,
         idempotency_key=idempotency_key,
-        data={
-            "status": status,
-            "amount": amount,
-            "currency": currency.upper(),
-            "captured": amount if status == "captured" else 0,
-            "brand": card.brand,
-            "last4": card.last4,
-            "outcome": card.outcome,
-            "payment_id": payment_id,
-            "decline_code": card.decline_code,
-        },
     )
 
 
 def _dispute_row(
     *, payment_reference: str, amount: int, currency: str, status: str, due: datetime.datetime
 ) -> SandboxObject:
-    return SandboxObject.objects.create(
-        kind=SandboxObject.Kind.DISPUTE,
-        reference=_new_reference("dp"),
+    return new_object(
+        SandboxObject.Kind.DISPUTE,
+        "dp",
+        **amount_fields(status, amount, currency),
+        reason="fraudulent",
+        evidence_due_by=_unix(due),
         parent=payment_reference,
-        data={
-            "status": status,
-            "amount": amount,
-            "currency": currency.upper(),
-            "reason": "fraudulent",
-            "evidence_due_by": _unix(due),
-        },
     )
 
 
@@ -540,19 +525,14 @@ def on_file_payment(*, amount: int, currency: str, status: str, brand: str, last
 
 def on_file_refund(*, payment_reference: str, amount: int, currency: str, refund_id: int) -> str:
     """A refund the sandbox paid out earlier (succeeded). Its reference."""
-    row = SandboxObject.objects.create(
-        kind=SandboxObject.Kind.REFUND,
-        reference=_new_reference("re"),
+    return new_object(
+        SandboxObject.Kind.REFUND,
+        "re",
+        **amount_fields("succeeded", amount, currency),
+        refund_id=refund_id,
+        failure_reason="",
         parent=payment_reference,
-        data={
-            "status": "succeeded",
-            "amount": amount,
-            "currency": currency.upper(),
-            "refund_id": refund_id,
-            "failure_reason": "",
-        },
-    )
-    return row.reference
+    ).reference
 
 
 def on_file_dispute(
@@ -572,48 +552,40 @@ def on_file_dispute(
 
 
 def _snapshot(row: SandboxObject) -> dict[str, Any]:
+    """The object as its webhook shows it: what every kind has, then the fields of its own."""
     data = row.data
+    common = {
+        "id": row.reference,
+        "object": row.kind,
+        "status": data["status"],
+        "amount": data["amount"],
+        "currency": data["currency"],
+    }
     if row.kind == SandboxObject.Kind.CREDIT:
         # A bank-rail credit: never the account number, only its last four.
         return {
-            "id": row.reference,
-            "object": "credit",
-            "status": data["status"],
-            "amount": data["amount"],
-            "currency": data["currency"],
+            **common,
             "account_last4": data["last4"],
             "return_reason": data.get("return_reason", ""),
         }
     if row.kind == SandboxObject.Kind.PAYMENT:
         return {
-            "id": row.reference,
-            "object": "payment",
-            "status": data["status"],
-            "amount": data["amount"],
+            **common,
             "amount_captured": data["captured"],
-            "currency": data["currency"],
             "card": {"brand": data["brand"], "last4": data["last4"]},
             "decline_code": data["decline_code"] if data["status"] == "failed" else "",
             "metadata": {"payment_id": str(data["payment_id"] or "")},
         }
     if row.kind == SandboxObject.Kind.REFUND:
         return {
-            "id": row.reference,
-            "object": "refund",
+            **common,
             "payment": row.parent,
-            "status": data["status"],
-            "amount": data["amount"],
-            "currency": data["currency"],
             "failure_reason": data["failure_reason"],
             "metadata": {"refund_id": str(data["refund_id"] or "")},
         }
     return {
-        "id": row.reference,
-        "object": "dispute",
+        **common,
         "payment": row.parent,
-        "status": data["status"],
-        "amount": data["amount"],
-        "currency": data["currency"],
         "reason": data["reason"],
         "evidence_due_by": data["evidence_due_by"],
     }
@@ -665,7 +637,7 @@ def sandbox_event_delivered(reference: str, outcome: str) -> None:
 def sandbox_post(url: str, body: str, header: str) -> int:
     """POST a signed event; the HTTP status. Raises OSError when nobody answers there."""
     if not url.startswith(("http://", "https://")):
-        raise GatewayError(f"SANDBOX_WEBHOOK_URL must be http(s), not {url!r}", gateway=NAME)
+        raise base.GatewayError(f"SANDBOX_WEBHOOK_URL must be http(s), not {url!r}", gateway=NAME)
     request = urllib.request.Request(  # noqa: S310  # scheme checked above
         url,
         data=body.encode(),

@@ -13,16 +13,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 
-from .base import (
-    GatewayDeclined,
-    GatewayDispute,
-    GatewayError,
-    GatewayNotConfigured,
-    GatewayPayment,
-    GatewayRefund,
-    GatewayRefundSeen,
-    GatewayUnavailable,
-)
+from . import base
 
 PAYMENT_STATUS = {
     "requires_payment_method": "pending",
@@ -56,15 +47,15 @@ def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return method(*args, **kwargs)
     except stripe.CardError as exc:
-        raise GatewayDeclined(
+        raise base.GatewayDeclined(
             exc.user_message or str(exc), gateway="stripe", code=exc.code or ""
         ) from exc
     except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
-        raise GatewayUnavailable(str(exc.user_message or exc), gateway="stripe") from exc
+        raise base.GatewayUnavailable(str(exc.user_message or exc), gateway="stripe") from exc
     except stripe.StripeError as exc:
         if (exc.http_status or 0) >= 500:
-            raise GatewayUnavailable(str(exc.user_message or exc), gateway="stripe") from exc
-        raise GatewayError(
+            raise base.GatewayUnavailable(str(exc.user_message or exc), gateway="stripe") from exc
+        raise base.GatewayError(
             exc.user_message or str(exc), gateway="stripe", code=getattr(exc, "code", "") or ""
         ) from exc
 
@@ -85,8 +76,8 @@ def our_refund_id(metadata: Any) -> int | None:
     return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
-def gateway_refund(refund: Any) -> GatewayRefund:
-    return GatewayRefund(
+def gateway_refund(refund: Any) -> base.GatewayRefund:
+    return base.GatewayRefund(
         reference=refund.id,
         amount=refund.amount,
         status=REFUND_STATUS.get(refund.status, "pending"),
@@ -98,7 +89,7 @@ def _metadata(obj: Any) -> dict[str, Any]:
     return (obj.to_dict().get("metadata") if hasattr(obj, "to_dict") else None) or {}
 
 
-class StripeGateway:
+class StripeGateway(base.PaymentGateway):
     name = "stripe"
 
     def __init__(self, client: stripe.StripeClient) -> None:
@@ -107,7 +98,7 @@ class StripeGateway:
     @classmethod
     def from_settings(cls) -> StripeGateway:
         if not settings.STRIPE_API_KEY:
-            raise GatewayNotConfigured(
+            raise base.GatewayNotConfigured(
                 "Stripe is disabled: STRIPE_API_KEY is not set.", gateway="stripe"
             )
         options: dict[str, Any] = {"max_network_retries": 2}
@@ -115,13 +106,13 @@ class StripeGateway:
             options["base_addresses"] = {"api": settings.STRIPE_API_BASE}
         return cls(stripe.StripeClient(api_key=settings.STRIPE_API_KEY, **options))
 
-    def _payment(self, intent: Any, card: tuple[str, str] = ("", "")) -> GatewayPayment:
+    def _payment(self, intent: Any, card: tuple[str, str] = ("", "")) -> base.GatewayPayment:
         status = PAYMENT_STATUS.get(intent.status, "pending")
         received = getattr(intent, "amount_received", None)
         captured = (
             received if received is not None else (intent.amount if status == "captured" else 0)
         )
-        return GatewayPayment(
+        return base.GatewayPayment(
             reference=intent.id,
             status=status,
             amount=intent.amount,
@@ -147,36 +138,27 @@ class StripeGateway:
         card = getattr(method, "card", None)
         return (card.brand, card.last4) if card is not None else ("", "")
 
-    def authorize(
-        self,
-        *,
-        amount: int,
-        currency: str,
-        payment_method: str,
-        capture: bool,
-        idempotency_key: str,
-        payment_id: int | None = None,
-    ) -> GatewayPayment:
+    def _authorize(self, request: base.ChargeRequest) -> base.GatewayPayment:
         params: dict[str, Any] = {
-            "amount": amount,
-            "currency": currency.lower(),
-            "payment_method": payment_method,
+            "amount": request.amount,
+            "currency": request.currency.lower(),
+            "payment_method": request.payment_method,
             "confirm": True,
-            "capture_method": "automatic" if capture else "manual",
+            "capture_method": "automatic" if request.capture else "manual",
         }
-        if payment_id is not None:
+        if request.payment_id is not None:
             # Our row's id on the intent: reconcile finds an intent whose answer was lost.
-            params["metadata"] = {"payment_id": str(payment_id)}
+            params["metadata"] = {"payment_id": str(request.payment_id)}
         intent = _call(
             self.client.v1.payment_intents.create,
             params,
-            {"idempotency_key": idempotency_key},
+            {"idempotency_key": request.idempotency_key},
         )
         return self._payment(intent, self._card(intent))
 
     def capture(
         self, *, reference: str, amount: int | None, idempotency_key: str
-    ) -> GatewayPayment:
+    ) -> base.GatewayPayment:
         params = {"amount_to_capture": amount} if amount is not None else {}
         intent = _call(
             self.client.v1.payment_intents.capture,
@@ -186,7 +168,7 @@ class StripeGateway:
         )
         return self._payment(intent)
 
-    def cancel(self, *, reference: str, idempotency_key: str) -> GatewayPayment:
+    def cancel(self, *, reference: str, idempotency_key: str) -> base.GatewayPayment:
         intent = _call(
             self.client.v1.payment_intents.cancel,
             reference,
@@ -195,24 +177,18 @@ class StripeGateway:
         )
         return self._payment(intent)
 
-    def refund(
-        self,
-        *,
-        reference: str,
-        amount: int,
-        currency: str,
-        idempotency_key: str,
-        refund_id: int | None = None,
-    ) -> GatewayRefund:
-        params: dict[str, Any] = {"payment_intent": reference, "amount": amount}
-        if refund_id is not None:
+    def _refund(self, request: base.RefundRequest) -> base.GatewayRefund:
+        params: dict[str, Any] = {"payment_intent": request.reference, "amount": request.amount}
+        if request.refund_id is not None:
             # Our id travels with the refund, so its webhooks find our row even when they
             # arrive before we have stored Stripe's reference.
-            params["metadata"] = {"refund_id": str(refund_id)}
-        refund = _call(self.client.v1.refunds.create, params, {"idempotency_key": idempotency_key})
+            params["metadata"] = {"refund_id": str(request.refund_id)}
+        refund = _call(
+            self.client.v1.refunds.create, params, {"idempotency_key": request.idempotency_key}
+        )
         return gateway_refund(refund)
 
-    def refunds_for_payment(self, *, reference: str) -> list[GatewayRefund]:
+    def refunds_for_payment(self, *, reference: str) -> list[base.GatewayRefund]:
         """Every refund of a PaymentIntent, as Stripe holds them now (since API version
         2022-11-15 a charge no longer embeds its refunds)."""
         page = _call(self.client.v1.refunds.list, {"payment_intent": reference, "limit": 100})
@@ -223,12 +199,12 @@ class StripeGateway:
         charge = _call(self.client.v1.charges.retrieve, charge_reference)
         return object_id(getattr(charge, "payment_intent", None))
 
-    def fetch(self, *, reference: str) -> GatewayPayment:
+    def fetch(self, *, reference: str) -> base.GatewayPayment:
         return self._payment(_call(self.client.v1.payment_intents.retrieve, reference))
 
     def find_payment(
         self, *, payment_id: int, order_id: str, created_after: datetime.datetime
-    ) -> GatewayPayment | None:
+    ) -> base.GatewayPayment | None:
         """The intent carrying metadata payment_id. Listed, not searched: the search API's
         index lags by up to a minute, and a retry comes sooner. Stripe lists newest first, so
         the walk stops at the first intent older than the window."""
@@ -245,15 +221,15 @@ class StripeGateway:
                 return None
             params["starting_after"] = page.data[-1].id
 
-    def list_refunds(self, *, reference: str, currency: str) -> list[GatewayRefundSeen]:
-        found: list[GatewayRefundSeen] = []
+    def list_refunds(self, *, reference: str, currency: str) -> list[base.GatewayRefundSeen]:
+        found: list[base.GatewayRefundSeen] = []
         params: dict[str, Any] = {"payment_intent": reference, "limit": 100}
         while True:
             page = _call(self.client.v1.refunds.list, params)
             for refund in page.data:
                 ours = str(_metadata(refund).get("refund_id") or "")
                 found.append(
-                    GatewayRefundSeen(
+                    base.GatewayRefundSeen(
                         reference=refund.id,
                         amount=refund.amount,
                         status=REFUND_STATUS.get(refund.status, "pending"),
@@ -264,9 +240,9 @@ class StripeGateway:
                 return found
             params["starting_after"] = page.data[-1].id
 
-    def fetch_dispute(self, *, dispute_reference: str) -> GatewayDispute:
+    def fetch_dispute(self, *, dispute_reference: str) -> base.GatewayDispute:
         dispute = _call(self.client.v1.disputes.retrieve, dispute_reference)
-        return GatewayDispute(
+        return base.GatewayDispute(
             reference=dispute.id, status=DISPUTE_STATUS.get(dispute.status, "needs_response")
         )
 

@@ -10,9 +10,18 @@ amount and the account's last four, never the account number.
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.db import transaction
 
-from ..gateways.sandbox import disabled, emit_event, first_with_key, new_reference, webhook_delay
+from ..gateways.sandbox import (
+    amount_fields,
+    emit_event,
+    first_with_key,
+    new_object,
+    refuse_unless_enabled,
+    webhook_delay,
+)
 from ..models import SandboxObject
 from .base import BankAccount, RailCredit, RailError, RailNotConfigured
 
@@ -28,9 +37,7 @@ class SandboxRail:
 
     @classmethod
     def from_settings(cls) -> SandboxRail:
-        refusal = disabled("rail")
-        if refusal is not None:
-            raise RailNotConfigured(refusal, rail=NAME)
+        refuse_unless_enabled("rail", partial(RailNotConfigured, rail=NAME))
         return cls()
 
     def send_credit(
@@ -42,18 +49,14 @@ class SandboxRail:
         with transaction.atomic():
             row = first_with_key(SandboxObject.Kind.CREDIT, idempotency_key)
             if row is None:
-                row = SandboxObject.objects.create(
-                    kind=SandboxObject.Kind.CREDIT,
-                    reference=new_reference("cr"),
+                row = new_object(
+                    SandboxObject.Kind.CREDIT,
+                    "cr",
+                    **amount_fields("requested", amount, account.currency),
+                    last4=last4,
+                    description=description[:64],
+                    return_reason="",
                     idempotency_key=idempotency_key,
-                    data={
-                        "status": "requested",
-                        "amount": amount,
-                        "currency": account.currency.upper(),
-                        "last4": last4,
-                        "description": description[:64],
-                        "return_reason": "",
-                    },
                 )
                 emit_event("credit.sent", row, delay=webhook_delay(), change={"status": "sent"})
                 reason = RETURNING_ACCOUNTS.get(last4)

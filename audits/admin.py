@@ -16,6 +16,7 @@ from django.utils.http import urlencode
 
 from config.pagination import LargeTablePaginator
 
+from .columns import AUDIT_ROW_COLUMNS
 from .models import AuditChainHead, KnownDevice, PaymentAudit
 from .security_admin import SafeUserChangeForm
 from .users import audit_history_count, refusal_message
@@ -69,15 +70,7 @@ class AuditChangeList(ChangeList):
 
 @admin.register(PaymentAudit)
 class PaymentAuditAdmin(ReadOnlyAdmin):
-    list_display = [
-        "created_at",
-        "action_type",
-        "object_type",
-        "object_id",
-        "user",
-        "ip_address",
-        "device_id",
-    ]
+    list_display = AUDIT_ROW_COLUMNS
     list_select_related = ["user"]
     list_filter = [ObjectTypeFilter, "created_at"]
     search_fields = ["=object_id", "=ip_address", "=device_id", "=user__username", "action_type"]

@@ -1,15 +1,15 @@
 from django.urls import path
 
+from config.screens import routes
+
 from . import enrolment, views
 from .compliance import views as compliance
 
 app_name = "audits"
 
+# The trail's own screens' routes and names stand on their views, in their @screen(url=...).
 urlpatterns = [
-    path("", views.search, name="search"),
-    path("export.csv", views.export_csv, name="export-csv"),
-    path("evidence.json", views.export_evidence, name="export-evidence"),
-    path("objects/<str:object_type>/<str:object_id>/", views.object_timeline, name="object"),
+    *routes(views),
     path("compliance/", compliance.compliance, name="compliance"),
     path("compliance/run", compliance.compliance_run, name="compliance-run"),
     path(

@@ -6,18 +6,18 @@ import json
 import logging
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from config.db_router import replica_reads
 from config.pagination import LargeTablePaginator
-from config.permissions import permission_required
 from config.querying import streamed
+from config.screens import screen
 from config.streaming import attach, csv_response
 
 from . import evidence, presenters, selectors
 from .behaviour import staff_activity_record
+from .columns import AUDIT_ROW_COLUMNS
 from .crypto import envelope
 from .crypto.reveal import reveal_state
 from .evidence import stream_evidence
@@ -38,8 +38,7 @@ def _filters(request: HttpRequest) -> tuple[AuditSearchForm, dict[str, Any]]:
     return form, {}
 
 
-@login_required
-@permission_required("audits.view_paymentaudit", raise_exception=True)
+@screen("audits.view_paymentaudit", url=("", "search"))
 @replica_reads
 def search(request: HttpRequest) -> HttpResponse:
     form, filters = _filters(request)
@@ -56,13 +55,7 @@ def search(request: HttpRequest) -> HttpResponse:
 
 
 AUDIT_CSV_HEADER = [
-    "created_at",
-    "action_type",
-    "object_type",
-    "object_id",
-    "user",
-    "ip_address",
-    "device_id",
+    *AUDIT_ROW_COLUMNS,
     "request_id",
     "chain",
     "seq",
@@ -88,8 +81,7 @@ def _state_json(object_type: str, state: dict[str, Any] | None) -> str:
     return _encode(reveal_state(object_type, state))
 
 
-@login_required
-@permission_required("audits.view_paymentaudit", raise_exception=True)
+@screen("audits.view_paymentaudit", url=("export.csv", "export-csv"))
 @replica_reads
 def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The whole filtered result, streamed: not capped, never held in memory."""
@@ -131,8 +123,7 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     return csv_response(AUDIT_CSV_HEADER, rows, stem="audit-trail")
 
 
-@login_required
-@permission_required("audits.view_paymentaudit", raise_exception=True)
+@screen("audits.view_paymentaudit", url=("evidence.json", "export-evidence"))
 @replica_reads
 def export_evidence(request: HttpRequest) -> StreamingHttpResponse:
     _, filters = _filters(request)
@@ -150,8 +141,7 @@ def export_evidence(request: HttpRequest) -> StreamingHttpResponse:
     return response
 
 
-@login_required
-@permission_required("audits.view_paymentaudit", raise_exception=True)
+@screen("audits.view_paymentaudit", url=("objects/<str:object_type>/<str:object_id>/", "object"))
 def object_timeline(request: HttpRequest, object_type: str, object_id: str) -> HttpResponse:
     app_label, _, model = object_type.partition(".")
     if not model:

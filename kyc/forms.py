@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
+from config.screens import letter_code_field
 from payments.models import RiskLevel
 
 from .models import KycCase, OwnershipHeld, ScreeningResult
@@ -13,12 +14,7 @@ class QueueFilterForm(forms.Form):
     q = forms.CharField(required=False, label="Search", help_text="Merchant name or case reference")
     risk = forms.ChoiceField(required=False, choices=[("", "Any risk"), *RiskLevel.choices])
     kind = forms.ChoiceField(required=False, choices=[("", "KYC and KYB"), *KycCase.Kind.choices])
-    country = forms.RegexField(
-        required=False,
-        regex=r"^[A-Za-z]{2}$",
-        max_length=2,
-        error_messages={"invalid": "Two letters, e.g. GB."},
-    )
+    country = letter_code_field(2, "GB", required=False)
     older_than_days = forms.IntegerField(
         required=False, min_value=1, max_value=3650, label="Submitted more than (days) ago"
     )
@@ -126,12 +122,8 @@ class BeneficialOwnerForm(forms.Form):
         help_text="YYYY-MM-DD",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
-    nationality = forms.RegexField(
-        label="Nationality",
-        regex=r"^[A-Za-z]{2}$",
-        max_length=2,
-        help_text="Two-letter country code, e.g. DE",
-        error_messages={"invalid": "Two letters, e.g. DE."},
+    nationality = letter_code_field(
+        2, "DE", label="Nationality", help_text="Two-letter country code, e.g. DE"
     )
     residential_address = forms.CharField(
         label="Residential address", max_length=300, widget=forms.Textarea(attrs={"rows": 2})

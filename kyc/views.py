@@ -9,17 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
 from audits.crypto.fields import ErasedStr
 from config.pagination import LargeTablePaginator, count_label
-from config.permissions import permission_required
 from config.request_types import AuthenticatedHttpRequest
+from config.screens import screen
 from payments import selectors as payment_selectors
 from payments.core.errors import DomainError
 from payments.models import ApprovalRequest, Merchant, Payment
@@ -43,8 +41,7 @@ from .forms import (
 from .models import BeneficialOwner, KycCase, KycDocument, ScreeningResult
 
 
-@login_required
-@permission_required("kyc.view_kyccase", raise_exception=True)
+@screen("kyc.view_kyccase", url=("", "queue"))
 def queue(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     tab = request.GET.get("tab", "mine" if request.user.has_perm("kyc.change_kyccase") else "all")
@@ -85,8 +82,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-@require_POST
+@screen(post=True, url=("take-next", "take-next"))
 def take_next(request: AuthenticatedHttpRequest) -> HttpResponse:
     try:
         case = services.kyc_case_take_next(actor=request.user)
@@ -283,8 +279,7 @@ def _case_context(request: HttpRequest, case: KycCase, bound_dispose: Any = None
     }
 
 
-@login_required
-@permission_required("kyc.view_kyccase", raise_exception=True)
+@screen("kyc.view_kyccase", url=("cases/<int:pk>/", "case"))
 def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(
         KycCase.objects.select_related("merchant", "assignee", "decided_by", "prepared_by"), pk=pk
@@ -292,44 +287,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "kyc/case.html", _case_context(request, case))
 
 
-@login_required
-@require_POST
-@permission_required("kyc.view_kyccase", raise_exception=True)
-def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    case = get_object_or_404(KycCase.objects.select_related("merchant"), pk=pk)
-    spec = ACTIONS.get(action)
-    if spec is None:
-        messages.error(request, "Unknown action.")
-        return redirect("kyc:case", pk=pk)
-    form = spec.form(request.POST)
-    if not form.is_valid():
-        for field, errors in form.errors.items():
-            label = form.fields[field].label if field in form.fields else ""
-            for error in errors:
-                messages.error(request, f"{spec.label}: {label + ' — ' if label else ''}{error}")
-        return redirect("kyc:case", pk=pk)
-    if form.cleaned_data["seen_status"] != case.status:
-        messages.error(
-            request,
-            f"{case.reference} changed since you opened it (it is now "
-            f"{case.get_status_display()}). Nothing was done; check and try again.",
-        )
-        return redirect("kyc:case", pk=pk)
-    if not spec.allowed(request.user, case):
-        messages.error(request, f"You cannot {spec.label.lower()} on this case now.")
-        return redirect("kyc:case", pk=pk)
-    try:
-        spec.run(case, request.user, form.cleaned_data)
-    except DomainError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"{spec.label}: done.")
-    return redirect("kyc:case", pk=pk)
-
-
-@login_required
-@require_POST
-@permission_required("kyc.add_casenote", raise_exception=True)
+@screen("kyc.add_casenote", post=True, url=("cases/<int:pk>/note", "case-note"))
 def case_note(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(KycCase, pk=pk)
     form = NoteForm(request.POST)
@@ -341,8 +299,7 @@ def case_note(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return redirect("kyc:case", pk=pk)
 
 
-@login_required
-@require_POST
+@screen(post=True, url=("cases/<int:pk>/documents/review", "document-review"))
 def document_review(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(KycCase, pk=pk)
     form = DocumentReviewForm(request.POST)
@@ -370,9 +327,9 @@ def document_review(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return redirect("kyc:case", pk=pk)
 
 
-@login_required
-@require_POST
-@permission_required("kyc.change_kyccase", raise_exception=True)
+@screen(
+    "kyc.change_kyccase", post=True, url=("cases/<int:pk>/screening/dispose", "screening-dispose")
+)
 def screening_dispose(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Mark one screening hit a true match or a false positive; a mistake is shown next to its
     field, on the case page, with what was typed."""
@@ -414,8 +371,41 @@ def screening_dispose(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
     return render(request, "kyc/case.html", _case_context(request, case, form), status=400)
 
 
-@login_required
-@permission_required("kyc.download_kycdocument", raise_exception=True)
+# Defined after the case's other routes, which its <slug:action> would otherwise take.
+@screen("kyc.view_kyccase", post=True, url=("cases/<int:pk>/<slug:action>", "case-action"))
+def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    case = get_object_or_404(KycCase.objects.select_related("merchant"), pk=pk)
+    spec = ACTIONS.get(action)
+    if spec is None:
+        messages.error(request, "Unknown action.")
+        return redirect("kyc:case", pk=pk)
+    form = spec.form(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            label = form.fields[field].label if field in form.fields else ""
+            for error in errors:
+                messages.error(request, f"{spec.label}: {label + ' — ' if label else ''}{error}")
+        return redirect("kyc:case", pk=pk)
+    if form.cleaned_data["seen_status"] != case.status:
+        messages.error(
+            request,
+            f"{case.reference} changed since you opened it (it is now "
+            f"{case.get_status_display()}). Nothing was done; check and try again.",
+        )
+        return redirect("kyc:case", pk=pk)
+    if not spec.allowed(request.user, case):
+        messages.error(request, f"You cannot {spec.label.lower()} on this case now.")
+        return redirect("kyc:case", pk=pk)
+    try:
+        spec.run(case, request.user, form.cleaned_data)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{spec.label}: done.")
+    return redirect("kyc:case", pk=pk)
+
+
+@screen("kyc.download_kycdocument", url=("documents/<int:pk>/<slug:disposition>", "document-file"))
 def document_file(request: AuthenticatedHttpRequest, pk: int, disposition: str) -> FileResponse:
     """The document itself, for permitted staff only; every view and download is audited."""
     document = get_object_or_404(KycDocument, pk=pk)
@@ -434,8 +424,7 @@ def document_file(request: AuthenticatedHttpRequest, pk: int, disposition: str) 
     return response
 
 
-@login_required
-@permission_required("payments.view_merchant", raise_exception=True)
+@screen("payments.view_merchant", url=("merchants/<int:pk>/", "merchant"))
 def merchant_detail(request: HttpRequest, pk: int) -> HttpResponse:
     merchant = get_object_or_404(Merchant, pk=pk)
     cases = list(selectors.kyc_cases_for_merchant(merchant))
@@ -487,10 +476,12 @@ def merchant_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@login_required
-@require_POST
-@permission_required("kyc.decide_kyccase", raise_exception=True)
-@permission_required("payments.view_merchant_contact", raise_exception=True)
+@screen(
+    "kyc.decide_kyccase",
+    "payments.view_merchant_contact",
+    post=True,
+    url=("merchants/<int:pk>/subject-export", "merchant-subject-export"),
+)
 def merchant_subject_export(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """A data-subject access request answered: everything held about this merchant's contact
     person, as a JSON download (kyc/privacy.py); recorded in the security trail."""
@@ -508,9 +499,11 @@ def merchant_subject_export(request: AuthenticatedHttpRequest, pk: int) -> HttpR
     return response
 
 
-@login_required
-@require_POST
-@permission_required("payments.erase_merchant_contact", raise_exception=True)
+@screen(
+    "payments.erase_merchant_contact",
+    post=True,
+    url=("merchants/<int:pk>/subject-erase", "merchant-subject-erase"),
+)
 def merchant_subject_erase(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """A data-subject erasure request answered by crypto-shredding (kyc/privacy.py), or
     refused with each legal hold named; either way recorded in the security trail."""
@@ -534,9 +527,7 @@ def merchant_subject_erase(request: AuthenticatedHttpRequest, pk: int) -> HttpRe
     return redirect("kyc:merchant", pk=pk)
 
 
-@login_required
-@require_POST
-@permission_required("kyc.decide_kyccase", raise_exception=True)
+@screen("kyc.decide_kyccase", post=True, url=("merchants/<int:pk>/suspend", "merchant-suspend"))
 def merchant_suspend(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     merchant = get_object_or_404(Merchant, pk=pk)
     form = ReasonForm(request.POST)
@@ -585,8 +576,7 @@ def _save_owner(
     return True
 
 
-@login_required
-@permission_required("kyc.add_beneficialowner", raise_exception=True)
+@screen("kyc.add_beneficialowner", url=("merchants/<int:pk>/owners/add", "owner-add"))
 def owner_add(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     merchant = get_object_or_404(Merchant, pk=pk)
     form = BeneficialOwnerForm(request.POST or None)
@@ -600,9 +590,11 @@ def owner_add(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _owner_form_page(request, form, merchant, None, 200)
 
 
-@login_required
-@permission_required("kyc.change_beneficialowner", raise_exception=True)
-@permission_required("payments.view_merchant_contact", raise_exception=True)  # the form shows it
+@screen(
+    "kyc.change_beneficialowner",
+    "payments.view_merchant_contact",  # the form shows the owner's personal data
+    url=("owners/<int:pk>/", "owner-edit"),
+)
 def owner_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     owner = get_object_or_404(BeneficialOwner.objects.select_related("merchant"), pk=pk)
     if request.method == "POST":

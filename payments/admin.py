@@ -26,6 +26,7 @@ from .models import (
     ChargebackEvidence,
     EvidenceFile,
     Merchant,
+    MerchantStatus,
     MicroDeposit,
     Payment,
     PayoutAccount,
@@ -230,22 +231,23 @@ class MerchantAdmin(AuditedAdmin):
             found |= merchant_filter_tax_id(queryset, search_term)
         return found, may_have_duplicates
 
+    def _set_status(
+        self, request: AuthenticatedHttpRequest, merchant: Merchant, status: MerchantStatus
+    ) -> None:
+        """The status set, with the reason typed next to the actions (ReasonActionForm)."""
+        reason = request.POST.get("reason", "")
+        merchant_set_status(merchant=merchant, status=status, reason=reason, actor=request.user)
+
     @admin.action(description="Re-activate selected suspended merchants", permissions=["change"])
     @_each_selected("Re-activated")
     def reactivate(self, request: AuthenticatedHttpRequest, merchant: Merchant) -> None:
         # A pending merchant is refused by the service: only an approved KYC case activates.
-        reason = request.POST.get("reason", "")
-        merchant_set_status(
-            merchant=merchant, status=Merchant.Status.ACTIVE, reason=reason, actor=request.user
-        )
+        self._set_status(request, merchant, Merchant.Status.ACTIVE)
 
     @admin.action(description="Suspend selected merchants", permissions=["change"])
     @_each_selected("Suspended")
     def suspend(self, request: AuthenticatedHttpRequest, merchant: Merchant) -> None:
-        reason = request.POST.get("reason", "")
-        merchant_set_status(
-            merchant=merchant, status=Merchant.Status.SUSPENDED, reason=reason, actor=request.user
-        )
+        self._set_status(request, merchant, Merchant.Status.SUSPENDED)
 
 
 class MicroDepositInline(ReadOnlyInline):
@@ -325,20 +327,31 @@ class PayoutAccountAdmin(RecordAdmin):
         return found, may_have_duplicates
 
 
+@admin.display(description="Payment")
+def _payment_link(modeladmin: Any, obj: Refund | Chargeback) -> str:
+    return _link(obj.payment, f"Payment {obj.payment_id}")
+
+
+@admin.display(description="Amount", ordering="amount")
+def _refund_amount(modeladmin: Any, obj: Refund) -> str:
+    return format_minor(obj.amount, obj.payment.currency)
+
+
+# A refund's columns, alike in the refunds' list and on its payment's page.
+REFUND_COLUMNS = (
+    "amount_display",
+    "status",
+    "reason",
+    "gateway_reference",
+    "requested_by",
+    "created_at",
+)
+
+
 class RefundInline(ReadOnlyInline):
     model = Refund
-    fields = [
-        "amount_display",
-        "status",
-        "reason",
-        "gateway_reference",
-        "requested_by",
-        "created_at",
-    ]
-
-    @admin.display(description="Amount")
-    def amount_display(self, obj: Refund) -> str:
-        return format_minor(obj.amount, obj.payment.currency)
+    fields = REFUND_COLUMNS
+    amount_display = _refund_amount
 
 
 class ChargebackInline(ReadOnlyInline):
@@ -433,16 +446,7 @@ class PaymentAdmin(RecordAdmin):
 @admin.register(Refund)
 class RefundAdmin(RecordAdmin):
     # refunds are requested through the refund service
-    list_display = [
-        "id",
-        "payment_link",
-        "amount_display",
-        "status",
-        "reason",
-        "gateway_reference",
-        "requested_by",
-        "created_at",
-    ]
+    list_display = ["id", "payment_link", *REFUND_COLUMNS]
     list_select_related = ["payment", "requested_by"]
     list_filter = ["status", "reason", "created_at"]
     search_fields = ["=gateway_reference", "=payment__gateway_reference"]
@@ -460,13 +464,8 @@ class RefundAdmin(RecordAdmin):
         "audit_trail",
     ]
 
-    @admin.display(description="Payment")
-    def payment_link(self, obj: Refund) -> str:
-        return _link(obj.payment, f"Payment {obj.payment_id}")
-
-    @admin.display(description="Amount", ordering="amount")
-    def amount_display(self, obj: Refund) -> str:
-        return format_minor(obj.amount, obj.payment.currency)
+    payment_link = _payment_link
+    amount_display = _refund_amount
 
 
 @admin.register(Chargeback)
@@ -499,9 +498,7 @@ class ChargebackAdmin(RecordAdmin):
         "audit_trail",
     ]
 
-    @admin.display(description="Payment")
-    def payment_link(self, obj: Chargeback) -> str:
-        return _link(obj.payment, f"Payment {obj.payment_id}")
+    payment_link = _payment_link
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj: Chargeback) -> str:

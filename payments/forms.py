@@ -4,6 +4,8 @@ from typing import Any
 
 from django import forms
 
+from config.screens import letter_code_field
+
 from .core.money import AmountError, parse_major
 from .models import Gateway, Payment, Refund
 
@@ -18,12 +20,7 @@ class PaymentFilterForm(forms.Form):
         required=False, choices=[("", "Any status"), *Payment.Status.choices]
     )
     gateway = forms.ChoiceField(required=False, choices=[("", "Any gateway"), *Gateway.choices])
-    currency = forms.RegexField(
-        required=False,
-        regex=r"^[A-Za-z]{3}$",
-        max_length=3,
-        error_messages={"invalid": "Three letters, e.g. EUR."},
-    )
+    currency = letter_code_field(3, "EUR", required=False)
     created_from = forms.DateField(
         required=False, label="Created from", widget=forms.DateInput(attrs={"type": "date"})
     )

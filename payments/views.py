@@ -4,25 +4,24 @@ call one service or selector, render. Domain errors become messages or form erro
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
 from audits.behaviour import staff_activity_record
 from audits.models import StaffActivityKind
 from config.db_router import replica_reads
-from config.permissions import permission_required
 from config.querying import streamed
 from config.request_types import AuthenticatedHttpRequest
+from config.screens import record_page, screen
 from config.streaming import csv_response
 
 from . import selectors
@@ -49,6 +48,7 @@ from .models import (
     Payment,
     WebhookEvent,
 )
+from .screens import form_data, refusals_shown
 from .services.disputes import (
     chargeback_accept_request,
     chargeback_assign,
@@ -75,8 +75,7 @@ def _after(request: HttpRequest) -> int | None:
     return int(value)
 
 
-@login_required
-@permission_required("payments.view_payment", raise_exception=True)
+@screen("payments.view_payment", url=("payments/", "payment-list"))
 @replica_reads
 def payment_list(request: HttpRequest) -> HttpResponse:
     form, filters = _filters(request)
@@ -115,8 +114,7 @@ PAYMENT_CSV_HEADER = [
 ]
 
 
-@login_required
-@permission_required("payments.view_payment", raise_exception=True)
+@screen("payments.view_payment", url=("payments/export.csv", "payment-export"))
 @replica_reads
 def payment_export(request: HttpRequest) -> StreamingHttpResponse:
     """The whole filtered result as CSV, streamed row by row: not capped, not held in memory."""
@@ -143,8 +141,7 @@ def payment_export(request: HttpRequest) -> StreamingHttpResponse:
     return csv_response(PAYMENT_CSV_HEADER, rows, stem="payments")
 
 
-@login_required
-@permission_required("payments.view_payment", raise_exception=True)
+@screen("payments.view_payment", url=("payments/<int:pk>/", "payment-detail"))
 def payment_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     payment = get_object_or_404(Payment.objects.select_related("merchant"), pk=pk)
     form = RefundForm(payment=payment)
@@ -187,12 +184,16 @@ def payment_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             "refund_form": form,
             "can_refund": request.user.has_perm("payments.add_refund")
             and payment.status in Payment.REFUNDABLE,
+            **record_page(
+                f"Payment {payment.pk}",
+                payment.get_status_display(),
+                back=("payments:payment-list", "Payments"),
+            ),
         },
     )
 
 
-@login_required
-@permission_required("payments.view_chargeback", raise_exception=True)
+@screen("payments.view_chargeback", url=("disputes/", "dispute-list"))
 def dispute_list(request: HttpRequest) -> HttpResponse:
     show = request.GET.get("show", "open")
     mine = show == "mine"
@@ -246,8 +247,7 @@ def _evidence_draft(chargeback: Chargeback) -> str:
     return "\n".join(lines)
 
 
-@login_required
-@permission_required("payments.view_chargeback", raise_exception=True)
+@screen("payments.view_chargeback", url=("disputes/<int:pk>/", "dispute-detail"))
 def dispute_detail(request: HttpRequest, pk: int) -> HttpResponse:
     chargeback = get_object_or_404(
         Chargeback.objects.select_related("payment__merchant", "assignee").prefetch_related(
@@ -273,8 +273,22 @@ def dispute_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "approvals": selectors.approvals_for(chargeback),
             "timeline": selectors.payment_timeline(chargeback.payment),
             "can_act": request.user.has_perm("payments.change_chargeback"),
+            **record_page(
+                f"Dispute {chargeback.gateway_reference}",
+                chargeback.get_status_display(),
+                back=("payments:dispute-list", "Disputes"),
+            ),
         },
     )
+
+
+def _staff_words(gateway: str = "") -> Callable[[DomainError], str]:
+    """A refusal as staff read it: a gateway's in gateway_problems' words."""
+
+    def worded(exc: DomainError) -> str:
+        return staff_message(exc, gateway=gateway) if isinstance(exc, GatewayError) else str(exc)
+
+    return worded
 
 
 def _chargeback_action(request: HttpRequest, pk: int) -> Chargeback:
@@ -283,38 +297,28 @@ def _chargeback_action(request: HttpRequest, pk: int) -> Chargeback:
     return get_object_or_404(Chargeback, pk=pk)
 
 
-@login_required
-@require_POST
+@screen(post=True, url=("disputes/<int:pk>/<slug:action>", "dispute-action"))
 def dispute_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     chargeback = _chargeback_action(request, pk)
-    try:
+    with refusals_shown(request, worded=_staff_words(chargeback.gateway)):
         if action == "save":
-            form: Form = EvidenceForm(request.POST)
-            if not form.is_valid():
-                raise DomainError("Write the evidence before saving it.")
-            evidence_save_draft(
-                chargeback=chargeback, text=form.cleaned_data["text"], actor=request.user
-            )
+            data = form_data(EvidenceForm(request.POST), "Write the evidence before saving it.")
+            evidence_save_draft(chargeback=chargeback, text=data["text"], actor=request.user)
             messages.success(request, "Draft saved.")
         elif action == "upload":
-            form = EvidenceUploadForm(request.POST, request.FILES)
-            if not form.is_valid():
-                raise DomainError("Choose a file to upload.")
-            evidence_add_file(
-                chargeback=chargeback, upload=form.cleaned_data["file"], actor=request.user
-            )
+            form: Form = EvidenceUploadForm(request.POST, request.FILES)
+            data = form_data(form, "Choose a file to upload.")
+            evidence_add_file(chargeback=chargeback, upload=data["file"], actor=request.user)
             messages.success(request, "Document added to the evidence.")
         elif action == "submit":
-            if not ConfirmForm(request.POST).is_valid():
-                raise DomainError("Tick the confirmation to submit the evidence.")
+            form_data(ConfirmForm(request.POST), "Tick the confirmation to submit the evidence.")
             evidence_submit(chargeback=chargeback, actor=request.user)
             messages.success(request, "Evidence submitted to the gateway.")
         elif action == "accept":
             form = ReasonForm(request.POST)
-            if not form.is_valid():
-                raise DomainError("Give a reason and tick the confirmation to accept.")
+            data = form_data(form, "Give a reason and tick the confirmation to accept.")
             chargeback_accept_request(
-                chargeback=chargeback, reason=form.cleaned_data["reason"], actor=request.user
+                chargeback=chargeback, reason=data["reason"], actor=request.user
             )
             messages.info(
                 request, "Accepting needs a second person: the request is in the approvals inbox."
@@ -324,15 +328,10 @@ def dispute_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> H
             messages.success(request, "The dispute is assigned to you.")
         else:
             raise DomainError("Unknown action.")
-    except GatewayError as exc:
-        messages.error(request, staff_message(exc, gateway=chargeback.gateway))
-    except DomainError as exc:
-        messages.error(request, str(exc))
     return redirect("payments:dispute-detail", pk=chargeback.pk)
 
 
-@login_required
-@permission_required("payments.view_approvalrequest", raise_exception=True)
+@screen("payments.view_approvalrequest", url=("payments/approvals/", "approvals"))
 def approval_inbox(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -341,9 +340,11 @@ def approval_inbox(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-@require_POST
-@permission_required("payments.view_approvalrequest", raise_exception=True)
+@screen(
+    "payments.view_approvalrequest",
+    post=True,
+    url=("payments/approvals/<int:pk>/decide", "approval-decide"),
+)
 def approval_decide(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     approval = get_object_or_404(ApprovalRequest, pk=pk)
     form = DecisionForm(request.POST)
@@ -352,7 +353,8 @@ def approval_decide(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             for error in errors:
                 messages.error(request, str(error))  # an ErrorList yields its messages as text
         return redirect("payments:approvals")
-    try:
+    # Approving may call the gateway (accepting a dispute): its refusal is worded for staff.
+    with refusals_shown(request, worded=_staff_words()):
         if form.cleaned_data["decision"] == "approve":
             approvals.approval_approve(
                 request=approval, actor=request.user, note=form.cleaned_data["note"]
@@ -363,15 +365,10 @@ def approval_decide(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
                 request=approval, actor=request.user, note=form.cleaned_data["note"]
             )
             messages.success(request, f"Rejected: {approval}.")
-    except GatewayError as exc:  # approving what calls the gateway (accepting a dispute)
-        messages.error(request, staff_message(exc))
-    except DomainError as exc:
-        messages.error(request, str(exc))
     return redirect("payments:approvals")
 
 
-@login_required
-@permission_required("payments.view_webhookevent", raise_exception=True)
+@screen("payments.view_webhookevent", url=("payments/webhooks/", "webhook-list"))
 def webhook_list(request: HttpRequest) -> HttpResponse:
     """Webhook events that need a person (attempts spent, by default) with their error and
     evidence; replay from here."""
@@ -404,8 +401,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-@require_POST
+@screen(post=True, url=("payments/webhooks/<int:pk>/replay", "webhook-replay"))
 def webhook_replay(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     if not request.user.has_perm("payments.change_webhookevent"):
         raise PermissionDenied
@@ -421,8 +417,7 @@ def webhook_replay(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return redirect(f"{url}?show={show}" if show in selectors.WEBHOOK_DESK_VIEWS else url)
 
 
-@login_required
-@permission_required("payments.view_payment", raise_exception=True)
+@screen("payments.view_payment", url=("payments/reconciliation/", "reconciliation"))
 def reconciliation(request: HttpRequest) -> HttpResponse:
     """The newest reconcile run of each gateway: what it fixed, and the differences and errors
     left for a person."""

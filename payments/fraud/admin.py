@@ -93,25 +93,21 @@ class FraudRuleAdmin(AuditedAdmin):
     def save_model(self, request: HttpRequest, obj: FraudRule, form: Any, change: bool) -> None:
         data = form.cleaned_data
         actor = cast(User, request.user)  # the console serves signed-in staff only
+        # What a new version may change, the same for a new rule.
+        edited = {field: data[field] for field in ("name", "params", "score", "enabled")}
         try:
             if change:
                 saved = fraud_rule_change(
                     rule=FraudRule.objects.get(pk=obj.pk),
-                    name=data["name"],
-                    params=data["params"],
-                    score=data["score"],
-                    enabled=data["enabled"],
+                    **edited,
                     note=data["change_note"],
                     actor=actor,
                 )
             else:
                 saved = fraud_rule_create(
                     key=data["key"],
-                    name=data["name"],
                     kind=data["kind"],
-                    params=data["params"],
-                    score=data["score"],
-                    enabled=data["enabled"],
+                    **edited,
                     note=data.get("change_note", ""),
                     actor=actor,
                 )

@@ -4,20 +4,17 @@ and dry run. Thin: validate, call one service or selector, render."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
 
-from config.permissions import permission_required
 from config.request_types import AuthenticatedHttpRequest
+from config.screens import record_page, screen
 
 from ..core.errors import DomainError
+from ..screens import form_data, refusals_shown
 from . import selectors, services
 from .checks import CATALOGUE
 from .dry_run import fraud_rule_dry_run
@@ -31,8 +28,7 @@ QUEUE_TABS = {
 }
 
 
-@login_required
-@permission_required("payments.view_fraudalert", raise_exception=True)
+@screen("payments.view_fraudalert", url=("payments/fraud/alerts/", "fraud-alerts"))
 def alert_queue(request: HttpRequest) -> HttpResponse:
     tab = request.GET.get("tab", "open")
     if tab not in QUEUE_TABS:
@@ -45,8 +41,7 @@ def alert_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-@permission_required("payments.view_fraudalert", raise_exception=True)
+@screen("payments.view_fraudalert", url=("payments/fraud/alerts/<int:pk>/", "fraud-alert"))
 def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         alert = selectors.fraud_alert_detail(pk=pk)
@@ -68,48 +63,43 @@ def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
             ),
             "note_form": NoteForm(),
             "close_form": CloseForm(),
+            **record_page(
+                f"Fraud alert {alert.pk}",
+                alert.get_status_display(),
+                back=("payments:fraud-alerts", "Fraud alerts"),
+            ),
         },
     )
 
 
-def _valid(form: forms.Form, refusal: str) -> dict[str, Any]:
-    """The form's cleaned data; a DomainError saying what to fix when it is not valid."""
-    if not form.is_valid():
-        raise DomainError(refusal)
-    return form.cleaned_data
-
-
-@login_required
-@require_POST
+@screen(post=True, url=("payments/fraud/alerts/<int:pk>/<slug:action>", "fraud-alert-action"))
 def alert_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     if not request.user.has_perm(services.REVIEW_ALERTS):
         raise PermissionDenied
     alert = get_object_or_404(FraudAlert, pk=pk)
-    try:
+    with refusals_shown(request):
         if action == "assign":
-            form = AssignForm(request.POST, reviewers=selectors.fraud_reviewers())
-            data = _valid(form, "Choose someone who reviews fraud alerts.")
+            form: Form = AssignForm(request.POST, reviewers=selectors.fraud_reviewers())
+            data = form_data(form, "Choose someone who reviews fraud alerts.")
             services.fraud_alert_assign(alert=alert, assignee=data["assignee"], actor=request.user)
             messages.success(request, "Assignee saved.")
         elif action == "note":
-            data = _valid(NoteForm(request.POST), "Write the note first.")
+            data = form_data(NoteForm(request.POST), "Write the note first.")
             services.fraud_alert_note(alert=alert, text=data["text"], actor=request.user)
             messages.success(request, "Note added.")
         elif action == "close":
-            data = _valid(CloseForm(request.POST), "Choose fraud or false positive, and say why.")
+            form = CloseForm(request.POST)
+            data = form_data(form, "Choose fraud or false positive, and say why.")
             services.fraud_alert_close(
                 alert=alert, outcome=data["outcome"], note=data["note"], actor=request.user
             )
             messages.success(request, f"Alert closed: {alert.pk}.")
         else:
             raise Http404("No such action.")
-    except DomainError as exc:
-        messages.error(request, str(exc))
     return redirect("payments:fraud-alert", pk=alert.pk)
 
 
-@login_required
-@permission_required("payments.view_fraudrule", raise_exception=True)
+@screen("payments.view_fraudrule", url=("payments/fraud/rules/", "fraud-rules"))
 def rule_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -118,8 +108,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-@permission_required("payments.view_fraudrule", raise_exception=True)
+@screen("payments.view_fraudrule", url=("payments/fraud/rules/<int:pk>/", "fraud-rule"))
 def rule_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A rule's versions; for compliance officers its edit form, which either replays the
     changed rule over the last 90 days (dry run, writes nothing) or saves the next version."""

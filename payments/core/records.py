@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import TypeVar
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, TypeVar
 
 from django.db import models
 
@@ -17,3 +17,18 @@ def create_valid(record: Record, *, exclude: Collection[str] | None = None) -> R
     record.full_clean(exclude=exclude)
     record.save()
     return record
+
+
+def declared_only(keywords: Mapping[str, object], declared: Any) -> None:
+    """Refuse keywords that the TypedDict `declared` does not name, as a signature would: a
+    service taking `**fields: Unpack[...]` passes them to a model, which would take any of its
+    fields (a status, say) that mypy alone keeps callers from passing."""
+    unknown = set(keywords) - declared.__required_keys__ - declared.__optional_keys__
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments: {sorted(unknown)}")
+
+
+def attributes(source: object, names: Iterable[str]) -> dict[str, Any]:
+    """The named attributes of `source` (not copied): the keyword arguments for a row that
+    stores what a value of another kind carries under the same names."""
+    return {name: getattr(source, name) for name in names}

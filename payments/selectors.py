@@ -14,7 +14,7 @@ from audits.models import PaymentAudit
 from config.querying import narrowed
 
 from .core.approvals import approval_kinds
-from .core.records import declared_only
+from .core.records import check_keywords
 from .exceptions import PaymentsError
 from .models import (
     PAYOUT_ACCOUNT_LIVE,
@@ -62,7 +62,7 @@ class PaymentFilters(TypedDict, total=False):
 
 def payment_search(**filters: Unpack[PaymentFilters]) -> QuerySet[Payment]:
     """Payments for the operations list and its CSV export, newest first, with the merchant."""
-    declared_only(filters, PaymentFilters)
+    check_keywords(filters, PaymentFilters)
     payments = narrowed(
         Payment.objects.select_related("merchant").order_by("-pk"),
         status=filters.get("status"),

@@ -19,13 +19,18 @@ def create_valid(record: Record, *, exclude: Collection[str] | None = None) -> R
     return record
 
 
-def declared_only(keywords: Mapping[str, object], declared: Any) -> None:
-    """Refuse keywords that the TypedDict `declared` does not name, as a signature would: a
-    service taking `**fields: Unpack[...]` passes them to a model, which would take any of its
-    fields (a status, say) that mypy alone keeps callers from passing."""
+def check_keywords(keywords: Mapping[str, object], declared: Any) -> None:
+    """Refuse keywords as a signature would: one the TypedDict `declared` does not name, or a
+    required one left out. A service taking `**fields: Unpack[...]` passes them on to a model,
+    which would take any of its fields (a status, say): mypy alone does not keep them out.
+    (Optional keys: a `total=False` class; `NotRequired` under postponed annotations is not
+    seen at run time before Python 3.12.)"""
     unknown = set(keywords) - declared.__required_keys__ - declared.__optional_keys__
     if unknown:
         raise TypeError(f"unexpected keyword arguments: {sorted(unknown)}")
+    missing = declared.__required_keys__ - set(keywords)
+    if missing:
+        raise TypeError(f"missing keyword arguments: {sorted(missing)}")
 
 
 def attributes(source: object, names: Iterable[str]) -> dict[str, Any]:

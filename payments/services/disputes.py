@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack, cast
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audits import context
 
-from ..core.records import create_valid, declared_only
+from ..core.records import check_keywords, create_valid
 from ..exceptions import PaymentsError
 from ..models import (
     ApprovalRequest,
@@ -41,19 +41,22 @@ def _new_chargeback(payment: Payment, **fields: Any) -> Chargeback:
     )
 
 
-class DisputeReport(TypedDict):
-    """A dispute as its gateway reports it, whether recorded by hand or from the gateway."""
-
+class _DisputeNamed(TypedDict):
     gateway_reference: str
     reason: str
     amount: int
-    evidence_due_by: NotRequired[Any]  # a date; left out or None: not known
+
+
+class DisputeReport(_DisputeNamed, total=False):
+    """A dispute as its gateway reports it, whether recorded by hand or from the gateway."""
+
+    evidence_due_by: Any  # a date; left out or None: not known
 
 
 def chargeback_record(
     *, payment: Payment, actor: User | None = None, **report: Unpack[DisputeReport]
 ) -> Chargeback:
-    declared_only(report, DisputeReport)
+    check_keywords(report, DisputeReport)
     with transaction.atomic(), context.acting(actor):
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         return _new_chargeback(payment, **report)
@@ -72,7 +75,7 @@ def chargeback_set_status(
 def chargeback_apply_gateway_state(
     *, payment: Payment, status: str, event_at: Any = None, **report: Unpack[DisputeReport]
 ) -> Chargeback:
-    declared_only(report, DisputeReport)
+    check_keywords(report, DisputeReport)
     with transaction.atomic():
         payment = payment_locked(payment.pk)
         chargeback = (

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from audits import context
 
-from ..core.records import create_valid, declared_only
+from ..core.records import check_keywords, create_valid
 from ..exceptions import MerchantStatusRefused
 from ..models import Merchant
 
@@ -44,7 +44,7 @@ class MerchantDetails(NewMerchant, total=False):
 
 
 def merchant_create(*, actor: User | None = None, **fields: Unpack[MerchantDetails]) -> Merchant:
-    declared_only(fields, MerchantDetails)
+    check_keywords(fields, MerchantDetails)
     with transaction.atomic(), context.acting(actor):
         merchant = Merchant(**fields)
         merchant.country = merchant.country.upper()

@@ -13,7 +13,7 @@ from django.utils import timezone
 from audits import context
 from audits.receivers import fields_changed
 
-from ..core.records import create_valid, declared_only
+from ..core.records import check_keywords, create_valid
 from ..exceptions import (
     IdempotencyKeyReused,
     MerchantCannotTakePayments,
@@ -76,7 +76,7 @@ def _payment_record_once(
     *, actor: User | None, **fields: Unpack[RecordedPayment]
 ) -> tuple[Payment, bool]:
     """(payment, whether it was created now)."""
-    declared_only(fields, RecordedPayment)
+    check_keywords(fields, RecordedPayment)
     card_fingerprint = fields.pop("card_fingerprint", "")
     client_key = fields.get("client_key", "")
     fields["currency"] = fields["currency"].upper()
@@ -186,7 +186,7 @@ def payment_authorize(
     the lost attempt did, not relying on the gateway's own key replay (Braintree has none)."""
     from ..gateways import GatewayDeclined, get_gateway
 
-    declared_only(new, PaymentDetails)
+    check_keywords(new, PaymentDetails)
     adapter = get_gateway(new["gateway"])  # refuses before writing anything if not configured
     payment, created = _payment_record_once(actor=actor, **new)
     if payment.gateway_reference or payment.status != Payment.Status.PENDING:

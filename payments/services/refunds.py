@@ -5,7 +5,7 @@ approval limits), submitted to the gateway, settled from the gateway's reports.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -17,7 +17,7 @@ from audits.behaviour import staff_activity_record
 from audits.models import StaffActivityKind
 from audits.receivers import fields_changed
 
-from ..core.records import create_valid, declared_only
+from ..core.records import check_keywords, create_valid
 from ..exceptions import (
     PaymentsError,
     RefundExceedsCaptured,
@@ -43,12 +43,16 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
-class RefundTerms(TypedDict):
-    """What is refunded and why, as asked (and kept in an approval's payload until approved)."""
-
+class _RefundAmountAndReason(TypedDict):
     amount: int
     reason: str
-    reason_detail: NotRequired[str]  # "" when not given
+
+
+class RefundTerms(_RefundAmountAndReason, total=False):
+    """What is refunded and why, as asked (and kept in an approval's payload until approved);
+    reason_detail: "" when not given."""
+
+    reason_detail: str
 
 
 def refund_create(
@@ -60,7 +64,7 @@ def refund_create(
     after the other and together never exceed what was captured (the database's check
     constraint on refunded_amount is the last line of defence).
     """
-    declared_only(terms, RefundTerms)
+    check_keywords(terms, RefundTerms)
     with transaction.atomic(), context.acting(actor):
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         _check_refundable(payment, terms["amount"])

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from django.apps import apps
 from django.conf import settings
@@ -14,6 +14,7 @@ from audits.models import PaymentAudit
 from config.querying import narrowed
 
 from .core.approvals import approval_kinds
+from .core.records import check_keywords
 from .exceptions import PaymentsError
 from .models import (
     PAYOUT_ACCOUNT_LIVE,
@@ -45,30 +46,35 @@ def payment_by_gateway_reference(*, gateway: str, reference: str) -> Payment:
     return payment
 
 
-def payment_search(
-    *,
-    status: str = "",
-    gateway: str = "",
-    currency: str = "",
-    q: str = "",
-    created_from: Any = None,
-    created_to: Any = None,
-    amount_min: int | None = None,
-    amount_max: int | None = None,
-    merchant_id: int | None = None,
-) -> QuerySet[Payment]:
+class PaymentFilters(TypedDict, total=False):
+    """The payments list's search form: each filter left out, None or "" narrows nothing."""
+
+    status: str
+    gateway: str
+    currency: str
+    q: str  # a gateway reference, customer e-mail, payment id or merchant name
+    created_from: Any  # dates
+    created_to: Any
+    amount_min: int | None
+    amount_max: int | None
+    merchant_id: int | None
+
+
+def payment_search(**filters: Unpack[PaymentFilters]) -> QuerySet[Payment]:
     """Payments for the operations list and its CSV export, newest first, with the merchant."""
+    check_keywords(filters, PaymentFilters)
     payments = narrowed(
         Payment.objects.select_related("merchant").order_by("-pk"),
-        status=status,
-        gateway=gateway,
-        currency=(currency or "").upper(),
-        merchant_id=merchant_id or None,
-        created_at__date__gte=created_from,
-        created_at__date__lte=created_to,
-        amount__gte=amount_min,
-        amount__lte=amount_max,
+        status=filters.get("status"),
+        gateway=filters.get("gateway"),
+        currency=(filters.get("currency") or "").upper(),
+        merchant_id=filters.get("merchant_id") or None,
+        created_at__date__gte=filters.get("created_from"),
+        created_at__date__lte=filters.get("created_to"),
+        amount__gte=filters.get("amount_min"),
+        amount__lte=filters.get("amount_max"),
     )
+    q = filters.get("q")
     if q:
         q = q.strip()
         by_reference = Q(gateway_reference=q) | payment_customer_email_q(q)

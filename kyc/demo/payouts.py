@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from payments.core.records import attributes
 from payments.exceptions import PayoutAmountsWrong
 from payments.models import Merchant, PayoutAccount
 from payments.services.payout_accounts import (
@@ -31,6 +32,10 @@ class DemoPayoutAccount:
     routing_code: str = ""
     outcome: str = "verified"  # verified, payouts (verified and enabled), returned, waiting
     days_ago: int = 0  # 0: the day after the merchant was onboarded
+
+
+# What the merchant's integration sends to add the account (payout_account_add's keywords).
+ACCOUNT_FIELDS = ("holder_name", "country", "currency", "account_number", "routing_code")
 
 
 ACCOUNTS = [
@@ -77,14 +82,7 @@ def load_payout_accounts(
         )
         # The merchant's integration adds it (no person: the system user, source "command").
         with at(added):
-            account = payout_account_add(
-                merchant=merchant,
-                holder_name=spec.holder_name,
-                country=spec.country,
-                currency=spec.currency,
-                account_number=spec.account_number,
-                routing_code=spec.routing_code,
-            )
+            account = payout_account_add(merchant=merchant, **attributes(spec, ACCOUNT_FIELDS))
         account = PayoutAccount.objects.get(pk=account.pk)
         sent = sorted(int(d.amount) for d in account.deposits.all())
         if spec.outcome == "waiting":

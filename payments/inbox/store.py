@@ -31,6 +31,7 @@ from audits import context
 from audits.entries import create_entry, entry_columns, remember_stored_before
 from audits.receivers import update_entry
 
+from ..core.records import attributes
 from ..exceptions import PaymentsError
 from ..models import WebhookEvent
 from .batch import events_apply, run_alone
@@ -87,6 +88,10 @@ class Stored:
     created: bool
 
 
+# Everything a verified event carries is stored on its row, under the same names.
+VERIFIED_FIELDS = [field.name for field in dataclasses.fields(VerifiedEvent)]
+
+
 def webhook_event_store(event: VerifiedEvent, *, source_ip: str | None = None) -> Stored:
     """Store a verified event once, with its evidence, in ONE statement: an
     `INSERT ... ON CONFLICT DO NOTHING` on (provider, event_id), which on PostgreSQL also writes
@@ -98,14 +103,8 @@ def webhook_event_store(event: VerifiedEvent, *, source_ip: str | None = None) -
     later (see webhook_event_receive)."""
     now = timezone.now()
     row = WebhookEvent(
-        provider=event.provider,
-        event_id=event.event_id,
-        event_type=event.event_type,
-        payload=event.payload,
-        raw_body=event.raw_body,
-        signature=event.signature,
+        **attributes(event, VERIFIED_FIELDS),
         source_ip=source_ip,
-        event_created_at=event.event_created_at,
         received_at=now,
         # The sweep's safety net if the hand-off to processing never happens (the broker is
         # down, or this process dies before it publishes).

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audits import context
 
-from ..core.records import create_valid
+from ..core.records import check_keywords, create_valid
 from ..exceptions import PaymentsError
 from ..models import (
     ApprovalRequest,
@@ -41,24 +41,25 @@ def _new_chargeback(payment: Payment, **fields: Any) -> Chargeback:
     )
 
 
+class _DisputeNamed(TypedDict):
+    gateway_reference: str
+    reason: str
+    amount: int
+
+
+class DisputeReport(_DisputeNamed, total=False):
+    """A dispute as its gateway reports it, whether recorded by hand or from the gateway."""
+
+    evidence_due_by: Any  # a date; left out or None: not known
+
+
 def chargeback_record(
-    *,
-    payment: Payment,
-    gateway_reference: str,
-    reason: str,
-    amount: int,
-    evidence_due_by: Any = None,
-    actor: User | None = None,
+    *, payment: Payment, actor: User | None = None, **report: Unpack[DisputeReport]
 ) -> Chargeback:
+    check_keywords(report, DisputeReport)
     with transaction.atomic(), context.acting(actor):
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        return _new_chargeback(
-            payment,
-            gateway_reference=gateway_reference,
-            reason=reason,
-            amount=amount,
-            evidence_due_by=evidence_due_by,
-        )
+        return _new_chargeback(payment, **report)
 
 
 def chargeback_set_status(
@@ -72,35 +73,21 @@ def chargeback_set_status(
 
 
 def chargeback_apply_gateway_state(
-    *,
-    payment: Payment,
-    gateway_reference: str,
-    reason: str,
-    amount: int,
-    status: str,
-    evidence_due_by: Any = None,
-    event_at: Any = None,
+    *, payment: Payment, status: str, event_at: Any = None, **report: Unpack[DisputeReport]
 ) -> Chargeback:
+    check_keywords(report, DisputeReport)
     with transaction.atomic():
         payment = payment_locked(payment.pk)
         chargeback = (
             Chargeback.objects.select_for_update()
-            .filter(gateway=payment.gateway, gateway_reference=gateway_reference)
+            .filter(gateway=payment.gateway, gateway_reference=report["gateway_reference"])
             .first()
         )
         if chargeback is None:
-            chargeback = _new_chargeback(
-                payment,
-                gateway_reference=gateway_reference,
-                reason=reason,
-                amount=amount,
-                status=status,
-                evidence_due_by=evidence_due_by,
-                gateway_event_at=event_at,
-            )
-            return chargeback
+            return _new_chargeback(payment, status=status, gateway_event_at=event_at, **report)
         if is_stale(chargeback.gateway_event_at, event_at):
             return chargeback
+        amount, evidence_due_by = report["amount"], report.get("evidence_due_by")
         changed = False
         if evidence_due_by is not None and chargeback.evidence_due_by != evidence_due_by:
             chargeback.evidence_due_by, changed = evidence_due_by, True

@@ -7,13 +7,13 @@ into the audit context (no actor: the system user, with the context's source).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from django.db import transaction
 
 from audits import context
 
-from ..core.records import create_valid
+from ..core.records import check_keywords, create_valid
 from ..exceptions import MerchantStatusRefused
 from ..models import Merchant
 
@@ -26,34 +26,31 @@ CONTACT_FIELDS = ("contact_name", "contact_email", "contact_phone")
 IDENTIFIER_FIELDS = ("tax_id", "registration_number")
 
 
-def merchant_create(
-    *,
-    legal_name: str,
-    country: str,
-    contact_email: str,
-    trading_name: str = "",
-    contact_name: str = "",
-    contact_phone: str = "",
-    risk_level: str = "medium",
-    tax_id: str = "",
-    registration_number: str = "",
-    actor: User | None = None,
-) -> Merchant:
+class NewMerchant(TypedDict):
+    legal_name: str
+    country: str
+    contact_email: str
+
+
+class MerchantDetails(NewMerchant, total=False):
+    """Left out: "" (risk_level: the model's default, medium)."""
+
+    trading_name: str
+    contact_name: str
+    contact_phone: str
+    risk_level: str
+    tax_id: str
+    registration_number: str
+
+
+def merchant_create(*, actor: User | None = None, **fields: Unpack[MerchantDetails]) -> Merchant:
+    check_keywords(fields, MerchantDetails)
     with transaction.atomic(), context.acting(actor):
-        merchant = create_valid(
-            Merchant(
-                legal_name=legal_name,
-                trading_name=trading_name,
-                country=country.upper(),
-                contact_name=contact_name,
-                contact_email=contact_email,
-                contact_phone=contact_phone,
-                risk_level=risk_level,
-                tax_id=tax_id.strip(),
-                registration_number=registration_number.strip(),
-            )
-        )
-        return merchant
+        merchant = Merchant(**fields)
+        merchant.country = merchant.country.upper()
+        merchant.tax_id = merchant.tax_id.strip()
+        merchant.registration_number = merchant.registration_number.strip()
+        return create_valid(merchant)
 
 
 def merchant_update_contact(

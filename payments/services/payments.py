@@ -5,7 +5,7 @@ settled from the gateway's reports (webhooks, reconciliation).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from django.db import transaction
 from django.utils import timezone
@@ -13,7 +13,7 @@ from django.utils import timezone
 from audits import context
 from audits.receivers import fields_changed
 
-from ..core.records import create_valid
+from ..core.records import check_keywords, create_valid
 from ..exceptions import (
     IdempotencyKeyReused,
     MerchantCannotTakePayments,
@@ -33,40 +33,38 @@ if TYPE_CHECKING:
     from ..gateways import GatewayPayment
 
 
-def payment_record(
-    *,
-    merchant: Merchant,
-    gateway: str,
-    amount: int,
-    currency: str,
-    gateway_reference: str = "",
-    card_brand: str = "",
-    card_last4: str = "",
-    customer_email: str = "",
-    description: str = "",
-    client_key: str = "",
-    card_fingerprint: str = "",
-    actor: User | None = None,
-) -> Payment:
-    """A new payment for an active merchant, in status pending; with a `client_key` (the
-    caller's Idempotency-Key hashed in its scope), the payment already recorded under that key
-    in the last CLIENT_KEY_TTL instead of a second one. A new payment is scored by the fraud
-    rules in the same transaction (`card_fingerprint`: the gateway's fingerprint of the card,
-    when the caller knows it)."""
-    return _payment_record_once(
-        merchant=merchant,
-        gateway=gateway,
-        amount=amount,
-        currency=currency,
-        gateway_reference=gateway_reference,
-        card_brand=card_brand,
-        card_last4=card_last4,
-        customer_email=customer_email,
-        description=description,
-        client_key=client_key,
-        card_fingerprint=card_fingerprint,
-        actor=actor,
-    )[0]
+class NewPayment(TypedDict):
+    """What every new payment names; the optional fields below are "" when not given."""
+
+    merchant: Merchant
+    gateway: str
+    amount: int
+    currency: str
+
+
+class PaymentDetails(NewPayment, total=False):
+    customer_email: str
+    description: str
+    # The caller's Idempotency-Key hashed in its scope: the payment already recorded under that
+    # key in the last CLIENT_KEY_TTL stands instead of a second one.
+    client_key: str
+    # The gateway's fingerprint of the card, when the caller knows it (the fraud rules use it).
+    card_fingerprint: str
+
+
+class RecordedPayment(PaymentDetails, total=False):
+    """A payment the gateway took already: its reference and card."""
+
+    gateway_reference: str
+    card_brand: str
+    card_last4: str
+
+
+def payment_record(*, actor: User | None = None, **payment: Unpack[RecordedPayment]) -> Payment:
+    """A new payment for an active merchant, in status pending; with a `client_key`, the
+    payment already recorded under that key instead of a second one. A new payment is scored by
+    the fraud rules in the same transaction."""
+    return _payment_record_once(actor=actor, **payment)[0]
 
 
 # A caller's key names one payment for as long as Stripe keeps an idempotency key; after that
@@ -75,21 +73,20 @@ CLIENT_KEY_TTL = timedelta(hours=24)
 
 
 def _payment_record_once(
-    *,
-    merchant: Merchant,
-    gateway: str,
-    amount: int,
-    currency: str,
-    client_key: str,
-    actor: User | None,
-    card_fingerprint: str = "",
-    **fields: str,
+    *, actor: User | None, **fields: Unpack[RecordedPayment]
 ) -> tuple[Payment, bool]:
     """(payment, whether it was created now)."""
+    check_keywords(fields, RecordedPayment)
+    card_fingerprint = fields.pop("card_fingerprint", "")
+    client_key = fields.get("client_key", "")
+    fields["currency"] = fields["currency"].upper()
+    asked = (fields["gateway"], fields["amount"], fields["currency"])
     with transaction.atomic(), context.acting(actor):
         # The merchant's row lock also orders two creates racing with one client key: the
         # second finds the first's row.
-        merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
+        merchant = fields["merchant"] = Merchant.objects.select_for_update().get(
+            pk=fields["merchant"].pk
+        )
         if not merchant.can_take_payments:
             raise MerchantCannotTakePayments(merchant_id=merchant.pk, status=merchant.status)
         if client_key:
@@ -99,26 +96,13 @@ def _payment_record_once(
                 .first()
             )
             if earlier is not None and earlier.created_at > timezone.now() - CLIENT_KEY_TTL:
-                if (earlier.gateway, earlier.amount, earlier.currency) != (
-                    gateway,
-                    amount,
-                    currency.upper(),
-                ):
+                if (earlier.gateway, earlier.amount, earlier.currency) != asked:
                     raise IdempotencyKeyReused(payment_id=earlier.pk)
                 return earlier, False
             if earlier is not None:
                 earlier.client_key = ""
                 earlier.save()
-        payment = create_valid(
-            Payment(
-                merchant=merchant,
-                gateway=gateway,
-                amount=amount,
-                currency=currency.upper(),
-                client_key=client_key,
-                **fields,
-            )
-        )
+        payment = create_valid(Payment(**fields))
         scored = fraud_score_payment(payment=payment, card_fingerprint=card_fingerprint)
         if scored.flags_merchant:
             merchant_flag_for_review(merchant=merchant, reason=scored.flag_reason)
@@ -191,17 +175,10 @@ def payment_set_charge_reference(*, payment: Payment, charge_reference: str) -> 
 
 def payment_authorize(
     *,
-    merchant: Merchant,
-    gateway: str,
-    amount: int,
-    currency: str,
     payment_method: str,
     capture: bool = True,
-    customer_email: str = "",
-    description: str = "",
-    client_key: str = "",
-    card_fingerprint: str = "",
     actor: User | None = None,
+    **new: Unpack[PaymentDetails],
 ) -> Payment:
     """Charge (or authorize) through the gateway. A retry with the same `client_key` reuses
     the first attempt's row and so its gateway idempotency key (`payment-<id>`); it asks the
@@ -209,18 +186,9 @@ def payment_authorize(
     the lost attempt did, not relying on the gateway's own key replay (Braintree has none)."""
     from ..gateways import GatewayDeclined, get_gateway
 
-    adapter = get_gateway(gateway)  # refuses before writing anything if not configured
-    payment, created = _payment_record_once(
-        merchant=merchant,
-        gateway=gateway,
-        amount=amount,
-        currency=currency,
-        customer_email=customer_email,
-        description=description,
-        client_key=client_key,
-        card_fingerprint=card_fingerprint,
-        actor=actor,
-    )
+    check_keywords(new, PaymentDetails)
+    adapter = get_gateway(new["gateway"])  # refuses before writing anything if not configured
+    payment, created = _payment_record_once(actor=actor, **new)
     if payment.gateway_reference or payment.status != Payment.Status.PENDING:
         return payment  # the first attempt was settled: its answer stands
     result = None
@@ -233,7 +201,7 @@ def payment_authorize(
     if result is None:
         try:
             result = adapter.authorize(
-                amount=amount,
+                amount=payment.amount,
                 currency=payment.currency,
                 payment_method=payment_method,
                 capture=capture,

@@ -24,7 +24,7 @@ from audits import context
 from audits.crypto.envelope import blind_index_candidates
 
 from ..core.bank_accounts import check_bank_account
-from ..core.records import create_valid
+from ..core.records import attributes, create_valid
 from ..exceptions import (
     PaymentsError,
     PayoutAccountAlreadyVerified,
@@ -113,12 +113,8 @@ def payout_account_add(
         account = PayoutAccount(
             merchant=merchant,
             holder_name=holder_name[:200],
-            country=checked.country,
             currency=currency,
-            scheme=checked.scheme,
-            account_number=checked.account_number,
-            routing_code=checked.routing_code,
-            last4=checked.last4,
+            **attributes(checked, ("scheme", "country", "account_number", "routing_code", "last4")),
             rail=rail.name,
             expires_at=timezone.now() + datetime.timedelta(days=settings.PAYOUT_VERIFICATION_DAYS),
         )
@@ -165,33 +161,42 @@ def _expired(account: PayoutAccount) -> PayoutVerificationExpired:
     )
 
 
+# Why an account that does not await confirmation cannot be confirmed, by its status: the
+# refusal and its message (formatted with the account). An expired one: _expired; a replaced
+# one: the default.
+_NOT_AWAITING: dict[str, tuple[type[PaymentsError], str]] = {
+    PayoutAccount.Status.VERIFIED: (
+        PayoutAccountAlreadyVerified,
+        "Payout account {0.masked_number} is verified already: nothing to confirm.",
+    ),
+    PayoutAccount.Status.LOCKED: (
+        PayoutVerificationLocked,
+        "Payout account {0.masked_number} is locked after {0.attempts} wrong confirmations: "
+        "add it again to receive new deposits.",
+    ),
+    PayoutAccount.Status.FAILED: (
+        PayoutAccountNotAwaitingConfirmation,
+        "The verification of {0.masked_number} failed: {0.failure_reason}",
+    ),
+    PayoutAccount.Status.PENDING: (
+        PayoutAccountNotAwaitingConfirmation,
+        "The micro-deposits to {0.masked_number} are still on their way: confirm them once "
+        "they show on the statement.",
+    ),
+}
+_REPLACED = (
+    PayoutAccountNotAwaitingConfirmation,
+    "Payout account {0.masked_number} was replaced by another one.",
+)
+
+
 def _refuse_unless_awaiting(account: PayoutAccount) -> None:
-    status = PayoutAccount.Status
-    if account.status == status.AWAITING_CONFIRMATION:
+    if account.status == PayoutAccount.Status.AWAITING_CONFIRMATION:
         return
-    if account.status == status.VERIFIED:
-        raise PayoutAccountAlreadyVerified(
-            f"Payout account {account.masked_number} is verified already: nothing to confirm."
-        )
-    if account.status == status.LOCKED:
-        raise PayoutVerificationLocked(
-            f"Payout account {account.masked_number} is locked after "
-            f"{account.attempts} wrong confirmations: add it again to receive new deposits."
-        )
-    if account.status == status.EXPIRED:
+    if account.status == PayoutAccount.Status.EXPIRED:
         raise _expired(account)
-    if account.status == status.FAILED:
-        raise PayoutAccountNotAwaitingConfirmation(
-            f"The verification of {account.masked_number} failed: {account.failure_reason}"
-        )
-    if account.status == status.PENDING:
-        raise PayoutAccountNotAwaitingConfirmation(
-            f"The micro-deposits to {account.masked_number} are still on their way: confirm "
-            "them once they show on the statement."
-        )
-    raise PayoutAccountNotAwaitingConfirmation(
-        f"Payout account {account.masked_number} was replaced by another one."
-    )
+    refusal, message = _NOT_AWAITING.get(account.status, _REPLACED)
+    raise refusal(message.format(account))
 
 
 def payout_account_confirm(

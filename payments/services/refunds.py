@@ -5,7 +5,7 @@ approval limits), submitted to the gateway, settled from the gateway's reports.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -17,7 +17,7 @@ from audits.behaviour import staff_activity_record
 from audits.models import StaffActivityKind
 from audits.receivers import fields_changed
 
-from ..core.records import create_valid
+from ..core.records import check_keywords, create_valid
 from ..exceptions import (
     PaymentsError,
     RefundExceedsCaptured,
@@ -43,13 +43,20 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
+class _RefundAmountAndReason(TypedDict):
+    amount: int
+    reason: str
+
+
+class RefundTerms(_RefundAmountAndReason, total=False):
+    """What is refunded and why, as asked (and kept in an approval's payload until approved);
+    reason_detail: "" when not given."""
+
+    reason_detail: str
+
+
 def refund_create(
-    *,
-    payment: Payment,
-    amount: int,
-    reason: str,
-    reason_detail: str = "",
-    actor: User | None = None,
+    *, payment: Payment, actor: User | None = None, **terms: Unpack[RefundTerms]
 ) -> Refund:
     """A pending refund that reserves `amount` of the captured total.
 
@@ -57,18 +64,11 @@ def refund_create(
     after the other and together never exceed what was captured (the database's check
     constraint on refunded_amount is the last line of defence).
     """
+    check_keywords(terms, RefundTerms)
     with transaction.atomic(), context.acting(actor):
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        _check_refundable(payment, amount)
-        refund = create_valid(
-            Refund(
-                payment=payment,
-                amount=amount,
-                reason=reason,
-                reason_detail=reason_detail,
-                requested_by=actor,
-            )
-        )
+        _check_refundable(payment, terms["amount"])
+        refund = create_valid(Refund(payment=payment, requested_by=actor, **terms))
         _settle_refunded_amount(payment)
         fraud_score_refund(refund=refund, payment=payment)
         return refund
@@ -329,30 +329,19 @@ def refund_request(
         if held:
             because = f"fraud score {screened.score}: {screened.explanation}"
             over_limit = f"{over_limit}; {because}" if over_limit else because
+        terms = RefundTerms(amount=amount, reason=reason, reason_detail=reason_detail)
         if over_limit:
             approval = approvals.approval_request(
                 action=REFUND_APPROVAL,
                 target=payment,
                 actor=actor,
-                payload={
-                    "amount": amount,
-                    "reason": reason,
-                    "reason_detail": reason_detail,
-                    "needs_approval_because": over_limit,
-                },
+                payload={**terms, "needs_approval_because": over_limit},
                 reason=reason_detail or reason,
             )
             if held:
                 fraud_record_hold(payment=payment, amount=amount, scored=screened)
             return RefundRequested(approval=approval)
-        refund = _refund_and_submit(
-            payment=payment,
-            amount=amount,
-            reason=reason,
-            reason_detail=reason_detail,
-            requested_by=actor,
-            actor=actor,
-        )
+        refund = _refund_and_submit(payment=payment, requested_by=actor, actor=actor, **terms)
         return RefundRequested(refund=refund)
 
 
@@ -389,20 +378,12 @@ def _refund_limit_exceeded(payment: Payment, amount: int) -> str:
 
 
 def _refund_and_submit(
-    *,
-    payment: Payment,
-    amount: int,
-    reason: str,
-    reason_detail: str,
-    requested_by: User,
-    actor: User,
+    *, payment: Payment, requested_by: User, actor: User, **terms: Unpack[RefundTerms]
 ) -> Refund:
     from ..tasks import submit_refund
 
     with transaction.atomic():
-        refund = refund_create(
-            payment=payment, amount=amount, reason=reason, reason_detail=reason_detail, actor=actor
-        )
+        refund = refund_create(payment=payment, actor=actor, **terms)
         if refund.requested_by_id != requested_by.pk:
             with context.acting(actor):
                 refund.requested_by = requested_by
@@ -414,11 +395,14 @@ def _refund_and_submit(
 def refund_execute_approved(request: ApprovalRequest, actor: User) -> Refund:
     """What approving a REFUND_APPROVAL request does (declared in payments/approvals.py)."""
     payload = request.payload
-    return _refund_and_submit(
-        payment=Payment.objects.get(pk=int(request.target_id)),
+    terms = RefundTerms(
         amount=int(payload["amount"]),
         reason=payload["reason"],
         reason_detail=payload.get("reason_detail", ""),
+    )
+    return _refund_and_submit(
+        payment=Payment.objects.get(pk=int(request.target_id)),
         requested_by=request.requested_by,
         actor=actor,
+        **terms,
     )

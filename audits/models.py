@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from .modelling import choice_valid, optional_user, sha256_hex
+
 
 class PaymentAudit(models.Model):
     """Before and after state of one change to a Merchant, Payment, Refund or Chargeback.
@@ -154,10 +156,7 @@ class ChainVerification(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(source__in=ChainVerificationSource.values),
-                name="chain_verification_source_valid",
-            ),
+            choice_valid("source", ChainVerificationSource, "chain_verification_source_valid"),
             models.CheckConstraint(
                 condition=Q(ok=True, first_problem="") | Q(ok=False),
                 name="chain_verification_ok_has_no_problem",
@@ -175,9 +174,7 @@ class ComplianceReport(models.Model):
     assessor sees the history. Written once, never changed."""
 
     created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_user()
     source = models.CharField(max_length=16, help_text="web, command or task")
     findings = models.JSONField(help_text="requirement, title, status, evidence, fix per check")
     passed = models.PositiveSmallIntegerField()
@@ -217,9 +214,7 @@ class SubjectKey(models.Model):
     wrapped_key = models.BinaryField(editable=False, help_text="empty once erased")
     created_at = models.DateTimeField(auto_now_add=True)
     erased_at = models.DateTimeField(null=True, blank=True)
-    erased_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    erased_by = optional_user()
     erasure_reason = models.TextField(blank=True)
 
     class Meta:
@@ -262,9 +257,7 @@ class KnownDevice(models.Model):
             models.UniqueConstraint(
                 fields=["subject", "fingerprint"], name="known_device_one_per_subject"
             ),
-            models.CheckConstraint(
-                condition=Q(fingerprint__regex=r"^[0-9a-f]{64}$"), name="known_device_fp_hex"
-            ),
+            sha256_hex("fingerprint", "known_device_fp_hex"),
         ]
         indexes = [
             models.Index(fields=["subject", "network"], name="known_device_subject_net"),
@@ -298,9 +291,7 @@ class StaffActivity(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=StaffActivityKind.values), name="staff_activity_kind_valid"
-            )
+            choice_valid("kind", StaffActivityKind, "staff_activity_kind_valid"),
         ]
         indexes = [models.Index(fields=["user", "kind", "at"], name="staff_activity_user_kind_at")]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 
+from audits.modelling import choice_valid, not_blank, optional_user
 from audits.querysets import AuditedModel
 
 
@@ -52,9 +53,7 @@ class FraudRule(AuditedModel):
             models.UniqueConstraint(
                 fields=["key"], condition=Q(is_current=True), name="fraud_rule_one_current"
             ),
-            models.CheckConstraint(
-                condition=Q(kind__in=RuleKind.values), name="fraud_rule_kind_valid"
-            ),
+            choice_valid("kind", RuleKind, "fraud_rule_kind_valid"),
             models.CheckConstraint(
                 condition=Q(score__gte=1, score__lte=100), name="fraud_rule_score_1_100"
             ),
@@ -103,9 +102,7 @@ class FraudSignal(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=SignalKind.values), name="fraud_signal_kind_valid"
-            ),
+            choice_valid("kind", SignalKind, "fraud_signal_kind_valid"),
             models.CheckConstraint(
                 condition=Q(kind="payment", refund__isnull=True)
                 | Q(kind="refund", refund__isnull=False),
@@ -181,12 +178,8 @@ class FraudEvaluation(models.Model):
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(condition=Q(score__lte=100), name="fraud_eval_score_max_100"),
-            models.CheckConstraint(
-                condition=Q(subject__in=EvaluationSubject.values), name="fraud_eval_subject_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(outcome__in=EvaluationOutcome.values), name="fraud_eval_outcome_valid"
-            ),
+            choice_valid("subject", EvaluationSubject, "fraud_eval_subject_valid"),
+            choice_valid("outcome", EvaluationOutcome, "fraud_eval_outcome_valid"),
         ]
         indexes = [
             models.Index(fields=["payment", "-created_at"], name="fraud_eval_payment"),
@@ -234,21 +227,15 @@ class FraudAlert(AuditedModel):
     score = models.PositiveSmallIntegerField()
     summary = models.CharField(max_length=500)
     status = models.CharField(max_length=16, choices=AlertStatus.choices, default=AlertStatus.OPEN)
-    assignee = models.ForeignKey(
-        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    closed_by = models.ForeignKey(
-        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    assignee = optional_user()
+    closed_by = optional_user()
     closed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=AlertStatus.values), name="fraud_alert_status_valid"
-            ),
+            choice_valid("status", AlertStatus, "fraud_alert_status_valid"),
             models.CheckConstraint(
                 condition=Q(status="open", closed_at__isnull=True, closed_by__isnull=True)
                 | (~Q(status="open") & Q(closed_at__isnull=False, closed_by__isnull=False)),
@@ -277,7 +264,7 @@ class FraudAlertNote(AuditedModel):
     class Meta(AuditedModel.Meta):
         ordering = ["created_at", "pk"]
         constraints = [
-            models.CheckConstraint(condition=~Q(text=""), name="fraud_alert_note_not_empty")
+            not_blank("text", "fraud_alert_note_not_empty"),
         ]
 
     def __str__(self) -> str:

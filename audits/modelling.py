@@ -17,11 +17,30 @@ from django.db.models import Q
 SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
-class Timestamped(models.Model):
-    """When the row was created and last saved."""
+class Created(models.Model):
+    """When the row was created."""
 
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class Timestamped(Created):
+    """When the row was created and last saved."""
+
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class AuthoredNote(Created):
+    """A person's note on a record. Each note model adds the record it is on, and a
+    `not_blank("text", ...)` constraint under its own name."""
+
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    text = models.TextField()
 
     class Meta:
         abstract = True
@@ -50,12 +69,18 @@ def unique_when_set(fields: Sequence[str], name: str) -> models.UniqueConstraint
     return models.UniqueConstraint(fields=list(fields), condition=~Q(**{fields[-1]: ""}), name=name)
 
 
+def matches(field: str, pattern: str, name: str) -> models.CheckConstraint:
+    """The field matches the regular expression (an ISO code, a digest)."""
+    return models.CheckConstraint(condition=Q(**{f"{field}__regex": pattern}), name=name)
+
+
 def sha256_hex(field: str, name: str) -> models.CheckConstraint:
     """The field is a SHA-256 digest in lower-case hex."""
-    return models.CheckConstraint(condition=Q(**{f"{field}__regex": SHA256_HEX}), name=name)
+    return matches(field, SHA256_HEX, name)
 
 
 def not_blank(field: str, name: str) -> models.CheckConstraint:
+    """The field is not the empty string."""
     return models.CheckConstraint(condition=~Q(**{field: ""}), name=name)
 
 

@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from .modelling import choice_valid, optional_user, sha256_hex
+from .modelling import Created, choice_valid, optional_user, sha256_hex
 
 
 class PaymentAudit(models.Model):
@@ -107,7 +107,7 @@ class AuditCheckpoint(models.Model):
         return f"Checkpoint {self.pk} at {self.created_at:%Y-%m-%d %H:%M} UTC ({self.rows} rows)"
 
 
-class AuditDetachment(models.Model):
+class AuditDetachment(Created):
     """One month partition of payment_audits detached to cold storage (audits.cold_storage):
     its rows are in an exported file, and each chain's head at the detach point is where the
     verification of the rows still attached starts. Append-only like the rows."""
@@ -125,7 +125,6 @@ class AuditDetachment(models.Model):
     checkpoint_pk = models.PositiveBigIntegerField(
         help_text="the signed checkpoint that covered every row detached"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "payment_audit_detachments"
@@ -140,13 +139,12 @@ class ChainVerificationSource(models.TextChoices):
     TASK = "task"
 
 
-class ChainVerification(models.Model):
+class ChainVerification(Created):
     """One run of the hash-chain verification (verify_audit_chain, or beat's daily task): what
     monitoring reads as the chain's verification age and result. Written once, never changed."""
 
     Source = ChainVerificationSource
 
-    created_at = models.DateTimeField(auto_now_add=True)
     source = models.CharField(max_length=8, choices=Source.choices)
     ok = models.BooleanField()
     rows_checked = models.PositiveBigIntegerField()
@@ -169,11 +167,10 @@ class ChainVerification(models.Model):
         return f"Chain verification {self.created_at:%Y-%m-%d %H:%M} UTC: {outcome}"
 
 
-class ComplianceReport(models.Model):
+class ComplianceReport(Created):
     """One run of the PCI DSS compliance report (audits/compliance/), kept with its date so an
     assessor sees the history. Written once, never changed."""
 
-    created_at = models.DateTimeField(auto_now_add=True)
     created_by = optional_user()
     source = models.CharField(max_length=16, help_text="web, command or task")
     findings = models.JSONField(help_text="requirement, title, status, evidence, fix per check")

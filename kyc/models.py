@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from audits.crypto.fields import EncryptedCharField
 from audits.modelling import (
+    AuthoredNote,
+    Created,
     Timestamped,
     choice_valid,
     not_blank,
@@ -200,7 +201,7 @@ class ScreeningDisposition(models.TextChoices):
     FALSE_POSITIVE = "false_positive", "False positive"
 
 
-class ScreeningResult(AuditedModel):
+class ScreeningResult(Created, AuditedModel):
     """One name screened against one list entry: a near match is a hit for a person to judge."""
 
     Disposition = ScreeningDisposition
@@ -220,7 +221,6 @@ class ScreeningResult(AuditedModel):
         blank=True,
         help_text="the list entry's id in its source (e.g. OpenSanctions)",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
     # A person's judgement of the hit: a case with an undisposed hit cannot be approved.
     disposition = models.CharField(
         max_length=16, choices=Disposition.choices, default=Disposition.PENDING
@@ -325,6 +325,15 @@ class ScreeningListEntry(models.Model):
         return f"{self.name} ({self.list_name})"
 
 
+class KycDocumentContentType(models.TextChoices):
+    """What a document's file may be: read from its content when it is uploaded
+    (payments/core/uploads.py), never from its name."""
+
+    PDF = "application/pdf", "PDF"
+    PNG = "image/png", "PNG"
+    JPEG = "image/jpeg", "JPEG"
+
+
 class KycDocument(AuditedModel):
     class DocumentType(models.TextChoices):
         PASSPORT = "passport"
@@ -335,10 +344,7 @@ class KycDocument(AuditedModel):
         BANK_STATEMENT = "bank_statement"
         OTHER = "other"
 
-    class ContentType(models.TextChoices):
-        PDF = "application/pdf", "PDF"
-        PNG = "image/png", "PNG"
-        JPEG = "image/jpeg", "JPEG"
+    ContentType = KycDocumentContentType
 
     class ReviewStatus(models.TextChoices):
         PENDING = "pending"
@@ -368,9 +374,8 @@ class KycDocument(AuditedModel):
             *stored_file_checks(
                 sha256_name="kyc_document_sha256_hex", size_name="kyc_document_size_positive"
             ),
-            models.CheckConstraint(
-                condition=Q(content_type__in=["application/pdf", "image/png", "image/jpeg"]),
-                name="kyc_document_content_type_allowed",
+            choice_valid(
+                "content_type", KycDocumentContentType, "kyc_document_content_type_allowed"
             ),
         ]
         indexes = [models.Index(fields=["case", "review_status"], name="kyc_document_case_idx")]
@@ -379,11 +384,8 @@ class KycDocument(AuditedModel):
         return f"{self.get_document_type_display()} for {self.case_id}"
 
 
-class CaseNote(AuditedModel):
+class CaseNote(AuthoredNote, AuditedModel):
     case = models.ForeignKey(KycCase, models.PROTECT, related_name="notes")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
-    text = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["case", "created_at"]

@@ -24,8 +24,10 @@ from audits.crypto.fields import (
     ErasedStr,
 )
 from audits.modelling import (
+    Created,
     Timestamped,
     choice_valid,
+    matches,
     optional_user,
     sha256_hex,
     stored_file_checks,
@@ -141,9 +143,7 @@ class Merchant(StatusMachineMixin, Timestamped, AuditedModel):
             ("erase_merchant_contact", "Can erase a contact person's data (GDPR art. 17)"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(country__regex=COUNTRY_CODE), name="merchant_country_iso_alpha2"
-            ),
+            matches("country", COUNTRY_CODE, "merchant_country_iso_alpha2"),
             choice_valid("status", MerchantStatus, "merchant_status_valid"),
             choice_valid("risk_level", RiskLevel, "merchant_risk_level_valid"),
             models.CheckConstraint(
@@ -309,9 +309,7 @@ class Payment(StatusMachineMixin, Timestamped, AuditedModel):
             unique_when_set(["gateway", "gateway_reference"], "payment_gateway_reference_unique"),
             unique_when_set(["merchant", "client_key"], "payment_client_key_unique_per_merchant"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
-            models.CheckConstraint(
-                condition=Q(currency__regex=CURRENCY_CODE), name="payment_currency_iso4217"
-            ),
+            matches("currency", CURRENCY_CODE, "payment_currency_iso4217"),
             models.CheckConstraint(
                 condition=Q(captured_amount__lte=F("amount")), name="payment_captured_within_amount"
             ),
@@ -451,9 +449,7 @@ class Chargeback(StatusMachineMixin, Timestamped, AuditedModel):
                 fields=["gateway", "gateway_reference"], name="chargeback_gateway_reference_unique"
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="chargeback_amount_positive"),
-            models.CheckConstraint(
-                condition=Q(currency__regex=CURRENCY_CODE), name="chargeback_currency_iso4217"
-            ),
+            matches("currency", CURRENCY_CODE, "chargeback_currency_iso4217"),
             choice_valid("status", ChargebackStatus, "chargeback_status_valid"),
         ]
         indexes = [
@@ -635,7 +631,7 @@ class EvidenceFile(AuditedModel):
         return self.original_name or f"file {self.pk}"
 
 
-class ApiToken(AuditedModel):
+class ApiToken(Created, AuditedModel):
     """A credential for an integration. Only its prefix is kept in clear (to find it); the
     secret part is stored as its SHA-256, so a copy of the database cannot be replayed. A token
     acts as its owner (the audit trail's actor); a merchant-bound token sees only that
@@ -671,7 +667,6 @@ class ApiToken(AuditedModel):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["-created_at", "-pk"]
@@ -687,7 +682,7 @@ class ApiToken(AuditedModel):
         return f"{self.name} ({self.prefix}…)"
 
 
-class IdempotencyRecord(models.Model):
+class IdempotencyRecord(Created):
     """The first answer to a request made with an `Idempotency-Key`, replayed to retries.
 
     One row per owner and key (the unique constraint decides a race: the second insert fails
@@ -704,7 +699,6 @@ class IdempotencyRecord(models.Model):
     in_flight = models.BooleanField(default=True)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
@@ -904,15 +898,9 @@ class PayoutAccount(StatusMachineMixin, Timestamped, AuditedModel):
             ),
             choice_valid("status", PayoutAccountStatus, "payout_account_status_valid"),
             choice_valid("scheme", PayoutAccountScheme, "payout_account_scheme_valid"),
-            models.CheckConstraint(
-                condition=Q(country__regex=COUNTRY_CODE), name="payout_account_country_iso"
-            ),
-            models.CheckConstraint(
-                condition=Q(currency__regex=CURRENCY_CODE), name="payout_account_currency_iso"
-            ),
-            models.CheckConstraint(
-                condition=Q(last4__regex=r"^[0-9A-Z]{4}$"), name="payout_account_last4"
-            ),
+            matches("country", COUNTRY_CODE, "payout_account_country_iso"),
+            matches("currency", CURRENCY_CODE, "payout_account_currency_iso"),
+            matches("last4", r"^[0-9A-Z]{4}$", "payout_account_last4"),
             models.CheckConstraint(
                 condition=~Q(status="verified") | Q(verified_at__isnull=False),
                 name="payout_account_verified_names_when",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 
-from audits.modelling import choice_valid, not_blank, optional_user
+from audits.modelling import AuthoredNote, Created, choice_valid, not_blank, optional_user
 from audits.querysets import AuditedModel
 
 
@@ -29,7 +29,7 @@ class SignalKind(models.TextChoices):
     REFUND = "refund"
 
 
-class FraudRule(AuditedModel):
+class FraudRule(Created, AuditedModel):
     """One version of a rule. `key` names the rule across its versions; exactly one version
     of a key is current. Parameters are validated against the check's schema by the service."""
 
@@ -43,7 +43,6 @@ class FraudRule(AuditedModel):
     enabled = models.BooleanField(default=True)
     change_note = models.CharField(max_length=255, blank=True)
     created_by = models.ForeignKey("auth.User", models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["key", "-version"]
@@ -158,7 +157,7 @@ class EvaluationOutcome(models.TextChoices):
     FLAGGED = "flagged", "Merchant flagged"
 
 
-class FraudEvaluation(models.Model):
+class FraudEvaluation(Created):
     """One scoring of a payment, a refund or a refund request: its total score, what it led
     to, and (in its hits) which rule versions fired with their figures. Written once, in the
     transaction of what it scored; not audited (the alert it may raise is)."""
@@ -172,7 +171,6 @@ class FraudEvaluation(models.Model):
     score = models.PositiveSmallIntegerField()
     outcome = models.CharField(max_length=8, choices=EvaluationOutcome.choices)
     rules_checked = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -215,7 +213,7 @@ class AlertStatus(models.TextChoices):
     FALSE_POSITIVE = "false_positive", "Closed: false positive"
 
 
-class FraudAlert(AuditedModel):
+class FraudAlert(Created, AuditedModel):
     """An evaluation whose score reached FRAUD_ALERT_SCORE, waiting in the review queue. Its
     closure (fraud or false positive) is what each fired rule's precision is measured by."""
 
@@ -230,7 +228,6 @@ class FraudAlert(AuditedModel):
     assignee = optional_user()
     closed_by = optional_user()
     closed_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["-created_at", "-pk"]
@@ -255,11 +252,8 @@ class FraudAlert(AuditedModel):
         return f"Fraud alert {self.pk} (score {self.score})"
 
 
-class FraudAlertNote(AuditedModel):
+class FraudAlertNote(AuthoredNote, AuditedModel):
     alert = models.ForeignKey(FraudAlert, models.PROTECT, related_name="notes")
-    author = models.ForeignKey("auth.User", models.PROTECT, related_name="+")
-    text = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["created_at", "pk"]

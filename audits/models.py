@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from .modelling import Created, choice_valid, optional_user, sha256_hex
+
 
 class PaymentAudit(models.Model):
     """Before and after state of one change to a Merchant, Payment, Refund or Chargeback.
@@ -105,7 +107,7 @@ class AuditCheckpoint(models.Model):
         return f"Checkpoint {self.pk} at {self.created_at:%Y-%m-%d %H:%M} UTC ({self.rows} rows)"
 
 
-class AuditDetachment(models.Model):
+class AuditDetachment(Created):
     """One month partition of payment_audits detached to cold storage (audits.cold_storage):
     its rows are in an exported file, and each chain's head at the detach point is where the
     verification of the rows still attached starts. Append-only like the rows."""
@@ -123,7 +125,6 @@ class AuditDetachment(models.Model):
     checkpoint_pk = models.PositiveBigIntegerField(
         help_text="the signed checkpoint that covered every row detached"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "payment_audit_detachments"
@@ -138,13 +139,12 @@ class ChainVerificationSource(models.TextChoices):
     TASK = "task"
 
 
-class ChainVerification(models.Model):
+class ChainVerification(Created):
     """One run of the hash-chain verification (verify_audit_chain, or beat's daily task): what
     monitoring reads as the chain's verification age and result. Written once, never changed."""
 
     Source = ChainVerificationSource
 
-    created_at = models.DateTimeField(auto_now_add=True)
     source = models.CharField(max_length=8, choices=Source.choices)
     ok = models.BooleanField()
     rows_checked = models.PositiveBigIntegerField()
@@ -154,10 +154,7 @@ class ChainVerification(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(source__in=ChainVerificationSource.values),
-                name="chain_verification_source_valid",
-            ),
+            choice_valid("source", ChainVerificationSource, "chain_verification_source_valid"),
             models.CheckConstraint(
                 condition=Q(ok=True, first_problem="") | Q(ok=False),
                 name="chain_verification_ok_has_no_problem",
@@ -170,14 +167,11 @@ class ChainVerification(models.Model):
         return f"Chain verification {self.created_at:%Y-%m-%d %H:%M} UTC: {outcome}"
 
 
-class ComplianceReport(models.Model):
+class ComplianceReport(Created):
     """One run of the PCI DSS compliance report (audits/compliance/), kept with its date so an
     assessor sees the history. Written once, never changed."""
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_user()
     source = models.CharField(max_length=16, help_text="web, command or task")
     findings = models.JSONField(help_text="requirement, title, status, evidence, fix per check")
     passed = models.PositiveSmallIntegerField()
@@ -217,9 +211,7 @@ class SubjectKey(models.Model):
     wrapped_key = models.BinaryField(editable=False, help_text="empty once erased")
     created_at = models.DateTimeField(auto_now_add=True)
     erased_at = models.DateTimeField(null=True, blank=True)
-    erased_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    erased_by = optional_user()
     erasure_reason = models.TextField(blank=True)
 
     class Meta:
@@ -262,9 +254,7 @@ class KnownDevice(models.Model):
             models.UniqueConstraint(
                 fields=["subject", "fingerprint"], name="known_device_one_per_subject"
             ),
-            models.CheckConstraint(
-                condition=Q(fingerprint__regex=r"^[0-9a-f]{64}$"), name="known_device_fp_hex"
-            ),
+            sha256_hex("fingerprint", "known_device_fp_hex"),
         ]
         indexes = [
             models.Index(fields=["subject", "network"], name="known_device_subject_net"),
@@ -298,9 +288,7 @@ class StaffActivity(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=StaffActivityKind.values), name="staff_activity_kind_valid"
-            )
+            choice_valid("kind", StaffActivityKind, "staff_activity_kind_valid"),
         ]
         indexes = [models.Index(fields=["user", "kind", "at"], name="staff_activity_user_kind_at")]
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from audits.crypto.fields import EncryptedCharField
+from audits.modelling import (
+    AuthoredNote,
+    Created,
+    Timestamped,
+    choice_valid,
+    not_blank,
+    optional_user,
+    sha256_hex,
+    stored_file_checks,
+)
 from audits.querysets import AuditedModel
 from payments.core.state import StatusMachineMixin
 from payments.models import RiskLevel
@@ -45,7 +54,7 @@ class KycCaseKind(models.TextChoices):
     KYB = "kyb", "KYB (business)"
 
 
-class KycCase(StatusMachineMixin, AuditedModel):
+class KycCase(StatusMachineMixin, Timestamped, AuditedModel):
     Kind = KycCaseKind
 
     Status = KycCaseStatus
@@ -82,33 +91,14 @@ class KycCase(StatusMachineMixin, AuditedModel):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     risk_level = models.CharField(max_length=8, choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
     risk_score = models.PositiveSmallIntegerField(default=0, help_text="0 (none) to 100")
-    assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="assigned_kyc_cases",
-    )
+    assignee = optional_user("assigned_kyc_cases")
     submitted_at = models.DateTimeField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
     decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="decided_kyc_cases",
-    )
+    decided_by = optional_user("decided_kyc_cases")
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
-    prepared_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="the analyst who reviewed the case",
-    )
+    prepared_by = optional_user(help_text="the analyst who reviewed the case")
     information_request = models.TextField(blank=True, help_text="what the merchant must send")
     escalation_reason = models.TextField(blank=True)
     sla_paused_at = models.DateTimeField(
@@ -123,8 +113,6 @@ class KycCase(StatusMachineMixin, AuditedModel):
     ownership_layers = models.PositiveSmallIntegerField(
         default=1, help_text="legal entities between the merchant and its owners"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["due_at", "pk"]
@@ -137,13 +125,8 @@ class KycCase(StatusMachineMixin, AuditedModel):
             models.CheckConstraint(
                 condition=Q(risk_score__lte=100), name="kyc_case_risk_score_range"
             ),
-            models.CheckConstraint(
-                condition=Q(status__in=KycCaseStatus.values),
-                name="kyc_case_status_valid",
-            ),
-            models.CheckConstraint(
-                condition=Q(kind__in=KycCaseKind.values), name="kyc_case_kind_valid"
-            ),
+            choice_valid("status", KycCaseStatus, "kyc_case_status_valid"),
+            choice_valid("kind", KycCaseKind, "kyc_case_kind_valid"),
             # A decided case names its decision, who took it and when; an open one has none.
             models.CheckConstraint(
                 condition=(
@@ -218,7 +201,7 @@ class ScreeningDisposition(models.TextChoices):
     FALSE_POSITIVE = "false_positive", "False positive"
 
 
-class ScreeningResult(AuditedModel):
+class ScreeningResult(Created, AuditedModel):
     """One name screened against one list entry: a near match is a hit for a person to judge."""
 
     Disposition = ScreeningDisposition
@@ -238,25 +221,19 @@ class ScreeningResult(AuditedModel):
         blank=True,
         help_text="the list entry's id in its source (e.g. OpenSanctions)",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
     # A person's judgement of the hit: a case with an undisposed hit cannot be approved.
     disposition = models.CharField(
         max_length=16, choices=Disposition.choices, default=Disposition.PENDING
     )
     disposition_reason = models.TextField(blank=True)
-    disposed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    disposed_by = optional_user()
     disposed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["case", "-score"]
         constraints = [
             models.CheckConstraint(condition=Q(score__lte=100), name="screening_score_range"),
-            models.CheckConstraint(
-                condition=Q(disposition__in=ScreeningDisposition.values),
-                name="screening_disposition_valid",
-            ),
+            choice_valid("disposition", ScreeningDisposition, "screening_disposition_valid"),
             # A disposed hit names its reason, who judged it and when; an undisposed one none.
             models.CheckConstraint(
                 condition=(
@@ -305,14 +282,9 @@ class ScreeningListLoad(AuditedModel):
     class Meta(AuditedModel.Meta):
         ordering = ["-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(format__in=ScreeningListFormat.values),
-                name="screening_list_load_format_valid",
-            ),
-            models.CheckConstraint(
-                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="screening_list_load_sha256_hex"
-            ),
-            models.CheckConstraint(condition=~Q(feed=""), name="screening_list_load_feed_named"),
+            choice_valid("format", ScreeningListFormat, "screening_list_load_format_valid"),
+            sha256_hex("sha256", "screening_list_load_sha256_hex"),
+            not_blank("feed", "screening_list_load_feed_named"),
         ]
 
     def __str__(self) -> str:
@@ -344,16 +316,22 @@ class ScreeningListEntry(models.Model):
             models.UniqueConstraint(
                 fields=["feed", "source_id"], name="screening_entry_unique_per_feed"
             ),
-            models.CheckConstraint(
-                condition=Q(category__in=ScreeningCategory.values),
-                name="screening_entry_category_valid",
-            ),
-            models.CheckConstraint(condition=~Q(name=""), name="screening_entry_name_not_empty"),
+            choice_valid("category", ScreeningCategory, "screening_entry_category_valid"),
+            not_blank("name", "screening_entry_name_not_empty"),
         ]
         indexes = [models.Index(fields=["normalised_name"], name="screening_entry_normalised_idx")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.list_name})"
+
+
+class KycDocumentContentType(models.TextChoices):
+    """What a document's file may be: read from its content when it is uploaded
+    (payments/core/uploads.py), never from its name."""
+
+    PDF = "application/pdf", "PDF"
+    PNG = "image/png", "PNG"
+    JPEG = "image/jpeg", "JPEG"
 
 
 class KycDocument(AuditedModel):
@@ -366,10 +344,7 @@ class KycDocument(AuditedModel):
         BANK_STATEMENT = "bank_statement"
         OTHER = "other"
 
-    class ContentType(models.TextChoices):
-        PDF = "application/pdf", "PDF"
-        PNG = "image/png", "PNG"
-        JPEG = "image/jpeg", "JPEG"
+    ContentType = KycDocumentContentType
 
     class ReviewStatus(models.TextChoices):
         PENDING = "pending"
@@ -390,21 +365,17 @@ class KycDocument(AuditedModel):
         max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING
     )
     review_reason = models.TextField(blank=True)
-    uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    uploaded_by = optional_user()
     uploaded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["case", "uploaded_at"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="kyc_document_sha256_hex"
+            *stored_file_checks(
+                sha256_name="kyc_document_sha256_hex", size_name="kyc_document_size_positive"
             ),
-            models.CheckConstraint(condition=Q(size__gt=0), name="kyc_document_size_positive"),
-            models.CheckConstraint(
-                condition=Q(content_type__in=["application/pdf", "image/png", "image/jpeg"]),
-                name="kyc_document_content_type_allowed",
+            choice_valid(
+                "content_type", KycDocumentContentType, "kyc_document_content_type_allowed"
             ),
         ]
         indexes = [models.Index(fields=["case", "review_status"], name="kyc_document_case_idx")]
@@ -413,16 +384,13 @@ class KycDocument(AuditedModel):
         return f"{self.get_document_type_display()} for {self.case_id}"
 
 
-class CaseNote(AuditedModel):
+class CaseNote(AuthoredNote, AuditedModel):
     case = models.ForeignKey(KycCase, models.PROTECT, related_name="notes")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
-    text = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["case", "created_at"]
         constraints = [
-            models.CheckConstraint(condition=~Q(text=""), name="case_note_text_not_empty"),
+            not_blank("text", "case_note_text_not_empty"),
         ]
 
     def __str__(self) -> str:
@@ -439,7 +407,7 @@ OWNERSHIP_THRESHOLD_BP = 2_500
 WHOLE_BP = 10_000
 
 
-class BeneficialOwner(AuditedModel):
+class BeneficialOwner(Timestamped, AuditedModel):
     """A person owning at least 25 % of a merchant (KYB). Their personal data is encrypted at
     rest and shown masked to roles without payments.view_merchant_contact; their name is
     screened with the merchant's (kyc.screening.names_to_screen). Written only through
@@ -458,8 +426,6 @@ class BeneficialOwner(AuditedModel):
         "ownership (basis points)", help_text="2500 = 25 %, 10000 = 100 %"
     )
     held = models.CharField(max_length=8, choices=Held.choices, default=Held.DIRECTLY)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["merchant", "-ownership_bp", "pk"]
@@ -469,9 +435,7 @@ class BeneficialOwner(AuditedModel):
                 name="beneficial_owner_share_range",
                 violation_error_message="A beneficial owner holds from 25 % to 100 %.",
             ),
-            models.CheckConstraint(
-                condition=Q(held__in=OwnershipHeld.values), name="beneficial_owner_held_valid"
-            ),
+            choice_valid("held", OwnershipHeld, "beneficial_owner_held_valid"),
         ]
 
     def __str__(self) -> str:

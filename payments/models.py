@@ -23,6 +23,16 @@ from audits.crypto.fields import (
     EncryptedTextField,
     ErasedStr,
 )
+from audits.modelling import (
+    Created,
+    Timestamped,
+    choice_valid,
+    matches,
+    optional_user,
+    sha256_hex,
+    stored_file_checks,
+    unique_when_set,
+)
 from audits.models import SubjectKey
 from audits.querysets import AuditedModel
 
@@ -52,7 +62,7 @@ class MerchantStatus(models.TextChoices):
     CLOSED = "closed"
 
 
-class Merchant(StatusMachineMixin, AuditedModel):
+class Merchant(StatusMachineMixin, Timestamped, AuditedModel):
     Status = MerchantStatus
 
     STATUS_TRANSITIONS = {
@@ -125,8 +135,6 @@ class Merchant(StatusMachineMixin, AuditedModel):
     braintree_merchant_account_id = models.CharField(
         max_length=64, null=True, blank=True, unique=True
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["legal_name", "pk"]
@@ -135,17 +143,9 @@ class Merchant(StatusMachineMixin, AuditedModel):
             ("erase_merchant_contact", "Can erase a contact person's data (GDPR art. 17)"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(country__regex=COUNTRY_CODE), name="merchant_country_iso_alpha2"
-            ),
-            models.CheckConstraint(
-                condition=Q(status__in=MerchantStatus.values),
-                name="merchant_status_valid",
-            ),
-            models.CheckConstraint(
-                condition=Q(risk_level__in=RiskLevel.values),
-                name="merchant_risk_level_valid",
-            ),
+            matches("country", COUNTRY_CODE, "merchant_country_iso_alpha2"),
+            choice_valid("status", MerchantStatus, "merchant_status_valid"),
+            choice_valid("risk_level", RiskLevel, "merchant_risk_level_valid"),
             models.CheckConstraint(
                 condition=Q(payouts_enabled=False) | Q(verified_payout_account__isnull=False),
                 name="merchant_payouts_need_verified_account",
@@ -243,7 +243,7 @@ class PaymentStatus(models.TextChoices):
     CANCELED = "canceled"
 
 
-class Payment(StatusMachineMixin, AuditedModel):
+class Payment(StatusMachineMixin, Timestamped, AuditedModel):
     Status = PaymentStatus
 
     STATUS_TRANSITIONS = {
@@ -302,26 +302,14 @@ class Payment(StatusMachineMixin, AuditedModel):
     customer_email = EncryptedEmailField(blank=True)
     customer_email_index = BlindIndexField(source="customer_email", lowercase=True)
     description = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["gateway", "gateway_reference"],
-                condition=~Q(gateway_reference=""),
-                name="payment_gateway_reference_unique",
-            ),
-            models.UniqueConstraint(
-                fields=["merchant", "client_key"],
-                condition=~Q(client_key=""),
-                name="payment_client_key_unique_per_merchant",
-            ),
+            unique_when_set(["gateway", "gateway_reference"], "payment_gateway_reference_unique"),
+            unique_when_set(["merchant", "client_key"], "payment_client_key_unique_per_merchant"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
-            models.CheckConstraint(
-                condition=Q(currency__regex=CURRENCY_CODE), name="payment_currency_iso4217"
-            ),
+            matches("currency", CURRENCY_CODE, "payment_currency_iso4217"),
             models.CheckConstraint(
                 condition=Q(captured_amount__lte=F("amount")), name="payment_captured_within_amount"
             ),
@@ -333,13 +321,8 @@ class Payment(StatusMachineMixin, AuditedModel):
                 condition=Q(card_last4="") | Q(card_last4__regex=r"^[0-9]{4}$"),
                 name="payment_card_last4_digits",
             ),
-            models.CheckConstraint(
-                condition=Q(gateway__in=Gateway.values), name="payment_gateway_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(status__in=PaymentStatus.values),
-                name="payment_status_valid",
-            ),
+            choice_valid("gateway", Gateway, "payment_gateway_valid"),
+            choice_valid("status", PaymentStatus, "payment_status_valid"),
         ]
         indexes = [
             models.Index(fields=["merchant", "-created_at"], name="payment_merchant_created_idx"),
@@ -365,7 +348,7 @@ class RefundStatus(models.TextChoices):
     CANCELED = "canceled"
 
 
-class Refund(StatusMachineMixin, AuditedModel):
+class Refund(StatusMachineMixin, Timestamped, AuditedModel):
     Status = RefundStatus
 
     class Reason(models.TextChoices):
@@ -394,26 +377,19 @@ class Refund(StatusMachineMixin, AuditedModel):
     gateway_event_at = models.DateTimeField(
         null=True, blank=True, help_text="creation time of the newest gateway event applied"
     )
-    requested_by = models.ForeignKey(
-        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    requested_by = optional_user()
     FAILURE_REASON_MAX = 500
     failure_reason = models.CharField(
         max_length=FAILURE_REASON_MAX,
         blank=True,
         help_text="why the gateway refused it (or why it could not be sent), as staff read it",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
-            models.CheckConstraint(
-                condition=Q(status__in=RefundStatus.values),
-                name="refund_status_valid",
-            ),
+            choice_valid("status", RefundStatus, "refund_status_valid"),
         ]
         indexes = [
             models.Index(fields=["payment", "status"], name="refund_payment_status_idx"),
@@ -433,7 +409,7 @@ class ChargebackStatus(models.TextChoices):
     EXPIRED = "expired"
 
 
-class Chargeback(StatusMachineMixin, AuditedModel):
+class Chargeback(StatusMachineMixin, Timestamped, AuditedModel):
     Status = ChargebackStatus
 
     STATUS_TRANSITIONS = {
@@ -464,11 +440,7 @@ class Chargeback(StatusMachineMixin, AuditedModel):
     gateway_event_at = models.DateTimeField(
         null=True, blank=True, help_text="creation time of the newest gateway event applied"
     )
-    assignee = models.ForeignKey(
-        "auth.User", models.PROTECT, null=True, blank=True, related_name="assigned_chargebacks"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    assignee = optional_user("assigned_chargebacks")
 
     class Meta(AuditedModel.Meta):
         ordering = ["evidence_due_by", "pk"]
@@ -477,13 +449,8 @@ class Chargeback(StatusMachineMixin, AuditedModel):
                 fields=["gateway", "gateway_reference"], name="chargeback_gateway_reference_unique"
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="chargeback_amount_positive"),
-            models.CheckConstraint(
-                condition=Q(currency__regex=CURRENCY_CODE), name="chargeback_currency_iso4217"
-            ),
-            models.CheckConstraint(
-                condition=Q(status__in=ChargebackStatus.values),
-                name="chargeback_status_valid",
-            ),
+            matches("currency", CURRENCY_CODE, "chargeback_currency_iso4217"),
+            choice_valid("status", ChargebackStatus, "chargeback_status_valid"),
         ]
         indexes = [
             models.Index(fields=["status", "evidence_due_by"], name="chargeback_status_due_idx"),
@@ -575,9 +542,7 @@ class ApprovalRequest(AuditedModel):
     requested_by = models.ForeignKey("auth.User", models.PROTECT, related_name="+")
     requested_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
-    decided_by = models.ForeignKey(
-        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    decided_by = optional_user()
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
 
@@ -596,10 +561,7 @@ class ApprovalRequest(AuditedModel):
                 condition=Q(status="pending"),
                 name="approval_one_pending_per_target",
             ),
-            models.CheckConstraint(
-                condition=Q(status__in=ApprovalStatus.values),
-                name="approval_status_valid",
-            ),
+            choice_valid("status", ApprovalStatus, "approval_status_valid"),
         ]
         indexes = [models.Index(fields=["status", "expires_at"], name="approval_status_idx")]
 
@@ -626,13 +588,9 @@ class ChargebackEvidence(AuditedModel):
     chargeback = models.OneToOneField(Chargeback, models.PROTECT, related_name="evidence")
     # Evidence names the customer (email, address, what they bought): encrypted at rest.
     text = EncryptedTextField(blank=True)
-    updated_by = models.ForeignKey(
-        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    updated_by = optional_user()
     updated_at = models.DateTimeField(auto_now=True)
-    submitted_by = models.ForeignKey(
-        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    submitted_by = optional_user()
     submitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(AuditedModel.Meta):
@@ -664,17 +622,16 @@ class EvidenceFile(AuditedModel):
     class Meta(AuditedModel.Meta):
         ordering = ["uploaded_at", "pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="evidence_file_sha256_hex"
+            *stored_file_checks(
+                sha256_name="evidence_file_sha256_hex", size_name="evidence_file_size_positive"
             ),
-            models.CheckConstraint(condition=Q(size__gt=0), name="evidence_file_size_positive"),
         ]
 
     def __str__(self) -> str:
         return self.original_name or f"file {self.pk}"
 
 
-class ApiToken(AuditedModel):
+class ApiToken(Created, AuditedModel):
     """A credential for an integration. Only its prefix is kept in clear (to find it); the
     secret part is stored as its SHA-256, so a copy of the database cannot be replayed. A token
     acts as its owner (the audit trail's actor); a merchant-bound token sees only that
@@ -710,14 +667,11 @@ class ApiToken(AuditedModel):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(digest__regex=r"^[0-9a-f]{64}$"), name="api_token_digest_hex"
-            ),
+            sha256_hex("digest", "api_token_digest_hex"),
             models.CheckConstraint(
                 condition=Q(expires_at__gt=F("created_at")), name="api_token_expires_after_created"
             ),
@@ -728,7 +682,7 @@ class ApiToken(AuditedModel):
         return f"{self.name} ({self.prefix}…)"
 
 
-class IdempotencyRecord(models.Model):
+class IdempotencyRecord(Created):
     """The first answer to a request made with an `Idempotency-Key`, replayed to retries.
 
     One row per owner and key (the unique constraint decides a race: the second insert fails
@@ -745,7 +699,6 @@ class IdempotencyRecord(models.Model):
     in_flight = models.BooleanField(default=True)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
@@ -829,18 +782,21 @@ class PaymentDailyRollup(models.Model):
         return f"{self.day} {self.gateway} {self.currency} merchant {self.merchant_id}"
 
 
-class SandboxObject(models.Model):
+class SandboxObjectKind(models.TextChoices):
+    PAYMENT = "payment"
+    REFUND = "refund"
+    DISPUTE = "dispute"
+    EVENT = "event"
+    CREDIT = "credit"  # a bank-rail credit (payments/rails/sandbox.py)
+
+
+class SandboxObject(Timestamped):
     """The sandbox gateway's own store (payments/gateways/sandbox.py): what a real gateway would
     hold on its side (payments, refunds, disputes, and the webhook events it sends us). Not ours
     and not audited: it stands in for Stripe's database. Never a card number: brand and last
     four only."""
 
-    class Kind(models.TextChoices):
-        PAYMENT = "payment"
-        REFUND = "refund"
-        DISPUTE = "dispute"
-        EVENT = "event"
-        CREDIT = "credit"  # a bank-rail credit (payments/rails/sandbox.py)
+    Kind = SandboxObjectKind
 
     kind = models.CharField(max_length=8, choices=Kind.choices)
     reference = models.CharField(max_length=64, unique=True)
@@ -849,21 +805,12 @@ class SandboxObject(models.Model):
     )
     idempotency_key = models.CharField(max_length=255, blank=True)
     data = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["kind", "idempotency_key"],
-                condition=~Q(idempotency_key=""),
-                name="sandbox_object_idempotency_key_unique",
-            ),
-            models.CheckConstraint(
-                condition=Q(kind__in=["payment", "refund", "dispute", "event", "credit"]),
-                name="sandbox_object_kind_valid",
-            ),
+            unique_when_set(["kind", "idempotency_key"], "sandbox_object_idempotency_key_unique"),
+            choice_valid("kind", SandboxObjectKind, "sandbox_object_kind_valid"),
         ]
         indexes = [models.Index(fields=["kind", "parent"], name="sandbox_object_parent_idx")]
 
@@ -882,16 +829,22 @@ class PayoutAccountStatus(models.TextChoices):
     REPLACED = "replaced"  # the merchant added another account
 
 
+class PayoutAccountScheme(models.TextChoices):
+    IBAN = "iban", "IBAN"
+    LOCAL = "local", "Account number and routing or sort code"
+
+
 PAYOUT_ACCOUNT_LIVE = ["pending", "awaiting_confirmation", "verified"]
 
 
-class PayoutAccount(StatusMachineMixin, AuditedModel):
+class PayoutAccount(StatusMachineMixin, Timestamped, AuditedModel):
     """A merchant's bank account for payouts, proven by two micro-deposits the merchant confirms
     (payments/services/payout_accounts.py). The account number is encrypted at rest and shown
     only as its last four; its blind index finds the same account on another merchant. Holds
     untrusted input: what the merchant typed, checked by the service before it is stored."""
 
     Status = PayoutAccountStatus
+    Scheme = PayoutAccountScheme
 
     STATUS_TRANSITIONS = {
         Status.PENDING: frozenset(
@@ -907,10 +860,6 @@ class PayoutAccount(StatusMachineMixin, AuditedModel):
         Status.FAILED: frozenset({Status.REPLACED}),
         Status.REPLACED: frozenset(),
     }
-
-    class Scheme(models.TextChoices):
-        IBAN = "iban", "IBAN"
-        LOCAL = "local", "Account number and routing or sort code"
 
     merchant = models.ForeignKey(Merchant, models.PROTECT, related_name="payout_accounts")
     holder_name = EncryptedCharField(max_length=200)
@@ -931,8 +880,6 @@ class PayoutAccount(StatusMachineMixin, AuditedModel):
     expires_at = models.DateTimeField(help_text="the amounts must be confirmed before this")
     verified_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["-created_at", "-pk"]
@@ -949,22 +896,11 @@ class PayoutAccount(StatusMachineMixin, AuditedModel):
                 condition=Q(status__in=PAYOUT_ACCOUNT_LIVE),
                 name="payout_account_one_live_per_number",
             ),
-            models.CheckConstraint(
-                condition=Q(status__in=PayoutAccountStatus.values),
-                name="payout_account_status_valid",
-            ),
-            models.CheckConstraint(
-                condition=Q(scheme__in=["iban", "local"]), name="payout_account_scheme_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(country__regex=COUNTRY_CODE), name="payout_account_country_iso"
-            ),
-            models.CheckConstraint(
-                condition=Q(currency__regex=CURRENCY_CODE), name="payout_account_currency_iso"
-            ),
-            models.CheckConstraint(
-                condition=Q(last4__regex=r"^[0-9A-Z]{4}$"), name="payout_account_last4"
-            ),
+            choice_valid("status", PayoutAccountStatus, "payout_account_status_valid"),
+            choice_valid("scheme", PayoutAccountScheme, "payout_account_scheme_valid"),
+            matches("country", COUNTRY_CODE, "payout_account_country_iso"),
+            matches("currency", CURRENCY_CODE, "payout_account_currency_iso"),
+            matches("last4", r"^[0-9A-Z]{4}$", "payout_account_last4"),
             models.CheckConstraint(
                 condition=~Q(status="verified") | Q(verified_at__isnull=False),
                 name="payout_account_verified_names_when",
@@ -1004,7 +940,7 @@ class MicroDepositStatus(models.TextChoices):
     RETURNED = "returned"
 
 
-class MicroDeposit(StatusMachineMixin, AuditedModel):
+class MicroDeposit(StatusMachineMixin, Timestamped, AuditedModel):
     """One of the two small credits that prove a payout account. Its amount is the secret the
     merchant confirms: encrypted at rest, never shown in the console or the API."""
 
@@ -1027,21 +963,12 @@ class MicroDeposit(StatusMachineMixin, AuditedModel):
         null=True, blank=True, help_text="creation time of the newest rail event applied"
     )
     return_reason = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["created_at", "pk"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["rail", "rail_reference"],
-                condition=~Q(rail_reference=""),
-                name="micro_deposit_rail_reference_unique",
-            ),
-            models.CheckConstraint(
-                condition=Q(status__in=MicroDepositStatus.values),
-                name="micro_deposit_status_valid",
-            ),
+            unique_when_set(["rail", "rail_reference"], "micro_deposit_rail_reference_unique"),
+            choice_valid("status", MicroDepositStatus, "micro_deposit_status_valid"),
         ]
         indexes = [models.Index(fields=["account"], name="micro_deposit_account_idx")]
 

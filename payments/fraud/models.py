@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 
+from audits.modelling import AuthoredNote, Created, choice_valid, not_blank, optional_user
 from audits.querysets import AuditedModel
 
 
@@ -28,7 +29,7 @@ class SignalKind(models.TextChoices):
     REFUND = "refund"
 
 
-class FraudRule(AuditedModel):
+class FraudRule(Created, AuditedModel):
     """One version of a rule. `key` names the rule across its versions; exactly one version
     of a key is current. Parameters are validated against the check's schema by the service."""
 
@@ -42,7 +43,6 @@ class FraudRule(AuditedModel):
     enabled = models.BooleanField(default=True)
     change_note = models.CharField(max_length=255, blank=True)
     created_by = models.ForeignKey("auth.User", models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["key", "-version"]
@@ -52,9 +52,7 @@ class FraudRule(AuditedModel):
             models.UniqueConstraint(
                 fields=["key"], condition=Q(is_current=True), name="fraud_rule_one_current"
             ),
-            models.CheckConstraint(
-                condition=Q(kind__in=RuleKind.values), name="fraud_rule_kind_valid"
-            ),
+            choice_valid("kind", RuleKind, "fraud_rule_kind_valid"),
             models.CheckConstraint(
                 condition=Q(score__gte=1, score__lte=100), name="fraud_rule_score_1_100"
             ),
@@ -103,9 +101,7 @@ class FraudSignal(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=SignalKind.values), name="fraud_signal_kind_valid"
-            ),
+            choice_valid("kind", SignalKind, "fraud_signal_kind_valid"),
             models.CheckConstraint(
                 condition=Q(kind="payment", refund__isnull=True)
                 | Q(kind="refund", refund__isnull=False),
@@ -161,7 +157,7 @@ class EvaluationOutcome(models.TextChoices):
     FLAGGED = "flagged", "Merchant flagged"
 
 
-class FraudEvaluation(models.Model):
+class FraudEvaluation(Created):
     """One scoring of a payment, a refund or a refund request: its total score, what it led
     to, and (in its hits) which rule versions fired with their figures. Written once, in the
     transaction of what it scored; not audited (the alert it may raise is)."""
@@ -175,18 +171,13 @@ class FraudEvaluation(models.Model):
     score = models.PositiveSmallIntegerField()
     outcome = models.CharField(max_length=8, choices=EvaluationOutcome.choices)
     rules_checked = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(condition=Q(score__lte=100), name="fraud_eval_score_max_100"),
-            models.CheckConstraint(
-                condition=Q(subject__in=EvaluationSubject.values), name="fraud_eval_subject_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(outcome__in=EvaluationOutcome.values), name="fraud_eval_outcome_valid"
-            ),
+            choice_valid("subject", EvaluationSubject, "fraud_eval_subject_valid"),
+            choice_valid("outcome", EvaluationOutcome, "fraud_eval_outcome_valid"),
         ]
         indexes = [
             models.Index(fields=["payment", "-created_at"], name="fraud_eval_payment"),
@@ -222,7 +213,7 @@ class AlertStatus(models.TextChoices):
     FALSE_POSITIVE = "false_positive", "Closed: false positive"
 
 
-class FraudAlert(AuditedModel):
+class FraudAlert(Created, AuditedModel):
     """An evaluation whose score reached FRAUD_ALERT_SCORE, waiting in the review queue. Its
     closure (fraud or false positive) is what each fired rule's precision is measured by."""
 
@@ -234,21 +225,14 @@ class FraudAlert(AuditedModel):
     score = models.PositiveSmallIntegerField()
     summary = models.CharField(max_length=500)
     status = models.CharField(max_length=16, choices=AlertStatus.choices, default=AlertStatus.OPEN)
-    assignee = models.ForeignKey(
-        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    closed_by = models.ForeignKey(
-        "auth.User", models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    assignee = optional_user()
+    closed_by = optional_user()
     closed_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=AlertStatus.values), name="fraud_alert_status_valid"
-            ),
+            choice_valid("status", AlertStatus, "fraud_alert_status_valid"),
             models.CheckConstraint(
                 condition=Q(status="open", closed_at__isnull=True, closed_by__isnull=True)
                 | (~Q(status="open") & Q(closed_at__isnull=False, closed_by__isnull=False)),
@@ -268,16 +252,13 @@ class FraudAlert(AuditedModel):
         return f"Fraud alert {self.pk} (score {self.score})"
 
 
-class FraudAlertNote(AuditedModel):
+class FraudAlertNote(AuthoredNote, AuditedModel):
     alert = models.ForeignKey(FraudAlert, models.PROTECT, related_name="notes")
-    author = models.ForeignKey("auth.User", models.PROTECT, related_name="+")
-    text = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(AuditedModel.Meta):
         ordering = ["created_at", "pk"]
         constraints = [
-            models.CheckConstraint(condition=~Q(text=""), name="fraud_alert_note_not_empty")
+            not_blank("text", "fraud_alert_note_not_empty"),
         ]
 
     def __str__(self) -> str:
